@@ -1,0 +1,9 @@
+"""`ropd bench teacher`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(bench_app: typer.Typer) -> None:
+    """Add `ropd bench teacher`."""

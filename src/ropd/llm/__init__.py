@@ -1,0 +1,6 @@
+"""The judge/teacher client for OpenAI-compatible chat endpoints, and local servers."""
+
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.types import ChatClient, Completion, JudgeError, UsageTotals
+
+__all__ = ["ChatClient", "Completion", "JudgeError", "LimitsConfig", "RoleConfig", "UsageTotals"]

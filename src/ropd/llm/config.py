@@ -1,0 +1,59 @@
+"""Per-role endpoint settings and the shared limits of one client.
+
+A role is a use of an LLM (teacher, rubricator, verifier, tjudge, grader). Each role can point at
+its own endpoint and model with its own sampling; by default they all share one judge.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RoleConfig(BaseModel):
+    """Where and how to call the model that plays one role.
+
+    `base_url=None` means the embedded local server (started on demand). The API key itself is
+    never stored here: only the name of the environment variable that holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "judge"
+    base_url: str | None = None
+    model: str = "local"
+    api_key_env: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=2048, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    def api_key(self) -> str:
+        """Read the key from the environment at call time (never logged, never stored)."""
+        if self.api_key_env is None:
+            return os.environ.get("OPENAI_API_KEY", "EMPTY")
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ValueError(
+                f"role {self.name!r}: environment variable {self.api_key_env} is not set"
+            )
+        return value
+
+    def with_name(self, name: str) -> RoleConfig:
+        return self.model_copy(update={"name": name})
+
+
+class LimitsConfig(BaseModel):
+    """Limits shared by every role of one client, across all groups being scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_in_flight: int = Field(default=64, ge=1)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)

@@ -1,0 +1,109 @@
+"""The contract between the engine and any chat backend.
+
+The engine only needs `ChatClient.chat`; the production implementation is
+`ropd.llm.client.OpenAIChatClient`, tests use an in-memory scripted client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ropd.llm.config import RoleConfig
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One choice of a chat completion, with the usage of the request it came from."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class UsageTotals:
+    """Calls, tokens and latency accumulated for one role."""
+
+    calls: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, completion: Completion) -> None:
+        self.calls += 1
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.latency_s += completion.latency_s
+
+    def merge(self, other: UsageTotals) -> None:
+        self.calls += other.calls
+        self.failed_calls += other.failed_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.latency_s += other.latency_s
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "calls": self.calls,
+            "failed_calls": self.failed_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_s": round(self.latency_s, 4),
+        }
+
+
+@dataclass
+class JsonSchema:
+    """A JSON schema to request structured output with (OpenAI `response_format`)."""
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = False
+
+
+class JudgeError(RuntimeError):
+    """A judge request that failed for good (after retries), with a secret-free message."""
+
+
+class ChatClient(Protocol):
+    """Anything that can answer chat requests for a role."""
+
+    async def chat(
+        self,
+        role: RoleConfig,
+        messages: list[dict[str, Any]],
+        *,
+        json_schema: JsonSchema | None = None,
+        n: int = 1,
+        seed: int | None = None,
+    ) -> list[Completion]:
+        """Return `n` completions; raise JudgeError when the request fails for good."""
+        ...
+
+
+@dataclass
+class UsageBook:
+    """Usage per role name (e.g. for one group, or a whole run)."""
+
+    roles: dict[str, UsageTotals] = field(default_factory=dict)
+
+    def add(self, role: str, completion: Completion) -> None:
+        self.roles.setdefault(role, UsageTotals()).add(completion)
+
+    def fail(self, role: str) -> None:
+        self.roles.setdefault(role, UsageTotals()).failed_calls += 1
+
+    def merge(self, other: UsageBook) -> None:
+        for role, totals in other.roles.items():
+            self.roles.setdefault(role, UsageTotals()).merge(totals)
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {role: totals.as_dict() for role, totals in sorted(self.roles.items())}
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(t.prompt_tokens + t.completion_tokens for t in self.roles.values())

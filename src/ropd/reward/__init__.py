@@ -1,0 +1,1 @@
+"""Group scoring: rubric induction, blind verification, baselines and failure policies."""
