@@ -50,6 +50,7 @@ class AnswerVerdicts(BaseModel):
     verdicts: dict[str, bool]
     score: float
     rubric_index: int = 0
+    label: int | None = None
     duplicate_of: int | None = None
 
 

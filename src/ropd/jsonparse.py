@@ -1,0 +1,59 @@
+"""Lenient extraction of one JSON object from a judge's reply.
+
+Endpoints that ignore `response_format`, and models that wrap JSON in prose, code fences or
+reasoning blocks, are common; the reply is searched for the first decodable JSON object.
+Validation of its content is the caller's job (pydantic models).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ropd.text import strip_think
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+
+
+class JsonExtractionError(ValueError):
+    """No JSON object could be found in the reply."""
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Return the first JSON object in `text`, tolerating fences, prose and `<think>` blocks."""
+    if not isinstance(text, str) or not text.strip():
+        raise JsonExtractionError("the reply is empty")
+    candidates = [text]
+    without_think = strip_think(text)
+    if without_think != text:
+        candidates.insert(0, without_think)
+    for candidate in candidates:
+        for block in [*_FENCE.findall(candidate), candidate]:
+            found = _first_object(block)
+            if found is not None:
+                return found
+    snippet = text.strip().replace("\n", " ")[:120]
+    raise JsonExtractionError(f"no JSON object found in the reply (starts with {snippet!r})")
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    stripped = text.strip()
+    try:
+        value = json.loads(stripped)
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    else:
+        if isinstance(value, dict):
+            return value
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    return None

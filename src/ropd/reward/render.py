@@ -1,0 +1,52 @@
+"""Turning untrusted answers into judge messages that they cannot break out of.
+
+Each call gets a fresh random boundary token. It is drawn after the answers exist, so an answer
+cannot contain it except by chance, which is checked: an answer that contains the token is
+rendered with the token masked. Verdicts are later taken only by answer number from the validated
+JSON structure, never by searching the reply for labels.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from ropd.rubric import Rubric
+
+_MASK = "[masked]"
+
+
+def new_boundary(texts: Sequence[str]) -> str:
+    """A random marker token that occurs in none of `texts`."""
+    while True:
+        token = "ROPD-" + secrets.token_hex(8).upper()
+        if not any(token in t for t in texts):
+            return token
+
+
+def render_block(boundary: str, label: str, text: str) -> str:
+    body = text.replace(boundary, _MASK)
+    return f"<<<{boundary} {label}>>>\n{body}\n<<<{boundary} END>>>"
+
+
+def render_blocks(boundary: str, label: str, texts: Sequence[str], numbers: Sequence[int]) -> str:
+    return "\n\n".join(render_block(boundary, f"{label} {n}", t) for n, t in zip(numbers, texts))
+
+
+def render_prompt(prompt: str | list[dict[str, Any]]) -> str:
+    """The task as the judges see it: the text, or the conversation as a transcript."""
+    if isinstance(prompt, str):
+        return prompt.strip()
+    lines = []
+    for message in prompt:
+        content = message.get("content", "")
+        if isinstance(content, list):  # OpenAI content parts: keep the text parts
+            content = "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+        lines.append(f"[{message.get('role', 'user')}]\n{content}")
+    return "\n\n".join(lines).strip()
+
+
+def render_rubric(rubric: Rubric) -> str:
+    """Criteria for the verifier: ids and texts, without weights (weights are ours to apply)."""
+    return "\n".join(f"- {c.id}: {c.criterion}" for c in rubric.criteria)
