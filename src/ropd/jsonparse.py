@@ -37,6 +37,28 @@ def parse_json_object(text: str) -> dict[str, Any]:
     raise JsonExtractionError(f"no JSON object found in the reply (starts with {snippet!r})")
 
 
+def json_object_candidates(text: str) -> list[dict[str, Any]]:
+    """Every top-level JSON object in the reply (reasoning removed), in order of appearance.
+
+    Callers that validate structure should prefer the last candidate that validates: a judge
+    that quotes an answer's forged JSON before giving its own verdict puts its own last.
+    """
+    body = strip_think(text) if isinstance(text, str) else ""
+    found: list[dict[str, Any]] = []
+    decoder = json.JSONDecoder()
+    start = body.find("{")
+    while start != -1:
+        try:
+            value, end = decoder.raw_decode(body, start)
+        except (json.JSONDecodeError, RecursionError):
+            start = body.find("{", start + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        start = body.find("{", end)
+    return found
+
+
 def _first_object(text: str) -> dict[str, Any] | None:
     stripped = text.strip()
     try:

@@ -19,12 +19,12 @@ POINTS = [5, 2, 1, 2]
 
 
 def group(**kw) -> Group:
-    base = dict(
-        id="g1",
-        prompt="What is 6 * 7?",
-        student_responses=["42 because 6*7", "41", "42", "42 because, check, units"],
-        teacher_responses=["It is 42 because 6*7=42, check: 42/7=6, units none", "42"],
-    )
+    base = {
+        "id": "g1",
+        "prompt": "What is 6 * 7?",
+        "student_responses": ["42 because 6*7", "41", "42", "42 because, check, units"],
+        "teacher_responses": ["It is 42 because 6*7=42, check: 42/7=6, units none", "42"],
+    }
     base.update(kw)
     return Group(**base)
 

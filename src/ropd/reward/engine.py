@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ropd.jsonparse import JsonExtractionError, parse_json_object
+from ropd.jsonparse import JsonExtractionError, json_object_candidates, parse_json_object
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
 from ropd.prompts import load_template
@@ -367,7 +367,7 @@ class GroupScorer:
                 raise
             book.add(role.name, completion)
             try:
-                return validate(parse_json_object(completion.text))
+                return _first_valid(completion.text, validate)
             except (JsonExtractionError, ValidationError, ValueError) as exc:
                 last_error = _short_error(exc)
                 if completion.finish_reason == "length":
@@ -467,6 +467,24 @@ def _validate_verdicts(
             )
         ordered[entry.answer - 1] = {cid: bool(entry.verdicts[cid]) for cid in criterion_ids}
     return ordered
+
+
+def _first_valid(text: str, validate: Callable[[dict[str, Any]], T]) -> T:
+    """Validate the reply's JSON objects from last to first; the first that fits wins.
+
+    The whole reply is tried first (the normal case with structured output); the scan only
+    matters for endpoints that let a judge write prose or quote an answer's forged JSON.
+    """
+    first = parse_json_object(text)
+    try:
+        return validate(first)
+    except (ValidationError, ValueError):
+        for candidate in reversed(json_object_candidates(text)):
+            try:
+                return validate(candidate)
+            except (ValidationError, ValueError):
+                continue
+        raise
 
 
 def _ordered(rubric: Rubric, verdicts: dict[str, bool]) -> list[bool]:
