@@ -1,9 +1,325 @@
-"""`ropd teacher` commands."""
+"""`ropd teacher build | stats | export | import`: the offline teacher store from the shell."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ropd.data.records import DataError, load_records
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.types import ChatClient
+from ropd.teacher.builder import BuildAborted, BuildReport, build_references, prompt_items
+from ropd.teacher.status import STATUSES
+from ropd.teacher.store import TeacherStore
+
+ClientFactory = Callable[
+    [Sequence[RoleConfig], LimitsConfig],
+    AbstractAsyncContextManager[tuple[ChatClient, list[RoleConfig]]],
+]
+
+
+def _open_chat_client(
+    roles: Sequence[RoleConfig], limits: LimitsConfig
+) -> AbstractAsyncContextManager[tuple[ChatClient, list[RoleConfig]]]:
+    from ropd.llm.client import open_chat_client
+
+    return open_chat_client(roles, limits)
+
+
+# Replace to build through another ChatClient (tests, embedding applications). The default is the
+# real OpenAI-compatible client, starting the embedded local model when there is no base URL.
+client_factory: ClientFactory = _open_chat_client
+
+teacher_app = typer.Typer(
+    help="Offline teacher references: build, inspect, export and import the store.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add `ropd teacher ...` to the top-level app."""
+    app.add_typer(teacher_app, name="teacher")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True).print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def teacher_role(
+    *,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    temperature: float,
+    top_p: float | None,
+    max_tokens: int,
+    timeout_s: float,
+) -> RoleConfig:
+    """The teacher role from the command-line flags; checks the key variable up front."""
+    if base_url is not None and not model:
+        raise ValueError(f"--model is required with --base-url ({base_url})")
+    role = RoleConfig(
+        name="teacher",
+        base_url=base_url,
+        model=model or "local",
+        api_key_env=api_key_env,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        timeout_s=timeout_s,
+    )
+    if base_url is not None:
+        role.api_key()  # raises ValueError naming the unset variable; the value is not kept
+    return role
+
+
+@teacher_app.command("build")
+def build(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Prompts: a JSONL/JSON/Parquet/CSV file or a Hugging Face dataset id.",
+            show_default=False,
+        ),
+    ],
+    store: Annotated[Path, typer.Option(help="Teacher store (SQLite file, created if missing).")],
+    k: Annotated[int, typer.Option("-k", help="Usable answers wanted per prompt (K).")] = 4,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint of the teacher; none = embedded local model."
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Teacher model name at --base-url.")] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable with the API key (default OPENAI_API_KEY if set)."),
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 1.0,
+    top_p: Annotated[float | None, typer.Option(help="Teacher nucleus sampling.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 1024,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 300.0,
+    max_in_flight: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
+    rpm: Annotated[float | None, typer.Option(help="Requests per minute limit.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Tokens per minute limit.")] = None,
+    max_retries: Annotated[int, typer.Option(help="Retries of a failed request.")] = 4,
+    use_n: Annotated[
+        bool | None,
+        typer.Option(
+            "--n/--no-n",
+            help="Ask for all missing answers of a prompt in one request (n). "
+            "Default: on for --base-url endpoints, off for the embedded model.",
+            show_default=False,
+        ),
+    ] = None,
+    prompt_field: Annotated[
+        str, typer.Option(help="Field with the prompt (string or chat messages).")
+    ] = "prompt",
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System prompt put before every prompt.")
+    ] = None,
+    system_field: Annotated[
+        str | None, typer.Option(help="Field with a per-row system prompt (wins when set).")
+    ] = None,
+    id_field: Annotated[
+        str, typer.Option(help="Field with the row id (kept with answers).")
+    ] = "id",
+    split: Annotated[str | None, typer.Option(help="Split of a Hugging Face dataset.")] = None,
+    name: Annotated[str | None, typer.Option(help="Config name of a Hugging Face dataset.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    accept: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Also count answers with this status as usable ({', '.join(STATUSES)})."
+        ),
+    ] = None,
+    max_pending: Annotated[int, typer.Option(help="Prompts being worked on at once.")] = 64,
+    max_rounds: Annotated[
+        int, typer.Option(help="Requests rounds per prompt in this run (tops up unusable answers).")
+    ] = 3,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+) -> None:
+    """Ask the teacher for K answers per prompt; run again to resume or top up."""
+    usable = {"ok", *(accept or [])}
+    unknown = usable - set(STATUSES)
+    if unknown:
+        raise _fail(f"--accept must be one of {list(STATUSES)}, got {sorted(unknown)}")
+    try:
+        role = teacher_role(
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            timeout_s=timeout,
+        )
+        limits = LimitsConfig(
+            max_in_flight=max_in_flight,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+            max_retries=max_retries,
+        )
+        items = prompt_items(
+            load_records(data, split=split, name=name, limit=limit),
+            prompt_field=prompt_field,
+            system_prompt=system_prompt,
+            system_field=system_field,
+            id_field=id_field,
+        )
+    except (DataError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if not items:
+        raise _fail(f"{data}: no prompts")
+
+    async def run() -> BuildReport:
+        async with client_factory([role], limits) as (client, resolved):
+            with TeacherStore(store) as teacher_store:
+                return await build_references(
+                    items,
+                    teacher_store,
+                    resolved[0],
+                    client,
+                    k,
+                    system_prompt=system_prompt,
+                    usable=usable,
+                    use_n=base_url is not None if use_n is None else use_n,
+                    max_pending=max_pending,
+                    max_rounds=max_rounds,
+                    progress=progress and not as_json,
+                )
+
+    try:
+        report = asyncio.run(run())
+    except BuildAborted as exc:
+        raise _fail(f"{exc} (finished answers are kept in {store})", 1) from None
+    summary = report.as_dict()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        console = Console(soft_wrap=True)
+        console.print(
+            f"{report.prompts} prompts, {report.complete_before} already complete; "
+            f"{report.requests} requests ({report.failed_requests} failed), "
+            f"{report.answers_stored} answers stored {dict(report.by_status)} "
+            f"in {report.wall_s:.1f} s -> {store}",
+            markup=False,
+            highlight=False,
+        )
+        for line in report.errors[:5]:
+            console.print(f"  {line}", markup=False, highlight=False)
+    if report.incomplete:
+        raise _fail(
+            f"{len(report.incomplete)} prompts still have fewer than {k} usable answers "
+            f"(e.g. {', '.join(report.incomplete[:3])}); run the same command again to top them up",
+            1,
+        )
+
+
+def _existing_store(path: Path) -> TeacherStore:
+    if not path.is_file():
+        raise _fail(f"{path}: no such teacher store")
+    return TeacherStore(path)
+
+
+@teacher_app.command("stats")
+def stats(
+    store: Annotated[Path, typer.Option(help="Teacher store (SQLite file).")],
+    k: Annotated[
+        int | None, typer.Option("-k", help="Also count prompts with at least K ok answers.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Prompts, answers by status, fingerprints and tokens in a store."""
+    with _existing_store(store) as teacher_store:
+        info = teacher_store.stats(k=k)
+    if as_json:
+        print(json.dumps(info))
+        return
+    _print_stats(info, k)
+
+
+def _print_stats(info: dict[str, Any], k: int | None) -> None:
+    console = Console(soft_wrap=True)
+    statuses = ", ".join(f"{s} {n}" for s, n in info["by_status"].items())
+    console.print(
+        f"{info['path']}: {info['prompts']} prompts, {info['answers']} answers ({statuses}); "
+        f"tokens {info['prompt_tokens']:,} prompt / {info['completion_tokens']:,} completion",
+        markup=False,
+        highlight=False,
+    )
+    if info["prompts_known_by_raw_hash_only"]:
+        console.print(
+            f"{info['prompts_known_by_raw_hash_only']} imported prompts are known only by the "
+            "reference index's raw_prompt_hash",
+            markup=False,
+        )
+    table = Table("fingerprint", "model", "sampling", "answers", "prompts", "ok per prompt")
+    if k is not None:
+        table.add_column(f"prompts with >= {k} ok")
+    for entry in info["fingerprints"]:
+        fields = entry["fields"]
+        sampling = " ".join(
+            f"{key}={fields[key]}"
+            for key in ("temperature", "top_p", "max_tokens")
+            if fields.get(key) is not None
+        )
+        if fields.get("system_prompt"):
+            sampling += " +system"
+        if fields.get("extra"):
+            sampling += " " + json.dumps(fields["extra"], sort_keys=True)
+        histogram = " ".join(f"{n}:{c}" for n, c in entry["ok_per_prompt"].items())
+        row = [entry["hash"], fields["model"], sampling, str(entry["answers"]),
+               str(entry["prompts"]), histogram]  # fmt: skip
+        if k is not None:
+            row.append(str(entry[f"prompts_with_{k}_ok"]))
+        table.add_row(*row)
+    console.print(table)
+
+
+@teacher_app.command("export")
+def export(
+    store: Annotated[Path, typer.Option(help="Teacher store (SQLite file).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
+) -> None:
+    """Write every answer as one JSON line (messages and fingerprint included)."""
+    with _existing_store(store) as teacher_store:
+        count = teacher_store.export_jsonl(output)
+    Console(soft_wrap=True).print(
+        f"exported {count} answers to {output}", markup=False, highlight=False
+    )
+
+
+@teacher_app.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSONL from `ropd teacher export`, or ropd.teacher_index.v1/v2 rows."),
+    ],
+    store: Annotated[Path, typer.Option(help="Teacher store (SQLite file, created if missing).")],
+) -> None:
+    """Add answers from a JSONL file; importing the same file twice adds nothing."""
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    try:
+        with TeacherStore(store) as teacher_store:
+            report = teacher_store.import_jsonl(file)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    Console(soft_wrap=True).print(
+        f"imported {report.added} answers ({report.skipped} already present, "
+        f"{report.renumbered} renumbered, {report.legacy_rows} reference-index rows, "
+        f"{report.rows_by_raw_hash} known only by raw_prompt_hash) into {store}",
+        markup=False,
+        highlight=False,
+    )
