@@ -62,7 +62,7 @@ class GroupResult(BaseModel):
     teacher_scores: list[float | None] = Field(default_factory=list)
     rubrics: list[Rubric] = Field(default_factory=list)
     verdicts: list[AnswerVerdicts] = Field(default_factory=list)
-    usage: dict[str, dict[str, float]] = Field(default_factory=dict)
+    usage: dict[str, dict[str, int | float]] = Field(default_factory=dict)
     error: str | None = None
     failure_policy: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
