@@ -24,6 +24,12 @@ def parse_json_object(text: str) -> dict[str, Any]:
     """Return the first JSON object in `text`, tolerating fences, prose and `<think>` blocks."""
     if not isinstance(text, str) or not text.strip():
         raise JsonExtractionError("the reply is empty")
+    try:  # the normal case with structured output: the whole reply is the object
+        whole = json.loads(text.strip())
+    except (json.JSONDecodeError, RecursionError):
+        whole = None
+    if isinstance(whole, dict):
+        return whole
     candidates = [text]
     without_think = strip_think(text)
     if without_think != text:
