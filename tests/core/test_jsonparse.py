@@ -17,7 +17,7 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-objects = st.dictionaries(st.text(max_size=10), json_values, min_size=1, max_size=5)
+objects = st.dictionaries(plain, json_values, min_size=1, max_size=5)
 prose = st.text(alphabet=st.characters(blacklist_characters="{}<>"), max_size=60)
 
 
