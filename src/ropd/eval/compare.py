@@ -1,0 +1,175 @@
+"""Side-by-side results of several runs, and the share of the student-teacher gap each closes.
+
+gap closed = (model − base) / (teacher − base), per task and on the task average; it is
+undefined (n/a) where teacher and base score the same.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from ropd.eval.summary import SUMMARY_JSON, pct
+from ropd.eval.types import EvalError
+
+
+@dataclass
+class RunSummary:
+    label: str
+    path: Path
+    data: dict[str, Any]
+
+    def score(self, task: str) -> float | None:
+        entry = self.data.get("tasks", {}).get(task)
+        return None if entry is None else entry.get("pass_at_1")
+
+    def std(self, task: str) -> float | None:
+        entry = self.data.get("tasks", {}).get(task)
+        return None if entry is None else entry.get("pass_at_1_std")
+
+
+def load_run(path: Path) -> RunSummary:
+    file = path / SUMMARY_JSON if path.is_dir() else path
+    if not file.is_file():
+        raise EvalError(f"{path}: no {SUMMARY_JSON} (run `ropd eval ... -o {path}` first)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise EvalError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data.get("tasks"), dict):
+        raise EvalError(f"{file}: field 'tasks' is missing; is this a ropd eval summary?")
+    label = file.parent.name if file.name == SUMMARY_JSON else file.stem
+    return RunSummary(label=label, path=file.parent, data=data)
+
+
+def gap_closed(model: float | None, base: float | None, teacher: float | None) -> float | None:
+    if model is None or base is None or teacher is None or abs(teacher - base) < 1e-12:
+        return None
+    return (model - base) / (teacher - base)
+
+
+@dataclass
+class Comparison:
+    runs: list[RunSummary]
+    tasks: list[str]
+    base: RunSummary | None
+    teacher: RunSummary | None
+
+    def average(self, run: RunSummary) -> float | None:
+        values = [run.score(t) for t in self.tasks]
+        if not values or any(v is None for v in values):
+            return None
+        return sum(values) / len(values)  # type: ignore[arg-type]
+
+    def gap(self, run: RunSummary, task: str | None) -> float | None:
+        if self.base is None or self.teacher is None:
+            return None
+        if task is None:
+            return gap_closed(self.average(run), self.average(self.base),
+                              self.average(self.teacher))
+        return gap_closed(run.score(task), self.base.score(task), self.teacher.score(task))
+
+    def as_dict(self) -> dict[str, Any]:
+        rows = {}
+        for run in self.runs:
+            gaps = None
+            if self.base is not None and self.teacher is not None:
+                gaps = {t: self.gap(run, t) for t in self.tasks}
+                gaps["average"] = self.gap(run, None)
+            rows[run.label] = {
+                "path": str(run.path),
+                "model": run.data.get("model"),
+                "pass_at_1": {t: run.score(t) for t in self.tasks},
+                "pass_at_1_std": {t: run.std(t) for t in self.tasks},
+                "average": self.average(run),
+                "gap_closed": gaps,
+            }
+        return {
+            "base": self.base.label if self.base else None,
+            "teacher": self.teacher.label if self.teacher else None,
+            "tasks": self.tasks,
+            "runs": rows,
+        }
+
+
+def _pick(runs: list[RunSummary], given: Path | None, name: str) -> RunSummary | None:
+    if given is not None:
+        given_run = load_run(given)
+        for run in runs:
+            if run.path.resolve() == given_run.path.resolve():
+                return run
+        runs.append(given_run)
+        return given_run
+    matches = [r for r in runs if r.label.lower() == name]
+    return matches[0] if matches else None
+
+
+def build_comparison(
+    paths: list[Path], *, base: Path | None = None, teacher: Path | None = None
+) -> Comparison:
+    """Load every run; base and teacher are given, or found by a folder named base / teacher."""
+    runs = [load_run(p) for p in paths]
+    base_run = _pick(runs, base, "base")
+    teacher_run = _pick(runs, teacher, "teacher")
+    tasks: list[str] = []
+    for run in runs:
+        for task in run.data["tasks"]:
+            if task not in tasks:
+                tasks.append(task)
+    labels = [r.label for r in runs]
+    for label in {x for x in labels if labels.count(x) > 1}:
+        for i, run in enumerate(r for r in runs if r.label == label):
+            run.label = f"{label}#{i + 1}"
+    return Comparison(runs, tasks, base_run, teacher_run)
+
+
+def render_table(comparison: Comparison) -> Table:
+    """Models as rows, tasks as columns (pass@1 % ± std), plus the average and the gap closed."""
+    table = Table(title="pass@1 (%)", show_lines=False)
+    table.add_column("model", style="bold")
+    for task in comparison.tasks:
+        table.add_column(task, justify="right")
+    table.add_column("avg", justify="right")
+    has_gap = comparison.base is not None and comparison.teacher is not None
+    if has_gap:
+        table.add_column("gap closed (avg)", justify="right")
+    for run in comparison.runs:
+        role = ""
+        if run is comparison.base:
+            role = " (base)"
+        elif run is comparison.teacher:
+            role = " (teacher)"
+        cells = [f"{run.label}{role}"]
+        for task in comparison.tasks:
+            score, std = run.score(task), run.std(task)
+            cells.append("—" if score is None else f"{pct(score)} ± {pct(std)}")
+        cells.append(pct(comparison.average(run)))
+        if has_gap:
+            gap = comparison.gap(run, None)
+            cells.append("n/a" if gap is None else f"{100 * gap:.1f}%")
+        table.add_row(*cells)
+    return table
+
+
+def render_gap_table(comparison: Comparison) -> Table | None:
+    """Per-task share of the gap closed, when base and teacher are known."""
+    if comparison.base is None or comparison.teacher is None:
+        return None
+    table = Table(title=f"share of the gap closed ({comparison.base.label} → "
+                        f"{comparison.teacher.label})")
+    table.add_column("model", style="bold")
+    for task in comparison.tasks:
+        table.add_column(task, justify="right")
+    for run in comparison.runs:
+        if run is comparison.base or run is comparison.teacher:
+            continue
+        cells = [run.label]
+        for task in comparison.tasks:
+            gap = comparison.gap(run, task)
+            cells.append("n/a" if gap is None else f"{100 * gap:.1f}%")
+        table.add_row(*cells)
+    return table

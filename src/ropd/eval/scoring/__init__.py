@@ -1,0 +1,1 @@
+"""Scorers, one per task family: each maps (item, completion) to a score in [0, 1]."""

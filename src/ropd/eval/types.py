@@ -1,0 +1,61 @@
+"""Plain data shared by the evaluation modules: items, generation settings, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Family = Literal["math", "mcq", "ifeval", "rubric"]
+FAMILIES: tuple[str, ...] = ("math", "mcq", "ifeval", "rubric")
+
+
+class EvalError(RuntimeError):
+    """A problem the user can fix (bad task spec, malformed file, missing extra, no hub)."""
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One benchmark question, ready to prompt and to score.
+
+    `target` holds what the family's scorer needs (the answer, the correct letter, the IFEval
+    instruction list, the rubric items); `location` says where the item came from.
+    """
+
+    task: str
+    item_id: str
+    messages: list[dict[str, Any]]
+    target: dict[str, Any]
+    location: str = ""
+
+
+class GenerationSettings(BaseModel):
+    """Everything that changes what the model writes; part of every sample's resume key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(default=16, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=8192, ge=1)
+    system_prompt: str | None = None
+    seed: int = 0
+
+    def key(self, model_fingerprint: str) -> str:
+        """A short hash of these settings and the model: samples made otherwise are not reused."""
+        payload = self.model_dump(exclude={"n"})
+        payload["model"] = model_fingerprint
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class SampleScore:
+    """The score of one completion (in [0, 1]) plus family-specific details for inspection."""
+
+    score: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
