@@ -57,3 +57,10 @@ class LimitsConfig(BaseModel):
     max_retries: int = Field(default=4, ge=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
+    expected_completion_fraction: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="share of max_tokens booked against tokens_per_minute before the real "
+        "usage is known (corrected when the reply arrives)",
+    )

@@ -1,0 +1,461 @@
+"""The production chat client: any OpenAI-compatible endpoint through the official SDK.
+
+Why our own retry loop instead of the SDK's: the shared in-flight limit and the rate window must
+be released while a request waits to retry, Retry-After must be honoured exactly, structured
+output must downgrade per endpoint, and errors must come out secret-free. The SDK's retries are
+therefore switched off (`max_retries=0`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import openai
+from openai import AsyncOpenAI
+from typing_extensions import Self
+
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
+from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
+
+log = logging.getLogger("ropd.llm")
+
+# How structured output is asked for, best first. "json_object_schema" is the form
+# llama-cpp-python's server understands ({"type": "json_object", "schema": ...}).
+FormatMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
+_DOWNGRADE: dict[FormatMode, FormatMode] = {
+    "json_schema": "json_object_schema",
+    "json_object_schema": "json_object",
+    "json_object": "none",
+}
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "grammar")
+MAX_RETRY_AFTER_S = 600.0
+MAX_CAUSE_CHARS = 200
+
+
+def endpoint_host(base_url: str | None) -> str:
+    """Host and port of an endpoint, without credentials, path or query (safe to print)."""
+    if not base_url:
+        return "<local>"
+    parts = urlsplit(base_url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _error_cause(error: Exception) -> str:
+    """A short human cause from an SDK error (the server's message, not the raw body)."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timed out"
+    if isinstance(error, openai.APIConnectionError):
+        return f"connection error ({type(error.__cause__ or error).__name__})"
+    if isinstance(error, openai.APIStatusError):
+        body = error.body
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            if isinstance(inner, dict) and inner.get("message"):
+                return str(inner["message"])
+            if isinstance(inner, str):
+                return inner
+            if body.get("detail"):
+                return str(body["detail"])
+        if isinstance(body, str) and body:
+            return body
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
+def _status(error: Exception) -> int | None:
+    return error.status_code if isinstance(error, openai.APIStatusError) else None
+
+
+def _retryable(error: Exception) -> bool:
+    status = _status(error)
+    if status is None:
+        return isinstance(error, openai.APIError)  # connection errors, timeouts, bad bodies
+    return status in (408, 409, 429) or status >= 500
+
+
+def _mentions_format(error: Exception) -> bool:
+    """Did the endpoint reject the way structured output was requested?
+
+    Some servers answer a request they cannot validate with a 500 (llama-cpp-python does), so
+    a 5xx counts too when it names `response_format` explicitly.
+    """
+    status = _status(error)
+    if status is None:
+        return False
+    text = _error_cause(error) + " " + json.dumps(getattr(error, "body", None), default=str)
+    text = text.lower()
+    if status in (400, 422):
+        return any(word in text for word in _FORMAT_WORDS)
+    return status >= 500 and "response_format" in text
+
+
+def _with_schema_hint(messages: list[dict[str, Any]], schema: JsonSchema) -> list[dict[str, Any]]:
+    """Carry the schema in the prompt when the endpoint cannot enforce it."""
+    hint = "\n\nReply with one JSON object only, matching this JSON schema:\n" + json.dumps(
+        schema.schema, separators=(",", ":")
+    )
+    out = [dict(m) for m in messages]
+    for message in reversed(out):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            message["content"] = message["content"] + hint
+            return out
+    out.append({"role": "user", "content": hint.strip()})
+    return out
+
+
+@dataclass
+class _Attempt:
+    completions: list[Completion] | None = None
+    error: Exception | None = None
+
+
+class OpenAIChatClient:
+    """Async chat client with shared limits, retries, structured output and usage accounting.
+
+    One SDK client is kept per (base URL, API-key variable). Every request, whatever its role,
+    takes one of `limits.max_in_flight` slots, and books the optional requests/tokens-per-minute
+    window. `usage` holds calls, tokens and latency per role; `max_in_flight_seen` the highest
+    number of requests that were in flight together.
+    """
+
+    def __init__(
+        self,
+        limits: LimitsConfig | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.limits = limits or LimitsConfig()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(self.limits.max_in_flight)
+        self.rate_limiter = RateLimiter(
+            self.limits.requests_per_minute,
+            self.limits.tokens_per_minute,
+            clock=clock,
+            sleep=sleep,
+        )
+        self._sdk: dict[tuple[str, str | None], AsyncOpenAI] = {}
+        self._format_mode: dict[str, FormatMode] = {}
+        self.usage = UsageBook()
+        self.retries: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight_seen = 0
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        role: RoleConfig,
+        messages: list[dict[str, Any]],
+        *,
+        json_schema: JsonSchema | None = None,
+        n: int = 1,
+        seed: int | None = None,
+    ) -> list[Completion]:
+        """Return `n` completions for `messages`; raise JudgeError when it fails for good.
+
+        Endpoints that ignore `n` (llama.cpp's server returns one choice) are asked again for
+        the missing choices, with the seed moved on so the extra samples differ.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        completions: list[Completion] = []
+        for round_index in range(n):
+            round_seed = None if seed is None else seed + round_index
+            got = await self._request(role, messages, json_schema, n - len(completions), round_seed)
+            completions.extend(got)
+            if len(completions) >= n:
+                return completions[:n]
+        raise JudgeError(
+            f"role {role.name}: model {role.model} at {endpoint_host(role.base_url)} returned "
+            f"{len(completions)} of {n} requested choices"
+        )
+
+    def format_mode(self, base_url: str) -> FormatMode:
+        """How structured output is currently requested from this endpoint."""
+        return self._format_mode.get(base_url.rstrip("/"), "json_schema")
+
+    def set_format_mode(self, base_url: str, mode: FormatMode) -> None:
+        """Start an endpoint known not to take json_schema at the form it does take."""
+        self._format_mode[base_url.rstrip("/")] = mode
+
+    async def aclose(self) -> None:
+        """Close every SDK client (their HTTP connection pools)."""
+        clients, self._sdk = list(self._sdk.values()), {}
+        for sdk in clients:
+            await sdk.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _sdk_client(self, role: RoleConfig, base_url: str) -> AsyncOpenAI:
+        key = (base_url, role.api_key_env)
+        sdk = self._sdk.get(key)
+        if sdk is None:
+            reader = role.model_copy()
+
+            async def api_key() -> str:  # read from the environment at every request
+                return reader.api_key()
+
+            sdk = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+            self._sdk[key] = sdk
+        return sdk
+
+    def _request_kwargs(
+        self,
+        role: RoleConfig,
+        messages: list[dict[str, Any]],
+        schema: JsonSchema | None,
+        mode: FormatMode,
+        n: int,
+        seed: int | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": role.model,
+            "messages": messages,
+            "temperature": role.temperature,
+            "timeout": role.timeout_s,
+        }
+        if "max_completion_tokens" not in role.extra_body:
+            kwargs["max_tokens"] = role.max_tokens
+        if role.top_p is not None:
+            kwargs["top_p"] = role.top_p
+        if n > 1:
+            kwargs["n"] = n
+        if seed is not None:
+            kwargs["seed"] = seed
+        extra = dict(role.extra_body)
+        if schema is not None:
+            response_format: dict[str, Any] | None = None
+            if mode == "json_schema":
+                response_format = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": schema.name,
+                        "schema": schema.schema,
+                        "strict": schema.strict,
+                    },
+                }
+            elif mode == "json_object_schema":
+                response_format = {"type": "json_object", "schema": schema.schema}
+            else:
+                kwargs["messages"] = _with_schema_hint(messages, schema)
+                if mode == "json_object":
+                    response_format = {"type": "json_object"}
+            if response_format is not None:
+                # Sent as a raw body field: identical on the wire, but the SDK does not walk
+                # the (large) schema through its typed-parameter transform on every request.
+                extra.setdefault("response_format", response_format)
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    def _estimate_tokens(self, role: RoleConfig, messages: list[dict[str, Any]], n: int) -> int:
+        expected = self.limits.expected_completion_fraction * role.max_tokens * n
+        return estimate_prompt_tokens(messages) + int(expected)
+
+    def _backoff(self, attempt: int, error: Exception) -> float:
+        response = getattr(error, "response", None)
+        retry_after = parse_retry_after(getattr(response, "headers", None))
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER_S)
+        delay = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2**attempt)
+        return delay * self._rng.uniform(0.5, 1.0)
+
+    async def _send(
+        self, sdk: AsyncOpenAI, kwargs: dict[str, Any], role: RoleConfig, n: int
+    ) -> _Attempt:
+        """One HTTP request inside an in-flight slot and the rate window."""
+        async with self._slots:
+            self.in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+            try:
+                booking = await self.rate_limiter.acquire(
+                    self._estimate_tokens(role, kwargs["messages"], n)
+                )
+                started = self._clock()
+                try:
+                    response = await sdk.chat.completions.create(**kwargs)
+                except openai.APIError as error:
+                    if isinstance(error, openai.APIStatusError):
+                        self.rate_limiter.correct(booking, 0)
+                    return _Attempt(error=error)
+                latency = self._clock() - started
+            finally:
+                self.in_flight -= 1
+        usage = response.usage
+        prompt_tokens = (usage.prompt_tokens or 0) if usage else 0
+        completion_tokens = (usage.completion_tokens or 0) if usage else 0
+        if usage is not None:
+            self.rate_limiter.correct(booking, prompt_tokens + completion_tokens)
+        choices = list(response.choices or [])
+        self.usage.add(
+            role.name,
+            Completion(
+                text="",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_s=latency,
+            ),
+        )
+        # Split the request's tokens over its choices so that summing completions never counts
+        # a request twice; every choice carries the request's latency.
+        count = max(1, len(choices))
+        share, rest = divmod(completion_tokens, count)
+        completions = [
+            Completion(
+                text=(choice.message.content or "") if choice.message else "",
+                finish_reason=choice.finish_reason,
+                prompt_tokens=prompt_tokens if i == 0 else 0,
+                completion_tokens=share + (rest if i == 0 else 0),
+                latency_s=latency,
+            )
+            for i, choice in enumerate(choices)
+        ]
+        return _Attempt(completions=completions)
+
+    async def _request(
+        self,
+        role: RoleConfig,
+        messages: list[dict[str, Any]],
+        schema: JsonSchema | None,
+        n: int,
+        seed: int | None,
+    ) -> list[Completion]:
+        host = endpoint_host(role.base_url)
+        where = f"role {role.name}: model {role.model} at {host}"
+        if not role.base_url:
+            raise JudgeError(f"{where}: no base_url (start the local server with open_chat_client)")
+        try:
+            secret = role.api_key()
+        except ValueError as error:
+            self.usage.fail(role.name)
+            raise JudgeError(str(error)) from None
+        base_url = role.base_url.rstrip("/")
+        sdk = self._sdk_client(role, base_url)
+        attempt = 0
+        while True:
+            mode = self.format_mode(base_url)
+            kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
+            result = await self._send(sdk, kwargs, role, n)
+            if result.completions is not None:
+                return result.completions
+            error = result.error
+            assert error is not None
+            status = _status(error)
+            cause = " ".join(_redact(_error_cause(error), [secret]).split())[:MAX_CAUSE_CHARS]
+            if schema is not None and mode in _DOWNGRADE and _mentions_format(error):
+                self._format_mode[base_url] = _DOWNGRADE[mode]
+                log.warning(
+                    "%s rejected response_format %s (%s); using %s from now on",
+                    host,
+                    mode,
+                    cause,
+                    _DOWNGRADE[mode],
+                )
+                continue
+            status_text = f"HTTP {status}" if status is not None else "no response"
+            if not _retryable(error) or attempt >= self.limits.max_retries:
+                self.usage.fail(role.name)
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise JudgeError(f"{where}: {status_text}{tries}: {cause}") from None
+            delay = self._backoff(attempt, error)
+            attempt += 1
+            self.retries[role.name] = self.retries.get(role.name, 0) + 1
+            log.warning(
+                "%s: %s: %s; retry %d/%d in %.2fs",
+                where,
+                status_text,
+                cause,
+                attempt,
+                self.limits.max_retries,
+                delay,
+            )
+            await self._sleep(delay)
+
+
+@asynccontextmanager
+async def open_chat_client(
+    roles: Sequence[RoleConfig], limits: LimitsConfig | None = None
+) -> AsyncIterator[tuple[OpenAIChatClient, list[RoleConfig]]]:
+    """A client for `roles`, starting the embedded local server if any role needs it.
+
+    Roles with `base_url=None` come back as copies pointing at one shared local server (its URL
+    and model name filled in); the server is stopped when the block exits, also on errors and
+    Ctrl-C.
+    """
+    server = None
+    resolved = list(roles)
+    if any(role.base_url is None for role in roles):
+        from ropd.llm.local_server import LocalServer
+
+        server = LocalServer()
+        await asyncio.to_thread(server.start)
+        resolved = [
+            role.model_copy(update={"base_url": server.base_url, "model": server.model})
+            if role.base_url is None
+            else role
+            for role in roles
+        ]
+    client = OpenAIChatClient(limits)
+    if server is not None:
+        # llama-cpp-python takes {"type": "json_object", "schema": ...}, not json_schema
+        client.set_format_mode(server.base_url, "json_object_schema")
+    try:
+        yield client, resolved
+    finally:
+        await client.aclose()
+        if server is not None:
+            server.stop()
