@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ropd.llm.scripted import ScriptedChatClient
+from ropd.reward.schemas import answer_key
 
 ANSWER_BLOCK = re.compile(r"<<<(ROPD-[0-9A-F]+) ANSWER (\d+)>>>\n(.*?)\n<<<\1 END>>>", re.DOTALL)
 RUBRIC_LINE = re.compile(r"^- (C\d+): answer mentions (\w+)$", re.MULTILINE)
@@ -36,11 +37,11 @@ def content_verifier(messages: list[dict[str, Any]], schema: object) -> str:
     text = messages[-1]["content"] if len(messages) == 2 else messages[1]["content"]
     criteria = RUBRIC_LINE.findall(text)
     shown = {int(n): t for _, n, t in ANSWER_BLOCK.findall(text)}
-    entries = [
-        {"answer": n, "verdicts": {cid: word in body for cid, word in criteria}}
+    verdicts = {
+        answer_key(n): {cid: word in body for cid, word in criteria}
         for n, body in sorted(shown.items())
-    ]
-    return json.dumps({"answers": entries})
+    }
+    return json.dumps(verdicts)
 
 
 def make_client(

@@ -51,10 +51,10 @@ async def test_rewards_are_recomputed_from_booleans_and_mapped_back():
 async def test_judge_written_totals_are_ignored():
     def verifier(messages, schema):
         reply = json.loads(content_verifier(messages, schema))
-        reply["total_score"] = 17.0
-        for entry in reply["answers"]:
+        listed = [{"answer": int(k.split("_")[1]), "verdicts": v} for k, v in reply.items()]
+        for entry in listed:
             entry["score"] = 99
-        return json.dumps(reply)
+        return json.dumps({"answers": listed, "total_score": 17.0})
 
     result = await GroupScorer(ScorerConfig(), make_client(RUBRIC, verifier)).score_group(group())
     assert max(result.rewards) < 1.0

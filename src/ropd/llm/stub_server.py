@@ -25,7 +25,13 @@ from typing import Any
 
 from typing_extensions import Self
 
-from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, SCALAR_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
+from ropd.reward.schemas import (
+    RUBRIC_SCHEMA_NAME,
+    SCALAR_SCHEMA_NAME,
+    VERDICTS_SCHEMA_NAME,
+    answer_key,
+    verdicts_schema_shape,
+)
 
 STUB_MODEL = "stub"
 _CATEGORIES = ("correctness", "reasoning", "completeness", "clarity", "format")
@@ -312,17 +318,8 @@ def _rubric(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 
 def _verdicts(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    array = (schema.get("properties") or {}).get("answers") or {}
-    count = int(array.get("minItems", 1))
-    item = array.get("items") or {}
-    verdict_schema = (item.get("properties") or {}).get("verdicts") or {}
-    ids = list(verdict_schema.get("required") or (verdict_schema.get("properties") or {}).keys())
-    return {
-        "answers": [
-            {"answer": i, "verdicts": {cid: rng.random() < 0.6 for cid in ids}}
-            for i in range(1, count + 1)
-        ]
-    }
+    count, ids = verdicts_schema_shape(schema)
+    return {answer_key(i): {cid: rng.random() < 0.6 for cid in ids} for i in range(1, count + 1)}
 
 
 def _teacher_text(rng: random.Random) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -447,26 +448,46 @@ class GroupScorer:
 def _validate_verdicts(
     data: dict[str, Any], num_answers: int, criterion_ids: list[str]
 ) -> list[dict[str, bool]]:
-    """Strictly check the verifier's structure; return verdicts ordered by answer number."""
-    reply = _VerdictReply.model_validate(data)
-    numbers = [a.answer for a in reply.answers]
-    expected = set(range(1, num_answers + 1))
-    if len(numbers) != num_answers or set(numbers) != expected:
+    """Strictly check the verifier's structure; return verdicts ordered by answer number.
+
+    The requested form is `{"answer_1": {"C1": true, ...}, ...}`; the list form
+    `{"answers": [{"answer": 1, "verdicts": {...}}, ...]}` is accepted from judges that ignore
+    the schema. Either way every answer must appear exactly once with exactly the criterion ids.
+    """
+    if isinstance(data.get("answers"), list):
+        reply = _VerdictReply.model_validate(data)
+        numbers = [a.answer for a in reply.answers]
+        given = {a.answer: a.verdicts for a in reply.answers}
+    else:
+        numbers = []
+        given = {}
+        for key, value in data.items():
+            number = _answer_number(key)
+            if number is None:
+                raise ValueError(f"unexpected key {key!r}; expected answer_1..answer_{num_answers}")
+            numbers.append(number)
+            given[number] = _VerdictEntry(answer=number, verdicts=value).verdicts
+    if len(numbers) != num_answers or set(numbers) != set(range(1, num_answers + 1)):
         raise ValueError(
             f"expected one entry for each answer 1..{num_answers}, got answer numbers {numbers}"
         )
     wanted = set(criterion_ids)
-    ordered: list[dict[str, bool]] = [{} for _ in range(num_answers)]
-    for entry in reply.answers:
-        keys = set(entry.verdicts)
-        if keys != wanted:
-            missing, extra = sorted(wanted - keys), sorted(keys - wanted)
+    ordered: list[dict[str, bool]] = []
+    for number in range(1, num_answers + 1):
+        verdicts = given[number]
+        if set(verdicts) != wanted:
+            missing, extra = sorted(wanted - set(verdicts)), sorted(set(verdicts) - wanted)
             raise ValueError(
-                f"answer {entry.answer}: verdicts must cover exactly {criterion_ids}"
+                f"answer {number}: verdicts must cover exactly {criterion_ids}"
                 f" (missing {missing}, unexpected {extra})"
             )
-        ordered[entry.answer - 1] = {cid: bool(entry.verdicts[cid]) for cid in criterion_ids}
+        ordered.append({cid: bool(verdicts[cid]) for cid in criterion_ids})
     return ordered
+
+
+def _answer_number(key: str) -> int | None:
+    match = re.fullmatch(r"(?:answer[_ ]?)?(\d+)", key.strip(), re.IGNORECASE)
+    return int(match.group(1)) if match else None
 
 
 def _first_valid(text: str, validate: Callable[[dict[str, Any]], T]) -> T:

@@ -14,15 +14,16 @@ SCALAR_SCHEMA_NAME = "ropd_scalar_score"
 
 
 def rubric_schema(min_criteria: int, max_criteria: int) -> JsonSchema:
+    # No id field: ids are assigned by the scorer (C1..Cn), which saves tokens and a failure mode.
+    # Points as an enum, not minimum/maximum: grammar-based decoders (llama.cpp) enforce enums.
     item = {
         "type": "object",
         "properties": {
-            "id": {"type": "string"},
             "category": {"type": "string"},
             "criterion": {"type": "string"},
-            "points": {"type": "integer", "minimum": 1, "maximum": 5},
+            "points": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
         },
-        "required": ["id", "category", "criterion", "points"],
+        "required": ["category", "criterion", "points"],
         "additionalProperties": False,
     }
     schema = {
@@ -41,37 +42,38 @@ def rubric_schema(min_criteria: int, max_criteria: int) -> JsonSchema:
     return JsonSchema(name=RUBRIC_SCHEMA_NAME, schema=schema)
 
 
+def answer_key(number: int) -> str:
+    """The verdicts object's key for answer `number` (1-based, as labelled in the prompt)."""
+    return f"answer_{number}"
+
+
 def verdicts_schema(num_answers: int, criterion_ids: list[str]) -> JsonSchema:
-    """One entry per answer (by its 1-based label number), one boolean per criterion id."""
+    """One required key per answer (`answer_1`..`answer_M`), one boolean per criterion id.
+
+    Keys rather than a list of `{answer, verdicts}` entries: a grammar-constrained decoder then
+    has to produce every answer exactly once, in order, so small judges cannot skip or repeat one.
+    """
     verdicts = {
         "type": "object",
         "properties": {cid: {"type": "boolean"} for cid in criterion_ids},
         "required": list(criterion_ids),
         "additionalProperties": False,
     }
-    item = {
-        "type": "object",
-        "properties": {
-            "answer": {"type": "integer", "minimum": 1, "maximum": num_answers},
-            "verdicts": verdicts,
-        },
-        "required": ["answer", "verdicts"],
-        "additionalProperties": False,
-    }
+    keys = [answer_key(n) for n in range(1, num_answers + 1)]
     schema = {
         "type": "object",
-        "properties": {
-            "answers": {
-                "type": "array",
-                "items": item,
-                "minItems": num_answers,
-                "maxItems": num_answers,
-            }
-        },
-        "required": ["answers"],
+        "properties": {key: verdicts for key in keys},
+        "required": keys,
         "additionalProperties": False,
     }
     return JsonSchema(name=VERDICTS_SCHEMA_NAME, schema=schema)
+
+
+def verdicts_schema_shape(schema: dict[str, object]) -> tuple[int, list[str]]:
+    """(number of answers, criterion ids) that a verdicts schema asks for (for stub judges)."""
+    keys = list(schema.get("required") or [])  # type: ignore[arg-type]
+    first = (schema.get("properties") or {}).get(keys[0], {}) if keys else {}  # type: ignore[union-attr]
+    return len(keys), list(first.get("required") or [])
 
 
 def scalar_schema() -> JsonSchema:
