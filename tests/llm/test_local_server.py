@@ -75,7 +75,8 @@ async def test_real_llama_server_answers_the_rubric_schema(local_server):
         mode = client.format_mode(local_server.base_url)
     reply = json.loads(out[0].text)
     assert isinstance(reply["criteria"], list) and 1 <= len(reply["criteria"]) <= 2
-    assert {"id", "category", "criterion", "points"} <= set(reply["criteria"][0])
+    assert {"category", "criterion", "points"} <= set(reply["criteria"][0])
+    assert all(c["points"] in (1, 2, 3, 4, 5) for c in reply["criteria"])  # enum enforced
     assert mode in ("json_schema", "json_object_schema")  # the schema was enforced, not hinted
     usage = client.usage.roles["rubricator"]
     assert usage.calls == 1 and usage.completion_tokens > 0 and out[0].latency_s > 0

@@ -1,9 +1,196 @@
-"""`ropd bench train`."""
+"""`ropd bench train`: what the ROPD reward costs a training step, on a tiny random model.
+
+Each arm runs in its own subprocess (so peak RSS is per arm) with the identical harness: the same
+model, data, TRL settings and imports; only the reward function differs — a constant reward, the
+ROPD reward against a zero-latency stub judge over real HTTP, and the ROPD reward against a stub
+with 1 s latency. The stub runs in this (parent) process, as a remote judge would. Step times are
+first quartiles after warm-up steps (the machine's other load only ever adds time, so the lower
+quartile estimates the uncontended step; the median ratio is printed too), and the constant and
+zero-latency arms alternate over repeats so drift hits both alike.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+ARM_MODULE = "ropd.bench.train"
+
+
+def _overrides(
+    work: Path, out: str, model: Path, judge_url: str | None, steps: int
+) -> dict[str, Any]:
+    judge = {"base_url": judge_url, "model": "stub"} if judge_url else {}
+    return {
+        "output_dir": str(work / out),
+        "max_steps": steps,
+        "per_device_train_batch_size": 8,
+        "num_generations": 4,
+        "max_completion_length": 32,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "activation_checkpointing": False,
+        "seed": 0,
+        "ropd.student": str(model),
+        "ropd.data.limit": 40,
+        "ropd.teacher.store": str(work / "teacher.sqlite"),
+        "ropd.teacher.num_answers": 2,
+        "ropd.teacher.role": judge,
+        "ropd.scorer.num_teacher_refs": 2,
+        "ropd.scorer.rubricator": judge,
+        "ropd.scorer.verifier": judge,
+    }
+
+
+def _arm(args: argparse.Namespace) -> None:
+    """One measured arm (runs in a subprocess); prints one JSON line."""
+    from transformers import TrainerCallback
+
+    from ropd.train.config import load_config
+    from ropd.train.data import load_prompts
+    from ropd.train.runner import build_trainer, prepare_teacher
+
+    work = Path(args.work)
+    out = f"{args.arm}-{os.getpid()}"
+    config = load_config(None, _overrides(work, out, Path(args.model), args.judge_url, args.steps))
+    prompts = load_prompts(config.ropd.data)
+    store = prepare_teacher(config, prompts)
+    trainer, reward = build_trainer(config, prompts, store, run_id=f"bench-{args.arm}")
+    if args.arm == "constant":
+
+        def constant(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+            return [0.5] * len(completions)
+
+        trainer.reward_funcs = [constant]
+        trainer.reward_func_names = ["constant"]
+
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a: Any, **k: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            times.append(time.perf_counter() - self.start)
+
+    trainer.add_callback(Timer())
+    trainer.train()
+    if reward is not None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(reward.batch_scorer.aclose(), trainer.async_loop).result(
+            timeout=60
+        )
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"arm": args.arm, "step_s": times, "peak_rss_mb": peak_kb / 1024}))
+
+
+def _run_arm(
+    arm: str, work: Path, model: Path, judge_url: str | None, steps: int
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable, "-m", ARM_MODULE, "--arm", arm, "--work", str(work),
+        "--model", str(model), "--steps", str(steps),
+    ]  # fmt: skip
+    if judge_url:
+        cmd += ["--judge-url", judge_url]
+    env = {**os.environ, "TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench arm {arm!r} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _lower_quartile(values: list[float]) -> float:
+    """First quartile of the step times: robust to bursts of load from other processes."""
+    return statistics.quantiles(values, n=4)[0] if len(values) > 1 else values[0]
+
+
+def measure(steps: int = 8, warmup: int = 2, repeats: int = 3, latency_s: float = 1.0) -> dict:
+    """Run the arms and compute the ratios (see the module docstring)."""
+
+    from ropd.llm.stub_server import StubJudgeServer
+    from ropd.train.config import load_config
+    from ropd.train.data import load_prompts
+    from ropd.train.references import build_missing
+    from ropd.train.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory(prefix="ropd-bench-train-") as tmp:
+        work = Path(tmp)
+        model = build_tiny_model(work / "model")
+        samples: dict[str, list[float]] = {"constant": [], "ropd": []}
+        rss: dict[str, float] = {"constant": 0.0, "ropd": 0.0}
+        with StubJudgeServer(latency_s=0.0) as fast:
+            config = load_config(
+                None,
+                _overrides(work, "build", model, fast.base_url, steps),
+                check_paths=False,
+            )
+            build_missing(
+                config.ropd.teacher, load_prompts(config.ropd.data), config.ropd.limits, 2
+            )
+            for _ in range(repeats):
+                for arm in ("constant", "ropd"):
+                    url = fast.base_url if arm == "ropd" else None
+                    out = _run_arm(arm, work, model, url, steps)
+                    samples[arm] += out["step_s"][warmup:]
+                    rss[arm] = max(rss[arm], out["peak_rss_mb"])
+            judged = fast.stats()["calls"]
+        with StubJudgeServer(latency_s=latency_s) as slow:
+            slow_out = _run_arm("ropd", work, model, slow.base_url, steps)
+    const_s = _lower_quartile(samples["constant"])
+    ropd_s = _lower_quartile(samples["ropd"])
+    median_ratio = statistics.median(samples["ropd"]) / statistics.median(samples["constant"])
+    return {
+        "overhead_ratio": round(ropd_s / const_s, 4),
+        "rss_ratio": round(rss["ropd"] / rss["constant"], 4),
+        "step_s_latency_1s": round(_lower_quartile(slow_out["step_s"][warmup:]), 4),
+        "step_s_constant": round(const_s, 4),
+        "step_s_ropd_stub0": round(ropd_s, 4),
+        "overhead_ratio_median": round(median_ratio, 4),
+        "peak_rss_mb_constant": round(rss["constant"], 1),
+        "peak_rss_mb_ropd": round(rss["ropd"], 1),
+        "judge_latency_s": latency_s,
+        "steps_measured_per_arm": len(samples["ropd"]),
+        "completions_per_step": 8,
+        "judge_calls_stub0": judged,
+    }
+
+
+def bench_train(
+    steps: Annotated[int, typer.Option(help="training steps per arm run")] = 8,
+    warmup: Annotated[int, typer.Option(help="first steps of each run left out")] = 2,
+    repeats: Annotated[int, typer.Option(help="alternating runs of the two main arms")] = 3,
+    latency: Annotated[float, typer.Option(help="stub judge latency for step_s_latency_1s")] = 1.0,
+) -> None:
+    """Step time and peak memory of ROPD vs a constant reward (tiny model); one JSON line."""
+    if warmup >= steps:
+        raise typer.BadParameter("--warmup must be smaller than --steps")
+    typer.echo(json.dumps(measure(steps, warmup, repeats, latency)))
 
 
 def register(bench_app: typer.Typer) -> None:
     """Add `ropd bench train`."""
+    bench_app.command("train")(bench_train)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--arm", choices=["constant", "ropd"], required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--judge-url", default=None)
+    _arm(parser.parse_args())

@@ -1,9 +1,138 @@
-"""`ropd train` commands."""
+"""`ropd train`: ROPD (or a baseline) on TRL from a YAML config, with single-field overrides."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+EXIT_CONFIG = 2
+EXIT_GATE = 3
+
+
+def _overrides(
+    sets: list[str] | None,
+    method: str | None,
+    output_dir: Path | None,
+    max_steps: int | None,
+) -> dict[str, Any]:
+    from ropd.train.config import parse_override
+
+    out: dict[str, Any] = dict(parse_override(item) for item in sets or [])
+    if method is not None:
+        out["ropd.method"] = method
+    if output_dir is not None:
+        out["output_dir"] = str(output_dir)
+    if max_steps is not None:
+        out["max_steps"] = max_steps
+    return out
+
+
+def _describe(config: Any) -> list[str]:
+    from ropd.train.config import TRL_CLASS_BY_METHOD
+
+    section = config.ropd
+    lines = [
+        f"config      {config.source}",
+        f"method      {section.method}  (TRL {TRL_CLASS_BY_METHOD[section.method]})",
+        f"student     {section.student}",
+        f"data        {section.data.source} (split {section.data.split})",
+        f"output_dir  {config.output_dir}",
+    ]
+    if section.needs_teacher_store:
+        lines.append(
+            f"teacher     {section.teacher.store} (build missing: {section.teacher.build_missing})"
+        )
+    if section.method == "ropd":
+        s = section.scorer
+        lines.append(
+            f"scorer      K={s.num_teacher_refs} criteria {s.min_criteria}-{s.max_criteria} "
+            f"rubric={s.rubric_mode} blind={s.blind} teacher_in_pool={s.teacher_in_pool} "
+            f"failure_policy={s.failure_policy}"
+        )
+    keys = (
+        "learning_rate",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "num_generations",
+        "max_completion_length",
+        "temperature",
+        "beta",
+        "loss_type",
+        "epsilon",
+        "epsilon_high",
+        "num_train_epochs",
+        "max_steps",
+    )
+    shown = [f"{k}={config.trl[k]}" for k in keys if k in config.trl]
+    lines.append("trl         " + " ".join(shown))
+    if config.dropped:
+        lines.append("not used    " + ", ".join(f"{k} ({v})" for k, v in config.dropped.items()))
+    return lines
+
+
+def train(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML: TRL fields plus a `ropd:` section")
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="ropd | tjudge | sft | lopd (overrides ropd.method)")
+    ] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue from the newest checkpoint in output_dir")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override one field: key=value (dotted for ropd.*)"),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="validate the config and print the plan; load nothing"),
+    ] = False,
+) -> None:
+    """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`."""
+    from ropd.data import DataError
+    from ropd.train.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(
+            config, _overrides(set_, method, output_dir, max_steps), check_paths=not dry_run
+        )
+        if dry_run:
+            cfg.trl_args()
+            for line in _describe(cfg):
+                typer.echo(line)
+            typer.echo("config is valid (dry run: nothing was loaded)")
+            return
+    except (ConfigError, DataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+    import os
+
+    from ropd.train.runner import run
+
+    main = os.environ.get("RANK", "0") == "0"  # one report under torchrun / accelerate
+    if main:
+        for line in _describe(cfg):
+            typer.echo(line)
+    try:
+        report = run(cfg, resume=resume)
+    except (ConfigError, DataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if main:
+        typer.echo("")
+        for line in report.lines():
+            typer.echo(line)
+    if report.stopped:
+        typer.echo(f"stopped: {report.stopped}", err=True)
+        raise typer.Exit(EXIT_GATE)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+    app.command("train")(train)

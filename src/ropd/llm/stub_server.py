@@ -101,6 +101,9 @@ class StubJudgeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in separate writes; without TCP_NODELAY every reply waits
+            # for a delayed ACK (~40 ms), a cost real judge servers do not have
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test and benchmark output clean

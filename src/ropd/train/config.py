@@ -1,0 +1,443 @@
+"""Training configs: TRL's own fields at the top level plus a `ropd:` section.
+
+A user who knows TRL recognises the top level (`learning_rate`, `num_generations`, `loss_type`,
+...): every key is checked against the real `GRPOConfig` / `SFTConfig` / `DistillationConfig`
+dataclass fields and their types, and the `ropd:` section is a pydantic model. Everything is
+validated before a model loads, and every error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.reward.config import ScorerConfig
+from ropd.reward.tjudge import TJudgeConfig
+
+Method = Literal["ropd", "tjudge", "sft", "lopd"]
+METHODS: tuple[str, ...] = typing.get_args(Method)
+TRL_CLASS_BY_METHOD = {
+    "ropd": "GRPOConfig",
+    "tjudge": "GRPOConfig",
+    "sft": "SFTConfig",
+    "lopd": "DistillationConfig",
+}
+# Fields whose meaning differs between trainers: never forwarded across them implicitly.
+# (GRPO's `beta` is a KL coefficient; the distillation trainer's `beta` picks the divergence.)
+NOT_SHARED = {"beta"}
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class ConfigError(ValueError):
+    """A config problem, with where it is (file:line) and which field."""
+
+
+class DataConfig(BaseModel):
+    """Where the training prompts come from and which fields hold what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(
+        default="sample",
+        description="`sample` (bundled math set), a local .jsonl/.json/.parquet/.csv file, "
+        "or a Hugging Face dataset id",
+    )
+    split: str = "train"
+    subset: str | None = None
+    prompt_field: str = "prompt"
+    answer_field: str | None = "answer"
+    id_field: str | None = "id"
+    system_prompt: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+class TeacherConfig(BaseModel):
+    """The offline teacher answers: where they are stored and who writes missing ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: Path | None = Field(default=None, description="teacher store (SQLite) path")
+    role: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="teacher", temperature=1.0, max_tokens=512)
+    )
+    num_answers: int = Field(default=4, ge=1, description="answers per prompt to build")
+    build_missing: bool = Field(
+        default=False, description="generate and store missing teacher answers before training"
+    )
+    fingerprint: str | None = Field(
+        default=None,
+        description="hash of the stored teacher fingerprint to use (`ropd teacher stats` lists "
+        "them); needed only when the store holds answers of several teachers",
+    )
+    accept_any_fingerprint: bool = False
+
+    @model_validator(mode="after")
+    def _name(self) -> TeacherConfig:
+        self.role = self.role.with_name("teacher")
+        return self
+
+
+class GateConfig(BaseModel):
+    """Stop instead of training on noise when too many recent groups failed to score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(default=32, ge=1, description="most recent groups considered")
+    threshold: float = Field(default=0.4, ge=0.0, le=1.0, description="failed share that stops")
+    min_groups: int = Field(default=8, ge=1, description="groups seen before the gate can trip")
+
+
+class LopdConfig(BaseModel):
+    """The logit-based baseline: a white-box local teacher sharing the student's tokenizer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher_model: str | None = Field(
+        default=None, description="HF id or folder (or `embedded`) of the white-box teacher"
+    )
+
+
+class RopdSection(BaseModel):
+    """The `ropd:` section of a training config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = "ropd"
+    student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
+    lopd: LopdConfig = Field(default_factory=LopdConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    lora: dict[str, Any] | None = Field(
+        default=None,
+        description="train LoRA adapters: keyword arguments of peft.LoraConfig (e.g. {r: 16})",
+    )
+    traces: Path | None = Field(default=None, description="trace store; default <output_dir>")
+    run_id: str | None = None
+    trl_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="TRL fields applied only when the named method runs, e.g. {lopd: {beta: 1}}",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RopdSection:
+        unknown = set(self.trl_overrides) - set(METHODS)
+        if unknown:
+            raise ValueError(f"trl_overrides: unknown method(s) {sorted(unknown)}; use {METHODS}")
+        return self
+
+    @property
+    def needs_teacher_store(self) -> bool:
+        if self.method == "sft":
+            return True
+        if self.method == "ropd":
+            return self.scorer.num_teacher_refs != 0
+        if self.method == "tjudge":
+            return self.tjudge.num_references > 0
+        return False
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A validated config: the `ropd:` section and the TRL fields for the chosen method."""
+
+    ropd: RopdSection
+    trl: dict[str, Any]
+    dropped: dict[str, str]
+    source: str
+
+    @property
+    def method(self) -> str:
+        return self.ropd.method
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.trl["output_dir"])
+
+    @property
+    def traces_path(self) -> Path:
+        return self.ropd.traces or self.output_dir / "traces.sqlite"
+
+    def trl_args(self) -> Any:
+        """Build the real TRL config object (its own `__post_init__` checks run here)."""
+        cls = trl_class(self.method)
+        try:
+            return cls(**self.trl)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.source}: TRL rejected the settings: {exc}") from exc
+
+
+# -- TRL field checks ---------------------------------------------------------------------------
+
+
+def trl_class(method: str) -> type:
+    import trl
+
+    return getattr(trl, TRL_CLASS_BY_METHOD[method])
+
+
+@functools.cache
+def trl_fields(method: str) -> dict[str, Any]:
+    """Field name -> resolved type of the TRL config dataclass used by `method`."""
+    cls = trl_class(method)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to names only
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any] | None:
+    try:
+        return TypeAdapter(tp)
+    except Exception:  # noqa: BLE001 - a type pydantic cannot check is left to TRL itself
+        return None
+
+
+def check_trl_value(method: str, name: str, value: Any) -> Any:
+    """Validate one TRL field against its dataclass annotation; returns the (coerced) value."""
+    adapter = _adapter(trl_fields(method)[name])
+    if adapter is None or value is None:
+        return value
+    coerced = adapter.validate_python(value)
+    # Keep the user's original value unless pydantic had to convert it (e.g. "1e-6" -> float).
+    return value if type(coerced) is type(value) else coerced
+
+
+# -- YAML positions -----------------------------------------------------------------------------
+
+
+def yaml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of a YAML document to its 1-based line (for error messages)."""
+    out: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                out[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                sub = (*path, str(i))
+                out[sub] = item.start_mark.line + 1
+                walk(item, sub)
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+class _Locator:
+    def __init__(self, source: str, lines: dict[tuple[str, ...], int], overridden: set[str]):
+        self.source = source
+        self.lines = lines
+        self.overridden = overridden
+
+    def where(self, path: tuple[str, ...]) -> str:
+        dotted = ".".join(path)
+        if any(dotted == o or dotted.startswith(o + ".") for o in self.overridden):
+            return f"{self.source} (overridden on the command line)"
+        for n in range(len(path), 0, -1):
+            line = self.lines.get(tuple(path[:n]))
+            if line is not None:
+                return f"{self.source}:{line}"
+        return self.source
+
+    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
+        return ConfigError(f"{self.where(path)}: field '{'.'.join(path)}': {message}")
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key.sub=value` -> (`key.sub`, YAML-parsed value)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value (e.g. --set learning_rate=1e-5)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads `1e-5` as a string
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key in a nested dict (`ropd.scorer.blind=false`)."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping of fields")
+    return data, yaml_lines(text)
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    check_paths: bool = True,
+) -> TrainConfig:
+    """Read, override and validate a training config. Nothing heavy is loaded here.
+
+    `overrides` maps dotted keys to values (`{"ropd.method": "sft", "max_steps": 2}`).
+    """
+    if path is None:
+        data: dict[str, Any] = {}
+        lines: dict[tuple[str, ...], int] = {}
+        source = "<defaults>"
+    else:
+        data, lines = read_yaml(Path(path))
+        source = str(path)
+    overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        apply_override(data, key, value)
+    loc = _Locator(source, lines, set(overrides))
+    return validate(data, loc, check_paths=check_paths)
+
+
+def _pydantic_error(loc: _Locator, prefix: tuple[str, ...], exc: ValidationError) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        path = (*prefix, *(str(p) for p in err["loc"]))
+        problems.append(f"{loc.where(path)}: field '{'.'.join(path)}': {err['msg']}")
+    return ConfigError("\n".join(problems))
+
+
+def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -> TrainConfig:
+    raw_ropd = data.pop("ropd", None) or {}
+    if not isinstance(raw_ropd, dict):
+        raise loc.error(("ropd",), "must be a mapping")
+    try:
+        section = RopdSection.model_validate(raw_ropd)
+    except ValidationError as exc:
+        raise _pydantic_error(loc, ("ropd",), exc) from None
+    method = section.method
+
+    known_any = set().union(*(trl_fields(m) for m in ("ropd", "sft", "lopd")))
+    target = trl_fields(method)
+    trl_values: dict[str, Any] = {}
+    dropped: dict[str, str] = {}
+    for name, value in data.items():
+        if name not in known_any:
+            close = difflib.get_close_matches(name, sorted(known_any) + ["ropd"], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise loc.error((name,), f"unknown field: not a TRL training field nor 'ropd'{hint}")
+        if name not in target or (name in NOT_SHARED and method in ("sft", "lopd")):
+            dropped[name] = f"not used by {TRL_CLASS_BY_METHOD[method]}"
+            continue
+        try:
+            trl_values[name] = check_trl_value(method, name, value)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"]
+            raise loc.error((name,), f"{msg} (got {value!r})") from None
+    for name, value in section.trl_overrides.get(method, {}).items():
+        path = ("ropd", "trl_overrides", method, name)
+        if name not in target:
+            raise loc.error(path, f"unknown field for {TRL_CLASS_BY_METHOD[method]}")
+        try:
+            trl_values[name] = check_trl_value(method, name, value)
+        except ValidationError as exc:
+            raise loc.error(path, f"{exc.errors()[0]['msg']} (got {value!r})") from None
+
+    _apply_defaults(method, trl_values)
+    config = TrainConfig(ropd=section, trl=trl_values, dropped=dropped, source=loc.source)
+    _check_consistency(config, loc, check_paths=check_paths)
+    return config
+
+
+def _apply_defaults(method: str, values: dict[str, Any]) -> None:
+    """Defaults that make a CPU laptop run sensible without changing TRL's meaning elsewhere."""
+    import importlib.util
+
+    import torch
+
+    values.setdefault("output_dir", f"runs/{method}")
+    values.setdefault("logging_steps", 1)
+    if "report_to" not in values:
+        has_tb = importlib.util.find_spec("tensorboard") is not None
+        values["report_to"] = ["tensorboard"] if has_tb else "none"
+    if not torch.cuda.is_available():
+        values.setdefault("use_cpu", True)
+        values.setdefault("bf16", False)
+    if method == "lopd":
+        values.setdefault("beta", 1.0)  # reverse KL: LOPD's per-token objective
+    if method in ("ropd", "tjudge", "lopd"):
+        values.setdefault("remove_unused_columns", False)
+
+
+def _check_consistency(config: TrainConfig, loc: _Locator, *, check_paths: bool) -> None:
+    section = config.ropd
+    if section.method == "lopd" and not section.lopd.teacher_model:
+        raise loc.error(
+            ("ropd", "lopd", "teacher_model"),
+            "the lopd baseline needs a white-box teacher model (HF id, folder or `embedded`)",
+        )
+    if section.needs_teacher_store:
+        store = section.teacher.store
+        if store is None:
+            raise loc.error(
+                ("ropd", "teacher", "store"),
+                f"method {section.method!r} needs a teacher store path",
+            )
+        if check_paths and not section.teacher.build_missing and not Path(store).exists():
+            raise loc.error(
+                ("ropd", "teacher", "store"),
+                f"teacher store {store} does not exist; build it with `ropd teacher build` "
+                "or set ropd.teacher.build_missing: true",
+            )
+    if check_paths:
+        source = section.data.source
+        looks_like_file = source.endswith((".jsonl", ".json", ".parquet", ".csv"))
+        if looks_like_file and not Path(source).is_file():
+            raise loc.error(("ropd", "data", "source"), f"data file {source} does not exist")
+    if section.method in ("ropd", "tjudge"):
+        g = config.trl.get("num_generations", 8)
+        if g is not None and g < 2:
+            raise loc.error(("num_generations",), "GRPO needs at least 2 generations per prompt")

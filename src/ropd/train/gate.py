@@ -1,0 +1,47 @@
+"""The quality gate: stop training when too many recent groups could not be scored.
+
+A judge outage or a broken prompt template turns rewards into noise (or NaN); training on that
+wastes compute and can damage the student, so the run stops with a clear message instead.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+
+class QualityGateTripped(RuntimeError):
+    """Raised (or reported) when the failed-group share passes the threshold."""
+
+
+class QualityGate:
+    """Failed-group share over the last `window` groups, checked after each batch."""
+
+    def __init__(self, window: int = 32, threshold: float = 0.4, min_groups: int = 8):
+        self.window = window
+        self.threshold = threshold
+        self.min_groups = min(min_groups, window)
+        self._recent: deque[bool] = deque(maxlen=window)
+        self.message: str | None = None
+
+    @property
+    def failed_share(self) -> float:
+        return sum(self._recent) / len(self._recent) if self._recent else 0.0
+
+    @property
+    def tripped(self) -> bool:
+        return self.message is not None
+
+    def update(self, failed: Iterable[bool], step: int | None = None) -> float:
+        """Add the outcome of each group of a batch; returns the share over the window."""
+        self._recent.extend(bool(f) for f in failed)
+        share = self.failed_share
+        if len(self._recent) >= self.min_groups and share > self.threshold and not self.tripped:
+            where = f" at step {step}" if step is not None else ""
+            self.message = (
+                f"quality gate{where}: {share:.0%} of the last {len(self._recent)} groups could "
+                f"not be scored (threshold {self.threshold:.0%}); stopping instead of training on "
+                "noise. Check the judge endpoint and the trace store errors "
+                "(`ropd inspect --failed`), then resume with --resume."
+            )
+        return share

@@ -1,0 +1,139 @@
+"""Engine-agnostic batch scoring: regroup rollouts by prompt, add teacher answers, score, report.
+
+Training adapters (TRL, verl) hand over a flat batch of rollouts; this module turns it into whole
+groups (one prompt, its G student answers and its K teacher answers), scores them all
+concurrently, and returns one reward per rollout in the original order plus the step metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ropd.llm.types import UsageBook
+from ropd.reward.types import Group, GroupResult, Prompt
+from ropd.train.gate import QualityGate
+from ropd.train.metrics import PREFIX, batch_metrics
+
+
+class Scorer(Protocol):
+    """`GroupScorer` and `TJudgeScorer` both fit."""
+
+    usage: UsageBook
+
+    async def score_groups(
+        self, groups: Sequence[Group], *, step: int | None = None
+    ) -> list[GroupResult]: ...
+
+
+class ReferenceSource(Protocol):
+    """Where a group's teacher answers come from (the teacher store, usually)."""
+
+    async def references(self, prompt: Prompt) -> list[str]: ...
+
+
+Opener = Callable[[AsyncExitStack], Awaitable[tuple[Scorer, ReferenceSource | None]]]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One student completion of one prompt; `group_id` names the dataset row."""
+
+    group_id: str
+    prompt: Prompt
+    completion: str
+
+
+@dataclass
+class BatchOutcome:
+    rewards: list[float | None]
+    metrics: dict[str, float] = field(default_factory=dict)
+    stop_message: str | None = None
+
+
+def _prompt_key(prompt: Prompt) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+def regroup(rollouts: Sequence[Rollout], group_size: int | None = None) -> list[list[int]]:
+    """Indices of the rollouts of each group, in first-appearance order.
+
+    Trainers put the G completions of a prompt next to each other, so consecutive chunks of
+    `group_size` are the groups (this keeps two draws of the same prompt in one batch apart).
+    When the batch does not have that shape, rollouts are grouped by (id, prompt) instead.
+    """
+    n = len(rollouts)
+    keys = [(r.group_id, _prompt_key(r.prompt)) for r in rollouts]
+    if group_size and n % group_size == 0:
+        chunks = [list(range(i, i + group_size)) for i in range(0, n, group_size)]
+        if all(len({keys[i] for i in chunk}) == 1 for chunk in chunks):
+            return chunks
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+class BatchScorer:
+    """Scores a trainer's batch group by group; opens the judge client on first use.
+
+    The client is opened lazily inside the event loop that calls `score` (HTTP clients bind to
+    the loop they first run on) and closed by `aclose` on that same loop.
+    """
+
+    def __init__(self, opener: Opener, gate: QualityGate | None = None):
+        self._opener = opener
+        self._stack: AsyncExitStack | None = None
+        self.scorer: Scorer | None = None
+        self.references: ReferenceSource | None = None
+        self.gate = gate
+
+    async def _ensure_open(self) -> Scorer:
+        if self.scorer is None:
+            self._stack = AsyncExitStack()
+            await self._stack.__aenter__()
+            self.scorer, self.references = await self._opener(self._stack)
+        return self.scorer
+
+    async def aclose(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    async def score(
+        self, rollouts: Sequence[Rollout], *, group_size: int | None = None, step: int | None = None
+    ) -> BatchOutcome:
+        scorer = await self._ensure_open()
+        index_groups = regroup(rollouts, group_size)
+        groups: list[Group] = []
+        seen: dict[str, int] = {}
+        for indices in index_groups:
+            first = rollouts[indices[0]]
+            count = seen[first.group_id] = seen.get(first.group_id, 0) + 1
+            group_id = first.group_id if count == 1 else f"{first.group_id}#{count}"
+            teacher = await self.references.references(first.prompt) if self.references else []
+            groups.append(
+                Group(
+                    id=group_id,
+                    prompt=first.prompt,
+                    student_responses=[rollouts[i].completion for i in indices],
+                    teacher_responses=teacher,
+                )
+            )
+        results = await scorer.score_groups(groups, step=step)
+        rewards: list[float | None] = [None] * len(rollouts)
+        for indices, result in zip(index_groups, results, strict=True):
+            for i, reward in zip(indices, result.rewards, strict=True):
+                rewards[i] = None if reward is None or math.isnan(reward) else float(reward)
+        metrics = batch_metrics(results)
+        stop = None
+        if self.gate is not None:
+            metrics[PREFIX + "gate/failed_share"] = self.gate.update(
+                (r.failed for r in results), step=step
+            )
+            stop = self.gate.message
+        return BatchOutcome(rewards=rewards, metrics=metrics, stop_message=stop)
