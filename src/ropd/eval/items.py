@@ -11,6 +11,7 @@ import string
 from typing import Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,7 +41,8 @@ class _Row(BaseModel):
 
 
 class MathRow(_Row):
-    problem: str = Field(min_length=1)
+    # `prompt` is accepted too, so training sets such as ropd's bundled sample evaluate as they are
+    problem: str = Field(min_length=1, validation_alias=AliasChoices("problem", "prompt"))
     answer: str = Field(min_length=1)
 
     @field_validator("answer", mode="before")
