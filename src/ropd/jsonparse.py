@@ -13,6 +13,9 @@ from typing import Any
 
 from ropd.text import strip_think
 
+# strict=False: raw newlines and tabs inside strings are accepted. Grammar-constrained decoders
+# (llama.cpp) let a model write them, and the meaning is unambiguous.
+_DECODER = json.JSONDecoder(strict=False)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -25,7 +28,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
     if not isinstance(text, str) or not text.strip():
         raise JsonExtractionError("the reply is empty")
     try:  # the normal case with structured output: the whole reply is the object
-        whole = json.loads(text.strip())
+        whole = _DECODER.decode(text.strip())
     except (json.JSONDecodeError, RecursionError):
         whole = None
     if isinstance(whole, dict):
@@ -51,7 +54,7 @@ def json_object_candidates(text: str) -> list[dict[str, Any]]:
     """
     body = strip_think(text) if isinstance(text, str) else ""
     found: list[dict[str, Any]] = []
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     start = body.find("{")
     while start != -1:
         try:
@@ -68,13 +71,13 @@ def json_object_candidates(text: str) -> list[dict[str, Any]]:
 def _first_object(text: str) -> dict[str, Any] | None:
     stripped = text.strip()
     try:
-        value = json.loads(stripped)
+        value = _DECODER.decode(stripped)
     except (json.JSONDecodeError, RecursionError):
         pass
     else:
         if isinstance(value, dict):
             return value
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     start = text.find("{")
     while start != -1:
         try:

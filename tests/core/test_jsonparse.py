@@ -71,3 +71,9 @@ def _nested(value):
     elif isinstance(value, list):
         for v in value:
             yield from _nested(v)
+
+
+def test_raw_control_characters_inside_strings_are_accepted():
+    assert parse_json_object('{"criterion": "line one\nline two\tend"}') == {
+        "criterion": "line one\nline two\tend"
+    }

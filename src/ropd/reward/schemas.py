@@ -11,16 +11,21 @@ from ropd.llm.types import JsonSchema
 RUBRIC_SCHEMA_NAME = "ropd_rubric"
 VERDICTS_SCHEMA_NAME = "ropd_verdicts"
 SCALAR_SCHEMA_NAME = "ropd_scalar_score"
+# Bounded strings keep a grammar-constrained small judge from looping inside a string until
+# max_tokens cuts the reply; they match the limits of `ropd.rubric.Criterion`.
+CATEGORY_MAX_CHARS = 40
+CRITERION_MAX_CHARS = 400
 
 
 def rubric_schema(min_criteria: int, max_criteria: int) -> JsonSchema:
     # No id field: ids are assigned by the scorer (C1..Cn), which saves tokens and a failure mode.
-    # Points as an enum, not minimum/maximum: grammar-based decoders (llama.cpp) enforce enums.
+    # Points as an enum, not minimum/maximum: grammar-based decoders (llama.cpp) enforce enums;
+    # they also enforce the string length bounds.
     item = {
         "type": "object",
         "properties": {
-            "category": {"type": "string"},
-            "criterion": {"type": "string"},
+            "category": {"type": "string", "maxLength": CATEGORY_MAX_CHARS},
+            "criterion": {"type": "string", "maxLength": CRITERION_MAX_CHARS},
             "points": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
         },
         "required": ["category", "criterion", "points"],
