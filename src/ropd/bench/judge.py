@@ -54,6 +54,7 @@ async def run_judge_bench(
     teacher_refs: int = 4,
     max_in_flight: int = 256,
     warmup: bool = True,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     """Score `groups` synthetic groups against the stub endpoint; return the figures."""
     batch = synthetic_groups(groups, group_size, teacher_refs)
@@ -74,6 +75,16 @@ async def run_judge_bench(
             results = await scorer.score_groups(batch)
             wall = time.perf_counter() - started
         server = stub.stats()
+        baseline_wall = None
+        if baseline:
+            # The same batch scheduled as the public reference implementation does: 4 groups at
+            # a time, each waiting for its Rubricator and then its Verifier call.
+            async with OpenAIChatClient(LimitsConfig(max_in_flight=max_in_flight)) as other:
+                four = GroupScorer(config, other)
+                started = time.perf_counter()
+                for start in range(0, len(batch), 4):
+                    await four.score_groups(batch[start : start + 4])
+                baseline_wall = time.perf_counter() - started
     critical = 2 * latency_s
     usage = client.usage
     return {
@@ -96,6 +107,8 @@ async def run_judge_bench(
         "latency_s": latency_s,
         "max_in_flight_limit": max_in_flight,
         "warmup": warmup,
+        "four_groups_at_a_time_wall_s": round(baseline_wall, 3) if baseline_wall else None,
+        "speedup_vs_four_at_a_time": round(baseline_wall / wall, 2) if baseline_wall else None,
     }
 
 
@@ -112,9 +125,16 @@ def register(bench_app: typer.Typer) -> None:
         warmup: bool = typer.Option(
             True, "--warmup/--no-warmup", help="score one group at zero latency first"
         ),
+        baseline: bool = typer.Option(
+            True,
+            "--baseline/--no-baseline",
+            help="also time the batch scored 4 groups at a time (the reference's scheduling)",
+        ),
     ) -> None:
         """Score B groups against a fixed-latency stub judge; print one JSON line."""
         figures = asyncio.run(
-            run_judge_bench(latency, groups, group_size, teacher_refs, max_in_flight, warmup)
+            run_judge_bench(
+                latency, groups, group_size, teacher_refs, max_in_flight, warmup, baseline
+            )
         )
         typer.echo(json.dumps(figures))
