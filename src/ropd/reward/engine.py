@@ -12,18 +12,17 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ropd.jsonparse import JsonExtractionError, json_object_candidates, parse_json_object
-from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
+from ropd.llm.types import ChatClient, JudgeError, UsageBook
 from ropd.prompts import load_template
 from ropd.reward import render
 from ropd.reward.config import ScorerConfig
+from ropd.reward.judge_call import InvalidJudgeReply, ask_json
 from ropd.reward.schemas import rubric_schema, verdicts_schema
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult, Source
 from ropd.rubric import Criterion, Rubric, weighted_score
@@ -32,10 +31,6 @@ from ropd.text import strip_think
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FORMAT_CATEGORIES = {"format", "formatting", "style", "presentation", "layout"}
-
-
-class InvalidJudgeReply(ValueError):
-    """The judge kept answering with JSON that does not fit the required structure."""
 
 
 class GroupInputError(ValueError):
@@ -161,46 +156,38 @@ class GroupScorer:
                 prompt_text, references, students, distinct, book, group.id
             )
 
+        def scored(source: Source, index: int, entry: tuple, duplicate_of: int | None = None):
+            rubric_index, (label, verdict) = entry
+            rubric = rubrics[rubric_index]
+            score = weighted_score(rubric.points, _ordered(rubric, verdict))
+            answer = AnswerVerdicts(
+                source=source,
+                index=index,
+                verdicts=verdict,
+                score=score,
+                rubric_index=rubric_index,
+                label=label,
+                duplicate_of=duplicate_of,
+            )
+            return score, answer
+
         answers: list[AnswerVerdicts] = []
         rewards: list[float | None] = []
         for i, first in enumerate(first_of):
-            rubric_index, (label, verdict) = by_entry[("student", first)]
-            score = weighted_score(
-                rubrics[rubric_index].points, _ordered(rubrics[rubric_index], verdict)
+            score, answer = scored(
+                "student", i, by_entry[("student", first)], None if first == i else first
             )
             rewards.append(score)
-            answers.append(
-                AnswerVerdicts(
-                    source="student",
-                    index=i,
-                    verdicts=verdict,
-                    score=score,
-                    rubric_index=rubric_index,
-                    label=label,
-                    duplicate_of=None if first == i else first,
-                )
-            )
+            answers.append(answer)
         teacher_scores: list[float | None] = []
         for j in range(len(references)):
             entry = by_entry.get(("teacher", j))
             if entry is None:
                 teacher_scores.append(None)
                 continue
-            rubric_index, (label, verdict) = entry
-            score = weighted_score(
-                rubrics[rubric_index].points, _ordered(rubrics[rubric_index], verdict)
-            )
+            score, answer = scored("teacher", j, entry)
             teacher_scores.append(score)
-            answers.append(
-                AnswerVerdicts(
-                    source="teacher",
-                    index=j,
-                    verdicts=verdict,
-                    score=score,
-                    rubric_index=rubric_index,
-                    label=label,
-                )
-            )
+            answers.append(answer)
         return GroupResult(
             id=group.id,
             rewards=rewards,
@@ -276,12 +263,14 @@ class GroupScorer:
             min_criteria=str(cfg.min_criteria), max_criteria=str(cfg.max_criteria)
         )
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        return await self._ask_json(
+        return await ask_json(
+            self.client,
             cfg.rubricator,
             messages,
             rubric_schema(cfg.min_criteria, cfg.max_criteria),
             self._validate_rubric,
             book,
+            retries=cfg.parse_retries,
         )
 
     async def _verify(
@@ -341,50 +330,14 @@ class GroupScorer:
             {"role": "system", "content": self._verifier_system.render()},
             {"role": "user", "content": user},
         ]
-        return await self._ask_json(
+        return await ask_json(
+            self.client,
             cfg.verifier,
             messages,
             verdicts_schema(len(entries), ids),
             lambda data: _validate_verdicts(data, len(entries), ids),
             book,
-        )
-
-    async def _ask_json(
-        self,
-        role: RoleConfig,
-        messages: list[dict[str, Any]],
-        schema: JsonSchema,
-        validate: Callable[[dict[str, Any]], T],
-        book: UsageBook,
-    ) -> T:
-        """One judge request, re-asked with the validation error on a malformed reply."""
-        attempt = list(messages)
-        last_error = ""
-        for _ in range(self.config.parse_retries + 1):
-            try:
-                completion = (await self.client.chat(role, attempt, json_schema=schema))[0]
-            except JudgeError:
-                book.fail(role.name)
-                raise
-            book.add(role.name, completion)
-            try:
-                return _first_valid(completion.text, validate)
-            except (JsonExtractionError, ValidationError, ValueError) as exc:
-                last_error = _short_error(exc)
-                if completion.finish_reason == "length":
-                    last_error += " (the reply was cut off at max_tokens)"
-                attempt = [
-                    *messages,
-                    {"role": "assistant", "content": completion.text[:4000]},
-                    {
-                        "role": "user",
-                        "content": f"That reply is invalid: {last_error}. Reply again with the "
-                        "complete JSON object only, in exactly the required form.",
-                    },
-                ]
-        raise InvalidJudgeReply(
-            f"{role.name} gave no valid reply in {self.config.parse_retries + 1} attempts: "
-            f"{last_error}"
+            retries=cfg.parse_retries,
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -490,37 +443,9 @@ def _answer_number(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _first_valid(text: str, validate: Callable[[dict[str, Any]], T]) -> T:
-    """Validate the reply's JSON objects from last to first; the first that fits wins.
-
-    The whole reply is tried first (the normal case with structured output); the scan only
-    matters for endpoints that let a judge write prose or quote an answer's forged JSON.
-    """
-    first = parse_json_object(text)
-    try:
-        return validate(first)
-    except (ValidationError, ValueError):
-        for candidate in reversed(json_object_candidates(text)):
-            try:
-                return validate(candidate)
-            except (ValidationError, ValueError):
-                continue
-        raise
-
-
 def _ordered(rubric: Rubric, verdicts: dict[str, bool]) -> list[bool]:
     return [verdicts[c.id] for c in rubric.criteria]
 
 
 def _shown(text: str) -> str:
     return text if text.strip() else "(empty answer)"
-
-
-def _short_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where}: {first.get('msg')}" + (
-            f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        )
-    return str(exc)[:300]

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ropd.jsonparse import JsonExtractionError, parse_json_object
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JudgeError, UsageBook
 from ropd.prompts import load_template
 from ropd.reward import render
 from ropd.reward.config import FailurePolicy
+from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import scalar_schema
 from ropd.reward.types import Group, GroupResult
 from ropd.text import strip_think
@@ -146,30 +146,14 @@ class TJudgeScorer:
         return [{"role": "user", "content": text}]
 
     async def _score_one(self, group: Group, answer: str, book: UsageBook) -> float:
-        role = self.config.judge
-        messages = self._messages(group, self._clean(answer))
-        attempt = list(messages)
-        last = ""
-        for _ in range(self.config.parse_retries + 1):
-            try:
-                completion = (await self.client.chat(role, attempt, json_schema=scalar_schema()))[0]
-            except JudgeError:
-                book.fail(role.name)
-                raise
-            book.add(role.name, completion)
-            try:
-                return _ScalarReply.model_validate(parse_json_object(completion.text)).score / 10
-            except (JsonExtractionError, ValidationError) as exc:
-                last = str(exc).splitlines()[0][:300]
-                attempt = [
-                    *messages,
-                    {"role": "assistant", "content": completion.text[:2000]},
-                    {
-                        "role": "user",
-                        "content": f"That reply is invalid: {last}. Reply again with the JSON "
-                        'object only: {"reasoning": "...", "score": <integer 0-10>}.',
-                    },
-                ]
-        raise ValueError(
-            f"tjudge gave no valid reply in {self.config.parse_retries + 1} tries: {last}"
+        reply = await ask_json(
+            self.client,
+            self.config.judge,
+            self._messages(group, self._clean(answer)),
+            scalar_schema(),
+            _ScalarReply.model_validate,
+            book,
+            retries=self.config.parse_retries,
+            form_hint='{"reasoning": "...", "score": <integer 0-10>}',
         )
+        return reply.score / 10
