@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -29,7 +29,6 @@ from ropd.rubric import Criterion, Rubric, weighted_score
 from ropd.text import strip_think
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 FORMAT_CATEGORIES = {"format", "formatting", "style", "presentation", "layout"}
 
 
