@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from ropd.errors import RopdError
 from ropd.text import strip_think
 
 # strict=False: raw newlines and tabs inside strings are accepted. Grammar-constrained decoders
@@ -19,7 +20,7 @@ _DECODER = json.JSONDecoder(strict=False)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
-class JsonExtractionError(ValueError):
+class JsonExtractionError(RopdError, ValueError):
     """No JSON object could be found in the reply."""
 
 

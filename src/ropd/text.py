@@ -20,3 +20,15 @@ def strip_think(text: str) -> str:
         text = _DANGLING_CLOSE.sub("", text)
     text = _OPEN_THINK.sub("", text)
     return text.strip()
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of an over-long answer (a final answer is usually at the end).
+
+    Every scorer clips answers with this one rule, so ROPD and its baselines judge the same text.
+    """
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    omitted = len(text) - 2 * half
+    return f"{text[:half]}\n[... {omitted} characters omitted ...]\n{text[-half:]}"

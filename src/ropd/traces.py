@@ -16,14 +16,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ropd.errors import StoreError
+from ropd.reward.metrics import StepMetrics, step_metrics
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
+from ropd.sqlite import Schema, open_store, transaction
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -102,8 +104,18 @@ _SECRET_VALUE = re.compile(
 REDACTED = "[redacted]"
 
 
-class TraceStoreError(RuntimeError):
+class TraceStoreError(StoreError):
     """The trace database cannot be used (wrong schema version, not a trace store, ...)."""
+
+
+_STORE_SCHEMA = Schema(
+    kind="trace store",
+    version=str(SCHEMA_VERSION),
+    ddl=_SCHEMA,
+    family=r"\d+",  # trace stores have always marked their version with a bare integer
+    error=TraceStoreError,
+    hint="use a new --traces file",
+)
 
 
 def redact(text: str) -> str:
@@ -155,20 +167,58 @@ class TracedGroup:
 
 
 @dataclass(frozen=True)
-class StepSummary:
-    """Aggregates of one (run, step) for training logs."""
+class TracedStep:
+    """The scored groups of one (run, step), rebuilt from the store, oldest record first."""
 
     run_id: str
     step: int | None
-    groups: int
-    failed: int
-    failure_rate: float
-    reward_mean: float | None
-    teacher_score_mean: float | None
-    rubric_size_mean: float | None
-    category_pass_rate: dict[str, float] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    results: list[GroupResult]
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One (run, step): the very `StepMetrics` the training log computed from the same groups."""
+
+    run_id: str
+    step: int | None
+    metrics: StepMetrics
+
+    @property
+    def groups(self) -> int:
+        return self.metrics.groups
+
+    @property
+    def failed(self) -> int:
+        return self.metrics.failed_groups
+
+    @property
+    def failure_rate(self) -> float:
+        return self.metrics.failed_group_rate
+
+    @property
+    def reward_mean(self) -> float | None:
+        """Mean student reward of the groups that did not fail."""
+        return self.metrics.reward_mean
+
+    @property
+    def teacher_score_mean(self) -> float | None:
+        return self.metrics.teacher_score_mean
+
+    @property
+    def rubric_size_mean(self) -> float | None:
+        return self.metrics.rubric_size
+
+    @property
+    def category_pass_rate(self) -> dict[str, float]:
+        return self.metrics.pass_rate
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(sum(u.prompt_tokens for u in self.metrics.judge.values()))
+
+    @property
+    def completion_tokens(self) -> int:
+        return int(sum(u.completion_tokens for u in self.metrics.judge.values()))
 
     def as_log_dict(self, prefix: str = "rubric/") -> dict[str, float]:
         """Flat numbers for a training logger (TensorBoard, W&B, TRL's `log`)."""
@@ -211,19 +261,10 @@ class TraceStore:
         self.path = Path(path)
         self.run_id = run_id or new_run_id()
         self._lock = threading.Lock()
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=timeout_s, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise TraceStoreError(f"{self.path}: not a usable trace store ({exc})") from exc
+        self._conn = open_store(
+            self.path, _STORE_SCHEMA, timeout_s=timeout_s, foreign_keys=True, lock=self._lock
+        )
+        self._conn.row_factory = sqlite3.Row
         self._run_info = run_info
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -238,55 +279,9 @@ class TraceStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue instead of failing."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-
-    def _check_version(self, conn: sqlite3.Connection) -> bool:
-        """True when the schema exists at our version; raise if it exists at another."""
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        if not has_meta:
-            return False
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        found = int(row[0]) if row else None
-        if found != SCHEMA_VERSION:
-            raise TraceStoreError(
-                f"{self.path}: trace schema version {found}, this ropd reads version "
-                f"{SCHEMA_VERSION}; use a new --traces file"
-            )
-        return True
-
-    def _migrate(self) -> None:
-        if self._check_version(self._conn):  # readers never need the write lock
-            return
-        with self._write() as conn:
-            if self._check_version(conn):  # another process created it meanwhile
-                return
-            other = conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' LIMIT 1"
-            ).fetchone()
-            if other:
-                raise TraceStoreError(
-                    f"{self.path}: an SQLite file that is not a ropd trace store "
-                    f"(has table {other[0]!r})"
-                )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-            )
+        return transaction(self._conn, self._lock)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -383,11 +378,11 @@ class TraceStore:
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            self._conn.row_factory = sqlite3.Row
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            finally:
-                self._conn.row_factory = None
+            return self._conn.execute(sql, params).fetchall()
+
+    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Several reads that see one state of the file, even while another process writes."""
+        return transaction(self._conn, self._lock, write=False)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run in the store, oldest first, with its info and group count."""
@@ -457,140 +452,130 @@ class TraceStore:
         where, params = self._filters(run_id, step)
         where.insert(0, "group_id = ?")
         params.insert(0, group_id)
-        rows = self._query(
-            "SELECT * FROM groups WHERE "
-            + " AND ".join(where)
-            + " ORDER BY created_at DESC, pk DESC LIMIT 1",
-            tuple(params),
-        )
-        if not rows:
-            return None
-        g = rows[0]
-        pk = g["pk"]
-        answers = self._query(
-            "SELECT * FROM answers WHERE group_pk = ? ORDER BY source, idx", (pk,)
-        )
-        criteria = self._query(
-            "SELECT * FROM criteria WHERE group_pk = ? ORDER BY rubric_index, position", (pk,)
-        )
-        verdict_rows = self._query(
-            "SELECT v.*, c.position FROM verdicts v LEFT JOIN criteria c "
-            "ON c.group_pk = v.group_pk AND c.rubric_index = v.rubric_index "
-            "AND c.criterion_id = v.criterion_id WHERE v.group_pk = ? "
-            "ORDER BY v.source, v.idx, c.position",
-            (pk,),
-        )
-        rubrics: dict[int, list[Criterion]] = {}
-        for c in criteria:
-            rubrics.setdefault(c["rubric_index"], []).append(
-                Criterion(
-                    id=c["criterion_id"],
-                    category=c["category"],
-                    criterion=c["text"],
-                    points=c["points"],
-                )
-            )
-        by_answer: dict[tuple[str, int], dict[str, bool]] = {}
-        for v in verdict_rows:
-            by_answer.setdefault((v["source"], v["idx"]), {})[v["criterion_id"]] = bool(v["passed"])
-        student = [a for a in answers if a["source"] == "student"]
-        teacher = [a for a in answers if a["source"] == "teacher"]
-        verdicts = [
-            AnswerVerdicts(
-                source=a["source"],
-                index=a["idx"],
-                verdicts=by_answer.get((a["source"], a["idx"]), {}),
-                score=a["score"],
-                rubric_index=a["rubric_index"] or 0,
-                label=a["label"],
-                duplicate_of=a["duplicate_of"],
-            )
-            for a in answers
-            if a["score"] is not None
-        ]
-        verdicts.sort(key=lambda v: (v.source != "student", v.index))
-        result = GroupResult(
-            id=g["group_id"],
-            rewards=[a["reward"] for a in student],
-            teacher_scores=[a["reward"] for a in teacher],
-            rubrics=[Rubric(criteria=rubrics[i]) for i in sorted(rubrics)],
-            verdicts=verdicts,
-            usage=json.loads(g["usage"]),
-            error=g["error"],
-            failure_policy=g["failure_policy"],
-            settings=json.loads(g["settings"]),
-        )
-        return TracedGroup(
-            group_id=g["group_id"],
-            run_id=g["run_id"],
-            step=g["step"],
-            created_at=g["created_at"],
-            prompt=json.loads(g["prompt"]),
-            student_responses=[a["text"] for a in student],
-            teacher_responses=[a["text"] for a in teacher],
-            result=result,
-        )
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT * FROM groups WHERE "
+                + " AND ".join(where)
+                + " ORDER BY created_at DESC, pk DESC LIMIT 1",
+                tuple(params),
+            ).fetchall()
+            traced = _load(conn, rows)
+        return traced[0] if traced else None
+
+    def steps(self, run_id: str | None = None, step: int | None = None) -> list[TracedStep]:
+        """Every traced group's `GroupResult`, per (run, step), steps in order of first record."""
+        where, params = self._filters(run_id, step)
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT * FROM groups"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY created_at, pk",
+                tuple(params),
+            ).fetchall()
+            traced = _load(conn, rows)
+        by_step: dict[tuple[str, int | None], list[GroupResult]] = {}
+        for t in traced:
+            by_step.setdefault((t.run_id, t.step), []).append(t.result)
+        return [TracedStep(run, s, results) for (run, s), results in by_step.items()]
 
     def summary(self, run_id: str | None = None, step: int | None = None) -> list[StepSummary]:
-        """Per (run, step): reward mean, failure rate, rubric size and per-category pass rate."""
-        where, params = self._filters(run_id, step)
-        clause = " WHERE " + " AND ".join(where) if where else ""
-        joined, _ = self._filters(run_id, step, table="g")
-        groups = self._query(
-            "SELECT run_id, step, COUNT(*) AS n, SUM(error IS NOT NULL) AS failed, "
-            "AVG(CASE WHEN error IS NULL THEN num_criteria END) AS rubric_size, "
-            "MIN(created_at) AS first FROM groups"
-            + clause
-            + " GROUP BY run_id, step ORDER BY first",
-            tuple(params),
-        )
-        rewards = {
-            (r["run_id"], r["step"]): (r["student_mean"], r["teacher_mean"])
-            for r in self._query(
-                "SELECT g.run_id, g.step, "
-                "AVG(CASE WHEN a.source = 'student' THEN a.reward END) AS student_mean, "
-                "AVG(CASE WHEN a.source = 'teacher' THEN a.reward END) AS teacher_mean "
-                "FROM answers a JOIN groups g ON g.pk = a.group_pk"
-                + (" WHERE " + " AND ".join(joined) if joined else "")
-                + " GROUP BY g.run_id, g.step",
-                tuple(params),
-            )
+        """Per (run, step): the training log's metrics, computed from the traced groups."""
+        return [
+            StepSummary(t.run_id, t.step, step_metrics(t.results)) for t in self.steps(run_id, step)
+        ]
+
+
+_CHUNK = 500  # group keys per IN (...) list, below SQLite's bound-parameter limit
+
+
+def _load(conn: sqlite3.Connection, groups: list[sqlite3.Row]) -> list[TracedGroup]:
+    """Rebuild traced groups from their `groups` rows: four queries per chunk of groups."""
+    children: dict[str, dict[int, list[sqlite3.Row]]] = {
+        "answers": {},
+        "criteria": {},
+        "verdicts": {},
+    }
+    pks = [g["pk"] for g in groups]
+    for start in range(0, len(pks), _CHUNK):
+        chunk = pks[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        queries = {
+            "answers": f"SELECT * FROM answers WHERE group_pk IN ({marks}) ORDER BY source, idx",
+            "criteria": f"SELECT * FROM criteria WHERE group_pk IN ({marks}) "
+            "ORDER BY rubric_index, position",
+            "verdicts": "SELECT v.*, c.position FROM verdicts v LEFT JOIN criteria c "
+            "ON c.group_pk = v.group_pk AND c.rubric_index = v.rubric_index "
+            f"AND c.criterion_id = v.criterion_id WHERE v.group_pk IN ({marks}) "
+            "ORDER BY v.source, v.idx, c.position",
         }
-        categories: dict[tuple[str, int | None], dict[str, float]] = {}
-        for r in self._query(
-            "SELECT g.run_id, g.step, c.category, AVG(v.passed) AS rate FROM verdicts v "
-            "JOIN groups g ON g.pk = v.group_pk JOIN criteria c ON c.group_pk = v.group_pk "
-            "AND c.rubric_index = v.rubric_index AND c.criterion_id = v.criterion_id "
-            "WHERE v.source = 'student'"
-            + "".join(" AND " + w for w in joined)
-            + " GROUP BY g.run_id, g.step, c.category ORDER BY c.category",
-            tuple(params),
-        ):
-            categories.setdefault((r["run_id"], r["step"]), {})[r["category"]] = r["rate"]
-        tokens: dict[tuple[str, int | None], list[int]] = {}
-        for r in self._query("SELECT run_id, step, usage FROM groups" + clause, tuple(params)):
-            acc = tokens.setdefault((r["run_id"], r["step"]), [0, 0])
-            for role in json.loads(r["usage"]).values():
-                acc[0] += int(role.get("prompt_tokens", 0))
-                acc[1] += int(role.get("completion_tokens", 0))
-        out = []
-        for r in groups:
-            key = (r["run_id"], r["step"])
-            student_mean, teacher_mean = rewards.get(key, (None, None))
-            prompt_tokens, completion_tokens = tokens.get(key, [0, 0])
-            out.append(
-                StepSummary(
-                    run_id=r["run_id"],
-                    step=r["step"],
-                    groups=r["n"],
-                    failed=r["failed"],
-                    failure_rate=r["failed"] / r["n"] if r["n"] else 0.0,
-                    reward_mean=student_mean,
-                    teacher_score_mean=teacher_mean,
-                    rubric_size_mean=r["rubric_size"],
-                    category_pass_rate=categories.get(key, {}),
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
+        for table, sql in queries.items():
+            for row in conn.execute(sql, chunk):
+                children[table].setdefault(row["group_pk"], []).append(row)
+    return [
+        _traced_group(
+            g,
+            children["answers"].get(g["pk"], []),
+            children["criteria"].get(g["pk"], []),
+            children["verdicts"].get(g["pk"], []),
+        )
+        for g in groups
+    ]
+
+
+def _traced_group(
+    g: sqlite3.Row,
+    answers: list[sqlite3.Row],
+    criteria: list[sqlite3.Row],
+    verdict_rows: list[sqlite3.Row],
+) -> TracedGroup:
+    """One group's rows back into the `GroupResult` the scorer returned."""
+    rubrics: dict[int, list[Criterion]] = {}
+    for c in criteria:
+        rubrics.setdefault(c["rubric_index"], []).append(
+            Criterion(
+                id=c["criterion_id"],
+                category=c["category"],
+                criterion=c["text"],
+                points=c["points"],
             )
-        return out
+        )
+    by_answer: dict[tuple[str, int], dict[str, bool]] = {}
+    for v in verdict_rows:
+        by_answer.setdefault((v["source"], v["idx"]), {})[v["criterion_id"]] = bool(v["passed"])
+    student = [a for a in answers if a["source"] == "student"]
+    teacher = [a for a in answers if a["source"] == "teacher"]
+    verdicts = [
+        AnswerVerdicts(
+            source=a["source"],
+            index=a["idx"],
+            verdicts=by_answer.get((a["source"], a["idx"]), {}),
+            score=a["score"],
+            rubric_index=a["rubric_index"] or 0,
+            label=a["label"],
+            duplicate_of=a["duplicate_of"],
+        )
+        for a in answers
+        if a["score"] is not None
+    ]
+    verdicts.sort(key=lambda v: (v.source != "student", v.index))
+    result = GroupResult(
+        id=g["group_id"],
+        rewards=[a["reward"] for a in student],
+        teacher_scores=[a["reward"] for a in teacher],
+        rubrics=[Rubric(criteria=rubrics[i]) for i in sorted(rubrics)],
+        verdicts=verdicts,
+        usage=json.loads(g["usage"]),
+        error=g["error"],
+        failure_policy=g["failure_policy"],
+        settings=json.loads(g["settings"]),
+    )
+    return TracedGroup(
+        group_id=g["group_id"],
+        run_id=g["run_id"],
+        step=g["step"],
+        created_at=g["created_at"],
+        prompt=json.loads(g["prompt"]),
+        student_responses=[a["text"] for a in student],
+        teacher_responses=[a["text"] for a in teacher],
+        result=result,
+    )

@@ -14,8 +14,8 @@ from ropd.eval.runner import Grader, prepare, run_eval
 from ropd.eval.tasks import parse_tasks
 from ropd.eval.types import EvalError, GenerationSettings
 from ropd.llm.config import RoleConfig
-from ropd.llm.scripted import ScriptedChatClient
 from ropd.llm.types import JudgeError
+from ropd.testing import ScriptedChatClient
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STUDENT = RoleConfig(name="student", base_url="http://127.0.0.1:9/v1", model="scripted-student")

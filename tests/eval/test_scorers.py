@@ -15,7 +15,7 @@ from ropd.eval.scoring.mcq import extract_letter, score_mcq
 from ropd.eval.scoring.rubric import GRADE_SCHEMA, rubric_score, score_rubric
 from ropd.eval.types import EvalError
 from ropd.llm.config import RoleConfig
-from ropd.llm.scripted import ScriptedChatClient
+from ropd.testing import ScriptedChatClient
 
 # -- math ---------------------------------------------------------------------------------------
 

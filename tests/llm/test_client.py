@@ -15,9 +15,9 @@ from ropd.llm.client import OpenAIChatClient, open_chat_client
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.limits import estimate_prompt_tokens
 from ropd.llm.local_server import free_port
-from ropd.llm.stub_server import StubJudgeServer
 from ropd.llm.types import JudgeError
 from ropd.reward.schemas import rubric_schema, verdicts_schema
+from ropd.testing import StubJudgeServer
 
 MESSAGES = [{"role": "user", "content": "Grade this."}]
 

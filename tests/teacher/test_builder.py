@@ -11,9 +11,9 @@ import pytest
 
 from ropd.data import Record, load_records, sample_path
 from ropd.llm.config import RoleConfig
-from ropd.llm.scripted import ScriptedChatClient
 from ropd.llm.types import Completion, JudgeError
 from ropd.teacher import BuildAborted, TeacherFingerprint, TeacherStore, build_references
+from ropd.testing import ScriptedChatClient
 
 ROLE = RoleConfig(name="teacher", base_url="http://127.0.0.1:1/v1", model="t", temperature=1.0)
 FP = TeacherFingerprint.from_role(ROLE)

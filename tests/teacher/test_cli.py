@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ropd.cli import app
 from ropd.data import load_records, sample_path
-from ropd.llm.stub_server import StubJudgeServer
+from ropd.testing import StubJudgeServer
 
 runner = CliRunner()
 

@@ -1,4 +1,8 @@
-"""`ropd score` and `ropd inspect` end to end, judged by a scripted client (no network)."""
+"""`ropd score` and `ropd inspect` end to end, judged by a stub endpoint on 127.0.0.1.
+
+The real CLI and the real OpenAI client talk HTTP to a `StubJudgeServer` (the `stub` fixture)
+whose verdicts follow answer content; what reached the judge is read from the stub's records.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ropd.cli import app
-from ropd.llm.types import JudgeError
+from ropd.llm.types import JsonSchema
+from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
 from ropd.rubric import weighted_score
-from ropd.testing import content_verifier
+from ropd.testing import ReplyError, ReplyPolicy, StubJudgeServer, content_policy, rubric_reply
 from ropd.traces import TraceStore
 
 WORDS = [("391", 5), ("because", 2), ("check", 1), ("units", 2)]
@@ -49,6 +54,27 @@ def run(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(app, [str(a) for a in args], env={**WIDE, **(env or {})})
 
 
+def judge(stub: StubJudgeServer) -> list[str]:
+    """Flags sending both judge roles to the stub."""
+    return ["--base-url", stub.base_url, "--model", "stub"]
+
+
+def bodies_for(stub: StubJudgeServer, schema_name: str) -> list[dict]:
+    """The request bodies that asked for `schema_name`, in arrival order."""
+    return [
+        body
+        for body in stub.bodies
+        if (body.get("response_format") or {}).get("json_schema", {}).get("name") == schema_name
+    ]
+
+
+def run_roles(traces: Path) -> list[tuple[str, str | None, str]]:
+    """(name, base_url, model) of each judge role, as the run recorded them."""
+    with TraceStore(traces) as store:
+        roles = store.runs()[0]["info"]["roles"]
+    return [(r["name"], r["base_url"], r["model"]) for r in roles]
+
+
 @pytest.fixture
 def three_groups(tmp_path: Path) -> Path:
     return write_jsonl(
@@ -67,9 +93,9 @@ def three_groups(tmp_path: Path) -> Path:
     )
 
 
-def test_score_writes_one_documented_line_per_group(scripted, three_groups, tmp_path):
+def test_score_writes_one_documented_line_per_group(stub, three_groups, tmp_path):
     out = tmp_path / "scores.jsonl"
-    result = run("score", three_groups, "-o", out)
+    result = run("score", three_groups, "-o", out, *judge(stub))
     assert result.exit_code == 0, result.output
     rows = {r["id"]: r for r in read_jsonl(out)}
     assert set(rows) == {"g1", "g2", "g3"}
@@ -84,43 +110,72 @@ def test_score_writes_one_documented_line_per_group(scripted, three_groups, tmp_
             f"answer mentions {w}" for w, _ in WORDS
         ]
         assert row["usage"]["rubricator"]["calls"] == 1
-    # roles came from the defaults: one embedded judge for both
-    roles, limits = scripted.opened[0]
-    assert [(r.name, r.base_url) for r in roles] == [("rubricator", None), ("verifier", None)]
-    assert limits.max_in_flight == 64
-    assert "groups 3 (scored 3, skipped 0" in result.stdout
+    # one judge for both roles: --base-url and --model apply to each
     traces = tmp_path / "scores.traces.db"
+    assert run_roles(traces) == [
+        ("rubricator", stub.base_url, "stub"),
+        ("verifier", stub.base_url, "stub"),
+    ]
+    assert stub.calls == {RUBRIC_SCHEMA_NAME: 3, VERDICTS_SCHEMA_NAME: 3}
+    assert {body["model"] for body in stub.bodies} == {"stub"}
+    assert "groups 3 (scored 3, skipped 0" in result.stdout
     assert f"traces: {traces}" in result.stdout
     with TraceStore(traces) as store:
         assert {g.group_id for g in store.list()} == {"g1", "g2", "g3"}
 
 
-def test_options_reach_the_scorer(scripted, three_groups, tmp_path):
+def test_options_reach_the_scorer(stub, three_groups, tmp_path):
+    stub.latency_s = 0.2  # long enough for every allowed request to be in flight at once
     out = tmp_path / "o.jsonl"
     result = run(
-        "score", three_groups, "-o", out, "--base-url", "http://127.0.0.1:9/v1", "--model", "m1",
+        "score", three_groups, "-o", out, "--base-url", stub.base_url, "--model", "m1",
         "--verifier-model", "m2", "-k", "1", "--no-blind", "--no-teacher-in-pool",
-        "--rubric-mode", "per_pair", "--max-in-flight", "3", "--rpm", "100",
+        "--rubric-mode", "per_pair", "--max-in-flight", "3",
         "--traces", tmp_path / "t.db", "--seed", "5",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    roles, limits = scripted.opened[0]
-    assert [(r.name, r.base_url, r.model) for r in roles] == [
-        ("rubricator", "http://127.0.0.1:9/v1", "m1"),
-        ("verifier", "http://127.0.0.1:9/v1", "m2"),
+    assert run_roles(tmp_path / "t.db") == [
+        ("rubricator", stub.base_url, "m1"),
+        ("verifier", stub.base_url, "m2"),
     ]
-    assert (limits.max_in_flight, limits.requests_per_minute) == (3, 100)
+    assert {b["model"] for b in bodies_for(stub, RUBRIC_SCHEMA_NAME)} == {"m1"}
+    assert {b["model"] for b in bodies_for(stub, VERDICTS_SCHEMA_NAME)} == {"m2"}
+    assert stub.max_concurrent == 3  # 7 rubric requests were ready; 3 were let through at once
     settings = read_jsonl(out)[0]["settings"]
     assert settings["blind"] is False and settings["teacher_in_pool"] is False
     assert settings["rubric_mode"] == "per_pair" and settings["seed"] == 5
     assert settings["num_teacher_refs"] == 1
     assert (tmp_path / "t.db").is_file() and not (tmp_path / "o.traces.db").exists()
     # per_pair: one rubricator call per distinct student answer; students verified alone
-    assert len(scripted.client.calls_for("rubricator")) == 2 + 3 + 2
-    assert "teacher model" not in scripted.client.calls_for("verifier")[0].messages[-1]["content"]
+    assert len(bodies_for(stub, RUBRIC_SCHEMA_NAME)) == 2 + 3 + 2
+    first_verifier = bodies_for(stub, VERDICTS_SCHEMA_NAME)[0]
+    assert "teacher model" not in first_verifier["messages"][-1]["content"]
 
 
-def test_malformed_lines_are_all_reported_before_any_judge_call(scripted, tmp_path):
+def test_requests_per_minute_reach_the_client(stub, tmp_path):
+    groups = write_jsonl(tmp_path / "groups.jsonl", [group_row("r1")])
+    out = tmp_path / "scores.jsonl"
+    result = run("score", groups, "-o", out, "-k", "1", "--rpm", "60", *judge(stub))
+    assert result.exit_code == 0, result.output
+    assert stub.requests == 2  # one rubric, one verdicts request
+    gap = stub.arrivals[1] - stub.arrivals[0]
+    assert gap >= 0.9  # 60 a minute: paced one a second, not sent back to back
+
+
+def test_default_limit_lets_64_requests_be_in_flight(tmp_path):
+    rows = [group_row(f"m{i}", [f"391 because of {i}"]) for i in range(70)]
+    groups = write_jsonl(tmp_path / "groups.jsonl", rows)
+    policy = content_policy(rubric_reply(WORDS))
+    with StubJudgeServer(latency_s=0.5, policy=policy) as slow:
+        result = run(
+            "score", groups, "-o", tmp_path / "scores.jsonl", "-k", "1", "--batch-size", "100",
+            *judge(slow),
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert slow.max_concurrent == 64  # 70 rubric requests ready, 64 let through at once
+
+
+def test_malformed_lines_are_all_reported_before_any_judge_call(stub, tmp_path):
     bad = write_jsonl(
         tmp_path / "groups.jsonl",
         [
@@ -134,7 +189,7 @@ def test_malformed_lines_are_all_reported_before_any_judge_call(scripted, tmp_pa
         ],
     )
     out = tmp_path / "scores.jsonl"
-    result = run("score", bad, "-o", out)
+    result = run("score", bad, "-o", out, *judge(stub))
     assert result.exit_code == 2
     err = result.stderr
     assert f"{bad}:2: invalid JSON" in err
@@ -143,61 +198,65 @@ def test_malformed_lines_are_all_reported_before_any_judge_call(scripted, tmp_pa
     assert f"{bad}:5: field 'prompt': must be a string or a list of chat messages" in err
     assert f"{bad}:6: field 'id': duplicate id 'ok' (first on line 1)" in err
     assert f"{bad}:7: field 'teacher_responses': required field is missing" in err
-    assert scripted.opened == [] and scripted.client.calls == []
+    assert stub.requests == 0
     assert not out.exists()
 
 
-def test_resume_skips_finished_ids_and_drops_a_truncated_last_line(
-    scripted, three_groups, tmp_path
-):
+def test_resume_skips_finished_ids_and_drops_a_truncated_last_line(stub, three_groups, tmp_path):
     out = tmp_path / "scores.jsonl"
-    assert run("score", three_groups, "-o", out).exit_code == 0
+    assert run("score", three_groups, "-o", out, *judge(stub)).exit_code == 0
     lines = out.read_text().splitlines(keepends=True)
     first_id = json.loads(lines[0])["id"]
     # as if killed while writing the second line
     out.write_text(lines[0] + lines[1][: len(lines[1]) // 2])
-    scripted.client.calls.clear()
+    stub.reset_stats()
 
-    result = run("score", three_groups, "-o", out, "--resume")
+    result = run("score", three_groups, "-o", out, "--resume", *judge(stub))
     assert result.exit_code == 0, result.output
     assert "dropped a half-written last line" in result.stderr
     rows = read_jsonl(out)  # every line parses
     assert sorted(r["id"] for r in rows) == ["g1", "g2", "g3"]
-    assert len(scripted.client.calls_for("rubricator")) == 2  # the finished group was skipped
-    prompts = " ".join(c.messages[-1]["content"] for c in scripted.client.calls)
+    assert stub.calls[RUBRIC_SCHEMA_NAME] == 2  # the finished group was skipped
+    prompts = " ".join(body["messages"][-1]["content"] for body in stub.bodies)
     assert f"question {first_id})" not in prompts
     assert "skipped 1 already done" in result.stdout
 
-    again = run("score", three_groups, "-o", out, "--resume")
+    again = run("score", three_groups, "-o", out, "--resume", *judge(stub))
     assert again.exit_code == 0 and len(read_jsonl(out)) == 3
     # a resumed run keeps recording under the run that wrote the output
     with TraceStore(tmp_path / "scores.traces.db") as store:
         assert len(store.runs()) == 1
 
 
-def test_existing_output_needs_resume_or_overwrite(scripted, three_groups, tmp_path):
+def test_existing_output_needs_resume_or_overwrite(stub, three_groups, tmp_path):
     out = write_jsonl(tmp_path / "scores.jsonl", [{"id": "old"}])
-    result = run("score", three_groups, "-o", out)
+    result = run("score", three_groups, "-o", out, *judge(stub))
     assert result.exit_code == 2
     assert "--resume" in result.stderr and "--overwrite" in result.stderr
     assert read_jsonl(out) == [{"id": "old"}]
-    assert run("score", three_groups, "-o", out, "--overwrite").exit_code == 0
+    assert run("score", three_groups, "-o", out, "--overwrite", *judge(stub)).exit_code == 0
     assert len(read_jsonl(out)) == 3
 
 
-def _failing_verifier_for(question: str):
-    def verifier(messages, schema):
-        if f"question {question})" in messages[-1]["content"]:
-            raise JudgeError("verifier endpoint returned HTTP 500 three times")
-        return content_verifier(messages, schema)
+def _failing_verifier_for(question: str, policy: ReplyPolicy) -> ReplyPolicy:
+    """`policy`, except that verdict requests about `question` fail with HTTP 500."""
 
-    return verifier
+    def reply(messages: list[dict], json_schema: JsonSchema | None) -> str:
+        verdicts = json_schema is not None and json_schema.name == VERDICTS_SCHEMA_NAME
+        if verdicts and f"question {question})" in messages[-1]["content"]:
+            raise ReplyError("verifier endpoint is down", status=500)
+        return policy(messages, json_schema)
+
+    return reply
 
 
-def test_failed_group_is_recorded_with_null_rewards_under_nan(scripted, three_groups, tmp_path):
-    scripted.client.handlers["verifier"] = _failing_verifier_for("g2")
+NO_RETRIES = ("--max-retries", "0")  # a failing request fails at once, without backoff sleeps
+
+
+def test_failed_group_is_recorded_with_null_rewards_under_nan(stub, three_groups, tmp_path):
+    stub.policy = _failing_verifier_for("g2", stub.policy)
     out = tmp_path / "scores.jsonl"
-    result = run("score", three_groups, "-o", out)
+    result = run("score", three_groups, "-o", out, *NO_RETRIES, *judge(stub))
     assert result.exit_code == 0, result.output
     rows = {r["id"]: r for r in read_jsonl(out)}
     assert rows["g2"]["rewards"] == [None, None, None]
@@ -209,35 +268,40 @@ def test_failed_group_is_recorded_with_null_rewards_under_nan(scripted, three_gr
 
 
 def test_failure_policy_raise_stops_with_nonzero_exit_and_keeps_finished_work(
-    scripted, three_groups, tmp_path
+    stub, three_groups, tmp_path
 ):
-    scripted.client.handlers["verifier"] = _failing_verifier_for("g1")
+    working = stub.policy
+    stub.policy = _failing_verifier_for("g1", working)
     out = tmp_path / "scores.jsonl"
-    result = run("score", three_groups, "-o", out, "--failure-policy", "raise", "--batch-size", "1")
+    result = run(
+        "score", three_groups, "-o", out, "--failure-policy", "raise", "--batch-size", "1",
+        *NO_RETRIES, *judge(stub),
+    )  # fmt: skip
     assert result.exit_code == 1
     assert "GroupScoringError" in result.stderr and "--resume" in result.stderr
     assert read_jsonl(out) == []  # batch size 1: g1 failed first, nothing else started
-    scripted.client.handlers["verifier"] = content_verifier
-    assert run("score", three_groups, "-o", out, "--resume").exit_code == 0
+    stub.policy = working
+    assert run("score", three_groups, "-o", out, "--resume", *judge(stub)).exit_code == 0
     assert sorted(r["id"] for r in read_jsonl(out)) == ["g1", "g2", "g3"]
 
 
-def test_api_key_is_checked_up_front_and_never_written(scripted, three_groups, tmp_path):
+def test_api_key_is_checked_up_front_and_never_written(stub, three_groups, tmp_path):
     out = tmp_path / "scores.jsonl"
     missing = run(
-        "score", three_groups, "-o", out, "--base-url", "http://127.0.0.1:9/v1",
+        "score", three_groups, "-o", out, "--base-url", stub.base_url,
         "--model", "m", "--api-key-env", "ROPD_TEST_UNSET_KEY",
     )  # fmt: skip
     assert missing.exit_code == 2 and "ROPD_TEST_UNSET_KEY" in missing.stderr
-    assert scripted.opened == []
+    assert stub.requests == 0
 
     secret = "sk-test-0123456789abcdefSECRET"
     ok = run(
-        "score", three_groups, "-o", out, "--base-url", "http://127.0.0.1:9/v1",
+        "score", three_groups, "-o", out, "--base-url", stub.base_url,
         "--model", "m", "--api-key-env", "ROPD_TEST_KEY",
         env={"ROPD_TEST_KEY": secret},
     )  # fmt: skip
     assert ok.exit_code == 0, ok.output
+    assert {h["authorization"] for h in stub.headers} == {f"Bearer {secret}"}  # sent, only there
     assert secret not in ok.output
     assert secret not in out.read_text()
     db = tmp_path / "scores.traces.db"
@@ -248,9 +312,9 @@ def test_api_key_is_checked_up_front_and_never_written(scripted, three_groups, t
         assert store.runs()[0]["info"]["roles"][0]["api_key_env"] == "ROPD_TEST_KEY"
 
 
-def test_inspect_shows_prompt_rubric_verdicts_and_rewards(scripted, three_groups, tmp_path):
+def test_inspect_shows_prompt_rubric_verdicts_and_rewards(stub, three_groups, tmp_path):
     out = tmp_path / "scores.jsonl"
-    assert run("score", three_groups, "-o", out).exit_code == 0
+    assert run("score", three_groups, "-o", out, *judge(stub)).exit_code == 0
     db = tmp_path / "scores.traces.db"
     shown = run("inspect", "--traces", db, "g2")
     assert shown.exit_code == 0, shown.output
@@ -274,10 +338,10 @@ def test_inspect_shows_prompt_rubric_verdicts_and_rewards(scripted, three_groups
     assert missing.exit_code == 1 and "no group 'nope'" in missing.stderr
 
 
-def test_inspect_truncates_long_answers_unless_full(scripted, tmp_path):
+def test_inspect_truncates_long_answers_unless_full(stub, tmp_path):
     long_answer = "391 because " + "x" * 2000 + " THE-END"
     groups = write_jsonl(tmp_path / "g.jsonl", [group_row("long", [long_answer])])
-    assert run("score", groups, "-o", tmp_path / "s.jsonl").exit_code == 0
+    assert run("score", groups, "-o", tmp_path / "s.jsonl", *judge(stub)).exit_code == 0
     db = tmp_path / "s.traces.db"
     short = run("inspect", "--traces", db, "long")
     assert "THE-END" not in short.stdout and "--full shows all" in short.stdout
@@ -285,7 +349,7 @@ def test_inspect_truncates_long_answers_unless_full(scripted, tmp_path):
     assert "THE-END" in full.stdout
 
 
-def test_teacher_answers_are_looked_up_in_the_store(scripted, tmp_path):
+def test_teacher_answers_are_looked_up_in_the_store(stub, tmp_path):
     from ropd.llm.types import Completion
     from ropd.teacher.fingerprint import TeacherFingerprint
     from ropd.teacher.store import TeacherStore
@@ -304,23 +368,24 @@ def test_teacher_answers_are_looked_up_in_the_store(scripted, tmp_path):
     out = tmp_path / "scores.jsonl"
 
     # without a store, the missing field is an input error
-    no_store = run("score", groups, "-o", out, "-k", "1")
+    no_store = run("score", groups, "-o", out, "-k", "1", *judge(stub))
     assert no_store.exit_code == 2
     assert f"{groups}:1: field 'teacher_responses': required field is missing" in no_store.stderr
 
     # s2 has no answers in the store: reported by line before anything is judged
-    missing = run("score", groups, "-o", out, "-k", "1", "--teacher-store", tmp_path / "teacher.db")
+    store_flags = ("-k", "1", "--teacher-store", tmp_path / "teacher.db", *judge(stub))
+    missing = run("score", groups, "-o", out, *store_flags)
     assert missing.exit_code == 2
     assert f"{groups}:2: field 'teacher_responses': " in missing.stderr
     assert "no usable teacher answers" in missing.stderr
-    assert scripted.client.calls == []
+    assert stub.requests == 0
 
     write_jsonl(groups, rows[:1])
-    ok = run("score", groups, "-o", out, "-k", "1", "--teacher-store", tmp_path / "teacher.db")
+    ok = run("score", groups, "-o", out, *store_flags)
     assert ok.exit_code == 0, ok.output
     (row,) = read_jsonl(out)
     assert row["teacher_scores"] == pytest.approx([expected_reward(reference)])
-    shown = scripted.client.calls_for("verifier")[0].messages[-1]["content"]
+    shown = bodies_for(stub, VERDICTS_SCHEMA_NAME)[0]["messages"][-1]["content"]
     assert reference in shown
     with TraceStore(tmp_path / "scores.traces.db") as traces:
         assert traces.get("s1").teacher_responses == [reference]

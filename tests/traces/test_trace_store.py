@@ -10,7 +10,7 @@ import pytest
 
 from ropd.llm.types import JudgeError
 from ropd.reward.config import ScorerConfig
-from ropd.reward.engine import GroupScorer
+from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
 from ropd.testing import content_verifier, make_client, rubric_reply

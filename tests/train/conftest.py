@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ropd.train.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "student", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_teacher(tiny_student: Path) -> Path:
-    from ropd.train.tiny import build_tiny_model
-
-    return build_tiny_model(tiny_student.parent / "teacher", seed=1)
-
-
 @pytest.fixture
-def scripted_factory() -> Callable[..., Any]:
-    """A client factory with the runner's signature, answering from the request schema."""
-    from ropd.train.scripted_judge import scripted_judge
+def scripted_client() -> Any:
+    """One in-memory judge answering every role (teacher, rubricator, verifier, tjudge)."""
+    from ropd.testing import scripted_judge
 
-    calls: list[Any] = []
-
-    @asynccontextmanager
-    async def factory(roles, limits):
-        client = scripted_judge()
-        calls.append(client)
-        yield client, list(roles)
-
-    factory.clients = calls  # type: ignore[attr-defined]
-    return factory
+    return scripted_judge()
 
 
 @pytest.fixture

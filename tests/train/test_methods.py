@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ropd.llm.scripted import ScriptedChatClient
 from ropd.llm.types import JudgeError
+from ropd.testing import ScriptedChatClient, scripted_judge
 from ropd.train.config import load_config
 from ropd.train.runner import run
 
@@ -36,13 +35,13 @@ def traced_steps(path: Path) -> list[tuple[str, int, int, int]]:
 
 @pytest.mark.parametrize("method", ["ropd", "tjudge"])
 def test_grpo_methods_train_two_steps(
-    method: str, tiny_overrides: dict[str, Any], tiny_student: Path, scripted_factory
+    method: str, tiny_overrides: dict[str, Any], tiny_student: Path, scripted_client
 ) -> None:
     overrides = {**tiny_overrides, "ropd.method": method, "learning_rate": 1e-3}
     if method == "tjudge":
         overrides["ropd.tjudge.num_references"] = 1
     config = load_config(None, overrides)
-    report = run(config, client_factory=scripted_factory)
+    report = run(config, client=scripted_client)
     assert report.global_step == 2 and report.stopped is None
     assert [p.name for p in report.checkpoints] == ["checkpoint-1", "checkpoint-2"]
     assert changed(tiny_student, report.final_model)
@@ -52,33 +51,33 @@ def test_grpo_methods_train_two_steps(
     assert all(n_student == 2 for _, _, n_student, _ in rows)
     if method == "ropd":
         assert all(n_teacher == 2 for *_, n_teacher in rows)
-    judge = scripted_factory.clients[-1]
+    judge = scripted_client
     role = "rubricator" if method == "ropd" else "tjudge"
     assert len(judge.calls_for(role)) == (4 if method == "ropd" else 8)
     logged = report.metrics
     assert "train_loss" in logged
 
 
-def test_sft_with_lora_adapters(tiny_overrides: dict[str, Any], scripted_factory) -> None:
+def test_sft_with_lora_adapters(tiny_overrides: dict[str, Any], scripted_client) -> None:
     overrides = {
         **tiny_overrides,
         "ropd.method": "sft",
         "max_steps": 1,
         "ropd.lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
     }
-    report = run(load_config(None, overrides), client_factory=scripted_factory)
+    report = run(load_config(None, overrides), client=scripted_client)
     assert report.global_step == 1
     assert (report.final_model / "adapter_config.json").is_file()
 
 
 def test_sft_on_teacher_answers(
-    tiny_overrides: dict[str, Any], tiny_student: Path, scripted_factory
+    tiny_overrides: dict[str, Any], tiny_student: Path, scripted_client
 ) -> None:
     config = load_config(None, {**tiny_overrides, "ropd.method": "sft", "learning_rate": 1e-3})
-    report = run(config, client_factory=scripted_factory)
+    report = run(config, client=scripted_client)
     assert report.global_step == 2
     assert changed(tiny_student, report.final_model)
-    teacher = scripted_factory.clients[0]
+    teacher = scripted_client
     assert len(teacher.calls_for("teacher")) >= 8  # 8 prompts x 2 answers built first
 
 
@@ -100,16 +99,17 @@ def test_lopd_with_a_white_box_teacher(
 
 
 def test_resume_continues_from_the_last_checkpoint(
-    tiny_overrides: dict[str, Any], scripted_factory
+    tiny_overrides: dict[str, Any], scripted_client
 ) -> None:
-    first = run(load_config(None, tiny_overrides), client_factory=scripted_factory)
+    first = run(load_config(None, tiny_overrides), client=scripted_client)
     assert first.global_step == 2
     config = load_config(None, {**tiny_overrides, "max_steps": 3})
-    second = run(config, resume=True, client_factory=scripted_factory)
+    resumed = scripted_judge()
+    second = run(config, resume=True, client=resumed)
     assert second.global_step == 3
     assert second.run_id == first.run_id
     # only the new step was generated and scored after resuming
-    assert len(scripted_factory.clients[-1].calls_for("rubricator")) == 2
+    assert len(resumed.calls_for("rubricator")) == 2
     steps = [(run_id, step) for run_id, step, *_ in traced_steps(second.traces)]
     assert sorted({s for _, s in steps}) == [1, 2, 3]
     assert {r for r, _ in steps} == {first.run_id}
@@ -123,11 +123,9 @@ def test_quality_gate_stops_with_a_checkpoint(tiny_overrides: dict[str, Any]) ->
     def down(messages, schema):
         raise JudgeError("judge endpoint unreachable")
 
-    @asynccontextmanager
-    async def failing(roles, limits):
-        teacher = ScriptedChatClient({"teacher": lambda m, s: "The answer is 4."})
-        judge = ScriptedChatClient({"rubricator": down, "verifier": down})
-        yield (teacher if roles[0].name == "teacher" else judge), list(roles)
+    failing = ScriptedChatClient(
+        {"teacher": lambda m, s: "The answer is 4.", "rubricator": down, "verifier": down}
+    )
 
     overrides = {
         **tiny_overrides,
@@ -136,7 +134,7 @@ def test_quality_gate_stops_with_a_checkpoint(tiny_overrides: dict[str, Any]) ->
         "ropd.gate.min_groups": 2,
         "ropd.gate.window": 4,
     }
-    report = run(load_config(None, overrides), client_factory=failing)
+    report = run(load_config(None, overrides), client=failing)
     assert report.stopped is not None and "quality gate at step 1" in report.stopped
     assert report.global_step == 1
     assert [p.name for p in report.checkpoints] == ["checkpoint-1"]

@@ -17,10 +17,10 @@ import typer
 
 from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
-from ropd.llm.stub_server import STUB_MODEL, StubJudgeServer
 from ropd.reward.config import ScorerConfig
-from ropd.reward.engine import GroupScorer
+from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.types import Group
+from ropd.testing.stub_server import STUB_MODEL, StubJudgeServer
 
 
 def synthetic_groups(count: int, group_size: int, teacher_refs: int) -> list[Group]:

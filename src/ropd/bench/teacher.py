@@ -130,16 +130,14 @@ def _kill_phase(
 def run_bench(
     prompts: int, k: int, latency_s: float, rpm: float, max_in_flight: int
 ) -> dict[str, Any]:
-    from ropd.llm.stub_server import StubJudgeServer
+    from ropd.testing import StubJudgeServer
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ropd-bench-teacher-") as tmp:
         folder = Path(tmp)
         data = write_prompts(folder / "prompts.jsonl", prompts)
         with StubJudgeServer(latency_s=latency_s) as stub:
-            rate = asyncio.run(
-                _rate_phase(data, folder / "rate.db", stub, k, rpm, max_in_flight)
-            )
+            rate = asyncio.run(_rate_phase(data, folder / "rate.db", stub, k, rpm, max_in_flight))
             kill = _kill_phase(data, folder / "kill.db", stub.base_url, prompts, k, 8)
     return {
         "bench": "teacher",

@@ -58,6 +58,7 @@ def _arm(args: argparse.Namespace) -> None:
     """One measured arm (runs in a subprocess); prints one JSON line."""
     from transformers import TrainerCallback
 
+    from ropd.integrations.trl.trainer import close_reward
     from ropd.train.config import load_config
     from ropd.train.data import load_prompts
     from ropd.train.runner import build_trainer, prepare_teacher
@@ -87,12 +88,7 @@ def _arm(args: argparse.Namespace) -> None:
 
     trainer.add_callback(Timer())
     trainer.train()
-    if reward is not None:
-        import asyncio
-
-        asyncio.run_coroutine_threadsafe(reward.batch_scorer.aclose(), trainer.async_loop).result(
-            timeout=60
-        )
+    close_reward(trainer, reward)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"arm": args.arm, "step_s": times, "peak_rss_mb": peak_kb / 1024}))
 
@@ -121,11 +117,11 @@ def _lower_quartile(values: list[float]) -> float:
 def measure(steps: int = 8, warmup: int = 2, repeats: int = 3, latency_s: float = 1.0) -> dict:
     """Run the arms and compute the ratios (see the module docstring)."""
 
-    from ropd.llm.stub_server import StubJudgeServer
+    from ropd.integrations.trl.tiny import build_tiny_model
+    from ropd.teacher.references import build_missing
+    from ropd.testing import StubJudgeServer
     from ropd.train.config import load_config
     from ropd.train.data import load_prompts
-    from ropd.train.references import build_missing
-    from ropd.train.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="ropd-bench-train-") as tmp:
         work = Path(tmp)
@@ -138,9 +134,8 @@ def measure(steps: int = 8, warmup: int = 2, repeats: int = 3, latency_s: float 
                 _overrides(work, "build", model, fast.base_url, steps),
                 check_paths=False,
             )
-            build_missing(
-                config.ropd.teacher, load_prompts(config.ropd.data), config.ropd.limits, 2
-            )
+            prompts = [(p.id, p.messages) for p in load_prompts(config.ropd.data)]
+            build_missing(config.ropd.teacher, prompts, config.ropd.limits, 2)
             for _ in range(repeats):
                 for arm in ("constant", "ropd"):
                     url = fast.base_url if arm == "ropd" else None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from ropd.cli import bench, evaluate, inspect, score, teacher, train
+from ropd.cli.errors import RopdGroup
 
 app = typer.Typer(
     name="ropd",
+    cls=RopdGroup,
     help="Rubric-based On-Policy Distillation: rewards, teacher references, training, evaluation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -2,7 +2,8 @@
 
 One group: the prompt, the rubric (id, category, points, criterion), a table of every answer's
 verdicts and reward, and the answer texts. `--list` lists traced groups, `--stats` prints the
-per-step summary a training log gets.
+per-step numbers the training log got: the trace store rebuilds each step's results and
+`ropd.reward.metrics` computes them, the same function training calls.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ropd.reward.metrics import judge_usage
 from ropd.reward.types import AnswerVerdicts
 from ropd.traces import TracedGroup, TraceStore, TraceStoreError
 
@@ -105,10 +107,8 @@ def render_group(traced: TracedGroup, *, full: bool = False) -> RichGroup:
 
     if result.usage:
         usage = ", ".join(
-            f"{role}: {int(u.get('calls', 0))} calls, "
-            f"{int(u.get('prompt_tokens', 0)) + int(u.get('completion_tokens', 0))} tokens, "
-            f"{u.get('latency_s', 0):.2f} s"
-            for role, u in result.usage.items()
+            f"{role}: {u.calls:.0f} calls, {u.tokens:.0f} tokens, {u.latency_s:.2f} s"
+            for role, u in judge_usage([result.usage]).items()
         )
         parts.append(Text(f"usage  {usage}", style="dim"))
     if result.settings:
@@ -140,30 +140,38 @@ def render_list(
 
 
 def render_stats(store: TraceStore, *, run: str | None, step: int | None) -> Table:
+    """The per-step numbers of the training log (`ropd.reward.metrics`), one row per step."""
     table = Table(title=f"per-step summary of {store.path}", expand=True)
+    table.caption = (
+        "failed groups count in groups and failure rate only; their rewards are left out"
+    )
     for name in (
         "run",
         "step",
         "groups",
         "failure rate",
-        "reward mean",
+        "reward mean ± std",
         "teacher mean",
+        "beat teacher",
         "rubric size",
         "pass rate by category",
         "judge tokens",
     ):
         table.add_column(name)
     for s in store.summary(run_id=run, step=step):
+        m = s.metrics
+        reward = "null" if m.reward_mean is None else f"{m.reward_mean:.3f} ± {m.reward_std:.3f}"
         table.add_row(
             s.run_id,
             "" if s.step is None else str(s.step),
-            str(s.groups),
-            f"{s.failure_rate:.1%}",
-            _fmt(s.reward_mean),
-            _fmt(s.teacher_score_mean),
-            "n/a" if s.rubric_size_mean is None else f"{s.rubric_size_mean:.1f}",
-            ", ".join(f"{c} {r:.0%}" for c, r in s.category_pass_rate.items()),
-            f"{s.prompt_tokens + s.completion_tokens:,}",
+            str(m.groups),
+            f"{m.failed_group_rate:.1%}",
+            reward,
+            _fmt(m.teacher_score_mean),
+            "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
+            "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
+            ", ".join(f"{c} {r:.0%}" for c, r in m.pass_rate.items()),
+            f"{m.judge_tokens:,.0f}",
         )
     return table
 

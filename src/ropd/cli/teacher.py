@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,30 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ropd.data.records import DataError, load_records
+from ropd.data.records import load_records
+from ropd.errors import InputError, JudgeError
 from ropd.llm.config import LimitsConfig, RoleConfig
-from ropd.llm.types import ChatClient
-from ropd.teacher.builder import BuildAborted, BuildReport, build_references, prompt_items
+from ropd.teacher.builder import BuildAborted, build_store, prompt_items
 from ropd.teacher.status import STATUSES
 from ropd.teacher.store import TeacherStore
-
-ClientFactory = Callable[
-    [Sequence[RoleConfig], LimitsConfig],
-    AbstractAsyncContextManager[tuple[ChatClient, list[RoleConfig]]],
-]
-
-
-def _open_chat_client(
-    roles: Sequence[RoleConfig], limits: LimitsConfig
-) -> AbstractAsyncContextManager[tuple[ChatClient, list[RoleConfig]]]:
-    from ropd.llm.client import open_chat_client
-
-    return open_chat_client(roles, limits)
-
-
-# Replace to build through another ChatClient (tests, embedding applications). The default is the
-# real OpenAI-compatible client, starting the embedded local model when there is no base URL.
-client_factory: ClientFactory = _open_chat_client
 
 teacher_app = typer.Typer(
     help="Offline teacher references: build, inspect, export and import the store.",
@@ -49,9 +28,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(teacher_app, name="teacher")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"error: {message}", markup=False, highlight=False)
-    return typer.Exit(code)
+def _fail(message: str) -> InputError:
+    """A bad option or input (printed and mapped to exit 2 by `ropd.cli.errors`)."""
+    return InputError(message)
 
 
 def teacher_role(
@@ -66,7 +45,7 @@ def teacher_role(
 ) -> RoleConfig:
     """The teacher role from the command-line flags; checks the key variable up front."""
     if base_url is not None and not model:
-        raise ValueError(f"--model is required with --base-url ({base_url})")
+        raise InputError(f"--model is required with --base-url ({base_url})")
     role = RoleConfig(
         name="teacher",
         base_url=base_url,
@@ -154,55 +133,47 @@ def build(
     unknown = usable - set(STATUSES)
     if unknown:
         raise _fail(f"--accept must be one of {list(STATUSES)}, got {sorted(unknown)}")
-    try:
-        role = teacher_role(
-            base_url=base_url,
-            model=model,
-            api_key_env=api_key_env,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            timeout_s=timeout,
-        )
-        limits = LimitsConfig(
-            max_in_flight=max_in_flight,
-            requests_per_minute=rpm,
-            tokens_per_minute=tpm,
-            max_retries=max_retries,
-        )
-        items = prompt_items(
-            load_records(data, split=split, name=name, limit=limit),
-            prompt_field=prompt_field,
-            system_prompt=system_prompt,
-            system_field=system_field,
-            id_field=id_field,
-        )
-    except (DataError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    role = teacher_role(
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        timeout_s=timeout,
+    )
+    limits = LimitsConfig(
+        max_in_flight=max_in_flight,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        max_retries=max_retries,
+    )
+    items = prompt_items(
+        load_records(data, split=split, name=name, limit=limit),
+        prompt_field=prompt_field,
+        system_prompt=system_prompt,
+        system_field=system_field,
+        id_field=id_field,
+    )
     if not items:
         raise _fail(f"{data}: no prompts")
 
-    async def run() -> BuildReport:
-        async with client_factory([role], limits) as (client, resolved):
-            with TeacherStore(store) as teacher_store:
-                return await build_references(
-                    items,
-                    teacher_store,
-                    resolved[0],
-                    client,
-                    k,
-                    system_prompt=system_prompt,
-                    usable=usable,
-                    use_n=base_url is not None if use_n is None else use_n,
-                    max_pending=max_pending,
-                    max_rounds=max_rounds,
-                    progress=progress and not as_json,
-                )
-
     try:
-        report = asyncio.run(run())
+        report = build_store(
+            items,
+            store,
+            role,
+            k,
+            limits=limits,
+            system_prompt=system_prompt,
+            usable=usable,
+            use_n=base_url is not None if use_n is None else use_n,
+            max_pending=max_pending,
+            max_rounds=max_rounds,
+            progress=progress and not as_json,
+        )
     except BuildAborted as exc:
-        raise _fail(f"{exc} (finished answers are kept in {store})", 1) from None
+        raise BuildAborted(f"{exc} (finished answers are kept in {store})") from None
     summary = report.as_dict()
     if as_json:
         print(json.dumps(summary))
@@ -219,10 +190,9 @@ def build(
         for line in report.errors[:5]:
             console.print(f"  {line}", markup=False, highlight=False)
     if report.incomplete:
-        raise _fail(
+        raise JudgeError(  # exit 1: the teacher did not deliver; what it did deliver is kept
             f"{len(report.incomplete)} prompts still have fewer than {k} usable answers "
-            f"(e.g. {', '.join(report.incomplete[:3])}); run the same command again to top them up",
-            1,
+            f"(e.g. {', '.join(report.incomplete[:3])}); run the same command again to top them up"
         )
 
 
@@ -311,11 +281,8 @@ def import_(
     """Add answers from a JSONL file; importing the same file twice adds nothing."""
     if not file.is_file():
         raise _fail(f"{file}: no such file")
-    try:
-        with TeacherStore(store) as teacher_store:
-            report = teacher_store.import_jsonl(file)
-    except DataError as exc:
-        raise _fail(str(exc)) from None
+    with TeacherStore(store) as teacher_store:
+        report = teacher_store.import_jsonl(file)
     Console(soft_wrap=True).print(
         f"imported {report.added} answers ({report.skipped} already present, "
         f"{report.renumbered} renumbered, {report.legacy_rows} reference-index rows, "

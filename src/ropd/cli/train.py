@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_CONFIG = 2
-EXIT_GATE = 3
+from ropd.errors import RunStopped
+
+EXIT_GATE = RunStopped.exit_code
 
 
 def _overrides(
@@ -94,22 +95,17 @@ def train(
     ] = False,
 ) -> None:
     """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`."""
-    from ropd.data import DataError
-    from ropd.train.config import ConfigError, load_config
+    from ropd.train.config import load_config
 
-    try:
-        cfg = load_config(
-            config, _overrides(set_, method, output_dir, max_steps), check_paths=not dry_run
-        )
-        if dry_run:
-            cfg.trl_args()
-            for line in _describe(cfg):
-                typer.echo(line)
-            typer.echo("config is valid (dry run: nothing was loaded)")
-            return
-    except (ConfigError, DataError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+    cfg = load_config(
+        config, _overrides(set_, method, output_dir, max_steps), check_paths=not dry_run
+    )
+    if dry_run:
+        cfg.trl_args()
+        for line in _describe(cfg):
+            typer.echo(line)
+        typer.echo("config is valid (dry run: nothing was loaded)")
+        return
 
     import os
 
@@ -119,11 +115,7 @@ def train(
     if main:
         for line in _describe(cfg):
             typer.echo(line)
-    try:
-        report = run(cfg, resume=resume)
-    except (ConfigError, DataError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+    report = run(cfg, resume=resume)
     if main:
         typer.echo("")
         for line in report.lines():

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ropd.errors import InputError
+
 LOCAL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".csv")
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad input data; the message names the file, the line (or row) and the field."""
 
 

@@ -69,8 +69,9 @@ class Comparison:
         if self.base is None or self.teacher is None:
             return None
         if task is None:
-            return gap_closed(self.average(run), self.average(self.base),
-                              self.average(self.teacher))
+            return gap_closed(
+                self.average(run), self.average(self.base), self.average(self.teacher)
+            )
         return gap_closed(run.score(task), self.base.score(task), self.teacher.score(task))
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,8 +160,9 @@ def render_gap_table(comparison: Comparison) -> Table | None:
     """Per-task share of the gap closed, when base and teacher are known."""
     if comparison.base is None or comparison.teacher is None:
         return None
-    table = Table(title=f"share of the gap closed ({comparison.base.label} → "
-                        f"{comparison.teacher.label})")
+    table = Table(
+        title=f"share of the gap closed ({comparison.base.label} → {comparison.teacher.label})"
+    )
     table.add_column("model", style="bold")
     for task in comparison.tasks:
         table.add_column(task, justify="right")

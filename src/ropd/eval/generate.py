@@ -118,7 +118,8 @@ def checkpoint_fingerprint(path: Path) -> str:
         if file.is_file():
             digest.update(file.read_bytes())
     weights = sorted(
-        p for p in path.iterdir()
+        p
+        for p in path.iterdir()
         if p.suffix in (".safetensors", ".bin", ".gguf", ".pt") and p.is_file()
     )
     for file in weights:
@@ -210,8 +211,9 @@ class TransformersGenerator:
         self, requests: list[Request], count: int, settings: GenerationSettings
     ) -> list[list[Generation]]:
         torch = self.torch
-        texts = [self.render(with_system_prompt(r.messages, settings.system_prompt))
-                 for r in requests]
+        texts = [
+            self.render(with_system_prompt(r.messages, settings.system_prompt)) for r in requests
+        ]
         encoded = self.tokenizer(
             texts, return_tensors="pt", padding=True, add_special_tokens=not self.has_chat_template
         ).to(self.device)

@@ -190,13 +190,18 @@ def _read(spec: TaskSpec, limit: int | None) -> list[Record]:
         if spec.path is not None:
             return load_records(spec.path, limit=limit)
         if spec.hub_data_files is None:
-            return load_records(spec.hub_id, name=spec.hub_config, split=spec.hub_split,
-                                limit=limit)
+            return load_records(
+                spec.hub_id, name=spec.hub_config, split=spec.hub_split, limit=limit
+            )
         return _read_hub_files(spec, limit)
     except DataError as exc:
-        hint = "" if spec.path else (
-            f" For this task, pass --tasks {spec.name}=PATH with the hub's own fields, or "
-            f"{spec.family}=PATH with the fields {FIELDS[spec.family]}."
+        hint = (
+            ""
+            if spec.path
+            else (
+                f" For this task, pass --tasks {spec.name}=PATH with the hub's own fields, or "
+                f"{spec.family}=PATH with the fields {FIELDS[spec.family]}."
+            )
         )
         raise EvalError(f"task {spec.name}: {exc}{hint}") from None
 
@@ -224,20 +229,26 @@ def _read_hub_files(spec: TaskSpec, limit: int | None) -> list[Record]:
 
 
 def _build(spec: TaskSpec, row: Any, record: Record, index: int, seed: int) -> EvalItem:
-    item_id = str(row.key if isinstance(row, IfevalRow) else row.id if row.id is not None
-                  else index)
+    item_id = str(
+        row.key if isinstance(row, IfevalRow) else row.id if row.id is not None else index
+    )
     common = {"task": spec.name, "item_id": item_id, "location": record.location}
     if isinstance(row, MathRow):
         content = f"{row.problem.strip()}\n\n{MATH_INSTRUCTION}"
-        return EvalItem(messages=[{"role": "user", "content": content}],
-                        target={"answer": row.answer}, **common)
+        return EvalItem(
+            messages=[{"role": "user", "content": content}], target={"answer": row.answer}, **common
+        )
     if isinstance(row, McqRow):
         return _mcq_item(row, spec.name, item_id, seed, common)
     if isinstance(row, IfevalRow):
         return EvalItem(
             messages=[{"role": "user", "content": row.prompt}],
-            target={"key": row.key, "prompt": row.prompt,
-                    "instruction_id_list": row.instruction_id_list, "kwargs": row.kwargs},
+            target={
+                "key": row.key,
+                "prompt": row.prompt,
+                "instruction_id_list": row.instruction_id_list,
+                "kwargs": row.kwargs,
+            },
             **common,
         )
     try:

@@ -65,8 +65,12 @@ def prepare(
 @contextmanager
 def _progress(console: Console | None) -> Iterator[Progress]:
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console or Console(stderr=True), transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        transient=False,
     )
     with progress:
         yield progress
@@ -88,8 +92,9 @@ async def run_eval(
     gen_key = settings.key(generator.fingerprint)
     store = SampleStore(out_dir / SAMPLES_FILE)
     result = RunResult(out_dir=out_dir, summary={})
-    items_by_key = {(spec.name, item.item_id): (spec, item) for spec, items in tasks
-                    for item in items}
+    items_by_key = {
+        (spec.name, item.item_id): (spec, item) for spec, items in tasks for item in items
+    }
     try:
         requests, result.reused = _missing(tasks, settings, gen_key, store)
         with _progress(console) as progress:
@@ -103,15 +108,19 @@ async def run_eval(
                     result.failed.append(f"{task_name}/{item_id}: {outcome}")
                 else:
                     for offset, generation in enumerate(outcome):
-                        store.put(_sample_record(task_name, item_id, first + offset, gen_key,
-                                                 generator, generation))
+                        store.put(
+                            _sample_record(
+                                task_name, item_id, first + offset, gen_key, generator, generation
+                            )
+                        )
                     result.generated += len(outcome)
                 progress.advance(bar, request.count)
 
             if requests:
                 await generator.generate(requests, settings, on_result)
-            result.scored = await _score_pending(store, items_by_key, gen_key, settings.n,
-                                                 grader, progress)
+            result.scored = await _score_pending(
+                store, items_by_key, gen_key, settings.n, grader, progress
+            )
         result.summary = _summary(tasks, store, gen_key, generator, settings, grader)
         write_summary(out_dir, result.summary)
     finally:
@@ -139,8 +148,11 @@ def _missing(
     reused = 0
     for spec, items in tasks:
         for item in items:
-            done = {i for i in range(settings.n)
-                    if store.get((spec.name, item.item_id, i, gen_key)) is not None}
+            done = {
+                i
+                for i in range(settings.n)
+                if store.get((spec.name, item.item_id, i, gen_key)) is not None
+            }
             reused += len(done)
             todo = [i for i in range(settings.n) if i not in done]
             # Group the missing indices into runs so each request fills consecutive slots.
@@ -149,8 +161,13 @@ def _missing(
                 end = start
                 while end + 1 < len(todo) and todo[end + 1] == todo[end] + 1:
                     end += 1
-                requests.append(Request(_request_key(spec.name, item.item_id, todo[start]),
-                                        item.messages, end - start + 1))
+                requests.append(
+                    Request(
+                        _request_key(spec.name, item.item_id, todo[start]),
+                        item.messages,
+                        end - start + 1,
+                    )
+                )
                 start = end + 1
     return requests, reused
 
@@ -202,8 +219,10 @@ async def _score_pending(
     pending = [
         (record, *items_by_key[(record["task"], record["item_id"])])
         for record in list(store.records.values())
-        if record["gen_key"] == gen_key and record.get("score") is None
-        and (record["task"], record["item_id"]) in items_by_key and record["sample_index"] < n
+        if record["gen_key"] == gen_key
+        and record.get("score") is None
+        and (record["task"], record["item_id"]) in items_by_key
+        and record["sample_index"] < n
     ]
     if not pending:
         return 0
@@ -219,8 +238,9 @@ async def _score_pending(
 
     async def grade(record: dict[str, Any], item: EvalItem) -> None:
         assert grader is not None
-        outcome = await score_rubric(grader.client, grader.role, item.messages,
-                                     record["completion"], item.target["rubrics"])
+        outcome = await score_rubric(
+            grader.client, grader.role, item.messages, record["completion"], item.target["rubrics"]
+        )
         _store_score(store, record, outcome)
         progress.advance(bar)
 
@@ -230,8 +250,15 @@ async def _score_pending(
 
 
 def _store_score(store: SampleStore, record: dict[str, Any], outcome: SampleScore) -> None:
-    store.put({**record, "score": outcome.score, "details": outcome.details,
-               "error": outcome.error, "scored_at": _now()})
+    store.put(
+        {
+            **record,
+            "score": outcome.score,
+            "details": outcome.details,
+            "error": outcome.error,
+            "scored_at": _now(),
+        }
+    )
 
 
 def _summary(
@@ -245,7 +272,9 @@ def _summary(
     per_task: dict[str, Any] = {}
     for spec, items in tasks:
         records = [
-            r for item in items for i in range(settings.n)
+            r
+            for item in items
+            for i in range(settings.n)
             if (r := store.get((spec.name, item.item_id, i, gen_key))) is not None
         ]
         per_task[spec.name] = summarize_task(

@@ -42,8 +42,11 @@ class SampleStore:
                     record = json.loads(line)
                     key = sample_key(record)
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    log.warning("%s:%d: unreadable sample line skipped (it will be redone)",
-                                self.path, line_no)
+                    log.warning(
+                        "%s:%d: unreadable sample line skipped (it will be redone)",
+                        self.path,
+                        line_no,
+                    )
                     continue
                 self.records[key] = record
 

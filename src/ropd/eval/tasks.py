@@ -83,20 +83,32 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
         TaskSpec("aime25", "math", hub_id="MathArena/aime_2025", convert=_matharena),
         TaskSpec("hmmt25", "math", hub_id="MathArena/hmmt_feb_2025", convert=_matharena),
         TaskSpec(
-            "gpqa_diamond", "mcq", hub_id="Idavidrein/gpqa", hub_config="gpqa_diamond",
+            "gpqa_diamond",
+            "mcq",
+            hub_id="Idavidrein/gpqa",
+            hub_config="gpqa_diamond",
             convert=_gpqa,
         ),
         TaskSpec(
-            "healthbench", "rubric", hub_id=_HEALTHBENCH,
-            hub_data_files="2025-05-07-06-14-12_oss_eval.jsonl", convert=_healthbench,
+            "healthbench",
+            "rubric",
+            hub_id=_HEALTHBENCH,
+            hub_data_files="2025-05-07-06-14-12_oss_eval.jsonl",
+            convert=_healthbench,
         ),
         TaskSpec(
-            "healthbench_hard", "rubric", hub_id=_HEALTHBENCH,
-            hub_data_files="hard_2025-05-08-21-00-10.jsonl", convert=_healthbench,
+            "healthbench_hard",
+            "rubric",
+            hub_id=_HEALTHBENCH,
+            hub_data_files="hard_2025-05-08-21-00-10.jsonl",
+            convert=_healthbench,
         ),
         TaskSpec(
-            "healthbench_consensus", "rubric", hub_id=_HEALTHBENCH,
-            hub_data_files="consensus_2025-05-09-20-00-46.jsonl", convert=_healthbench,
+            "healthbench_consensus",
+            "rubric",
+            hub_id=_HEALTHBENCH,
+            hub_data_files="consensus_2025-05-09-20-00-46.jsonl",
+            convert=_healthbench,
         ),
         TaskSpec("ifeval", "ifeval", hub_id="google/IFEval", convert=_ifeval),
     )
@@ -121,8 +133,14 @@ def parse_tasks(text: str) -> list[TaskSpec]:
             builtin = BUILTIN_TASKS.get(ALIASES.get(family.lower(), family.lower()))
             if family not in FAMILIES and builtin is not None and path:
                 # A local copy of a benchmark, with the benchmark's own field names.
-                specs.append(TaskSpec(name=name or builtin.name, family=builtin.family,
-                                      path=path, convert=builtin.convert))
+                specs.append(
+                    TaskSpec(
+                        name=name or builtin.name,
+                        family=builtin.family,
+                        path=path,
+                        convert=builtin.convert,
+                    )
+                )
                 continue
             if family not in FAMILIES:
                 raise EvalError(

@@ -9,11 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ropd.errors import InputError
+
 Family = Literal["math", "mcq", "ifeval", "rubric"]
 FAMILIES: tuple[str, ...] = ("math", "mcq", "ifeval", "rubric")
 
 
-class EvalError(RuntimeError):
+class EvalError(InputError):
     """A problem the user can fix (bad task spec, malformed file, missing extra, no hub)."""
 
 

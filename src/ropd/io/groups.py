@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ropd.errors import InputError
 from ropd.reward.types import Group
 
 
@@ -32,7 +33,7 @@ class LineError:
         return f"{where}: {what}"
 
 
-class GroupsFileError(ValueError):
+class GroupsFileError(InputError):
     """A groups file with one or more bad lines; `errors` lists them all."""
 
     def __init__(self, errors: list[LineError]):

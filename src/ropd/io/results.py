@@ -13,11 +13,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from ropd.errors import InputError
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 
-class OutputFileError(ValueError):
+class OutputFileError(InputError):
     """An existing output file that cannot be resumed safely."""
 
 

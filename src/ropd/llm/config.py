@@ -1,7 +1,8 @@
 """Per-role endpoint settings and the shared limits of one client.
 
 A role is a use of an LLM (teacher, rubricator, verifier, tjudge, grader). Each role can point at
-its own endpoint and model with its own sampling; by default they all share one judge.
+its own endpoint and model with its own sampling; by default they all share one judge. Field
+descriptions double as the command line's help text.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ropd.errors import ConfigError
 
 
 class RoleConfig(BaseModel):
@@ -21,15 +24,23 @@ class RoleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "judge"
-    base_url: str | None = None
-    model: str = "local"
-    api_key_env: str | None = None
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=2048, ge=1)
-    timeout_s: float = Field(default=120.0, gt=0)
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(default="judge", description="Role name (usage and traces are per role).")
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint (…/v1); none = the embedded local model.",
+    )
+    model: str = Field(default="local", description="Model name served at base_url.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the API key (default: OPENAI_API_KEY if set).",
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
+    max_tokens: int = Field(default=2048, ge=1, description="Reply budget per call, in tokens.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Seconds allowed per request.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Extra request fields sent as they are (vLLM options…)."
+    )
 
     def api_key(self) -> str:
         """Read the key from the environment at call time (never logged, never stored)."""
@@ -37,7 +48,7 @@ class RoleConfig(BaseModel):
             return os.environ.get("OPENAI_API_KEY", "EMPTY")
         value = os.environ.get(self.api_key_env)
         if not value:
-            raise ValueError(
+            raise ConfigError(
                 f"role {self.name!r}: environment variable {self.api_key_env} is not set"
             )
         return value
@@ -51,16 +62,24 @@ class LimitsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_in_flight: int = Field(default=64, ge=1)
-    requests_per_minute: float | None = Field(default=None, gt=0)
-    tokens_per_minute: float | None = Field(default=None, gt=0)
-    max_retries: int = Field(default=4, ge=0)
-    backoff_base_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=30.0, ge=0)
+    max_in_flight: int = Field(
+        default=64, ge=1, description="Judge requests in flight at once (all groups, all roles)."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Requests-per-minute limit of the endpoint (paced)."
+    )
+    tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Tokens-per-minute limit of the endpoint."
+    )
+    max_retries: int = Field(
+        default=4, ge=0, description="Retries of a failed request (429, 5xx, timeouts)."
+    )
+    backoff_base_s: float = Field(default=0.5, ge=0, description="First retry delay, doubled.")
+    backoff_max_s: float = Field(default=30.0, ge=0, description="Longest retry delay.")
     expected_completion_fraction: float = Field(
         default=0.25,
         ge=0.0,
         le=1.0,
-        description="share of max_tokens booked against tokens_per_minute before the real "
-        "usage is known (corrected when the reply arrives)",
+        description="Share of max_tokens booked against tokens_per_minute before the real "
+        "usage is known (corrected when the reply arrives).",
     )

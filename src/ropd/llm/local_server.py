@@ -26,15 +26,17 @@ from types import TracebackType
 
 from typing_extensions import Self
 
+from ropd.errors import JudgeUnavailable
+
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOG_TAIL_CHARS = 2000
 
 
-class LocalModelUnavailable(RuntimeError):
+class LocalModelUnavailable(JudgeUnavailable):
     """The embedded judge cannot start here (model package or llama.cpp server missing)."""
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(JudgeUnavailable):
     """The local server process failed to start or died."""
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ropd.errors import JudgeError
 from ropd.llm.config import RoleConfig
+
+__all__ = ["ChatClient", "Completion", "JsonSchema", "JudgeError", "UsageBook", "UsageTotals"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,6 @@ class JsonSchema:
     name: str
     schema: dict[str, Any]
     strict: bool = False
-
-
-class JudgeError(RuntimeError):
-    """A judge request that failed for good (after retries), with a secret-free message."""
 
 
 class ChatClient(Protocol):

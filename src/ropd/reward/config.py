@@ -1,9 +1,12 @@
-"""Settings of the group scorer: the judge roles, the rubric bounds and every paper ablation."""
+"""Settings of the scorers: the judge roles, the rubric bounds and every paper ablation.
+
+Field descriptions double as the command line's help text (`ropd score --help`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,36 +14,90 @@ from ropd.llm.config import RoleConfig
 
 FailurePolicy = Literal["nan", "constant", "raise"]
 RubricMode = Literal["shared", "per_pair"]
+ROLE_NAMES = ("rubricator", "verifier")
 
 
-class ScorerConfig(BaseModel):
-    """How groups are scored. Defaults follow the paper (K = 4, 4-12 criteria, blind, shared)."""
+class JudgeSettings(BaseModel):
+    """What every scorer shares: answer cleaning, malformed replies, failure policy."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rubricator: RoleConfig = Field(default_factory=lambda: RoleConfig(name="rubricator"))
-    verifier: RoleConfig = Field(default_factory=lambda: RoleConfig(name="verifier"))
+    strip_think: bool = Field(default=True, description="Drop <think> blocks before judging.")
+    max_answer_chars: int = Field(
+        default=24000,
+        ge=100,
+        description="Longer answers keep their head and tail (the final answer is at the end).",
+    )
+    parse_retries: int = Field(
+        default=2, ge=0, description="Re-asks of a judge whose reply does not validate."
+    )
+    failure_policy: FailurePolicy = Field(
+        default="nan",
+        description="A group that cannot be scored: null rewards (masked), a constant, or stop.",
+    )
+    constant_reward: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Reward of a failed group under `constant`."
+    )
+    prompts_dir: Path | None = Field(
+        default=None, description="Folder overriding the judge prompt templates."
+    )
+
+
+class ScorerConfig(JudgeSettings):
+    """How groups are scored. Defaults follow the paper (K = 4, 4-12 criteria, blind, shared).
+
+    `judge` sets both roles at once; `rubricator=` / `verifier=` override it (in YAML a partial
+    mapping is merged over `judge`, e.g. `verifier: {max_tokens: 4096}`).
+    """
+
+    judge: RoleConfig | None = Field(
+        default=None, description="One model for both roles (rubricator/verifier override it)."
+    )
+    rubricator: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="rubricator"),
+        description="The model that writes the group's rubric.",
+    )
+    verifier: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="verifier"),
+        description="The model that checks every answer against the rubric.",
+    )
 
     num_teacher_refs: int | None = Field(
-        default=4, ge=0, description="K: teacher answers used per group (None = all given)"
+        default=4, ge=0, description="K: teacher answers used per group (None = all given)."
     )
-    min_criteria: int = Field(default=4, ge=1)
-    max_criteria: int = Field(default=12, ge=1)
+    min_criteria: int = Field(default=4, ge=1, description="Fewest rubric criteria accepted.")
+    max_criteria: int = Field(default=12, ge=1, description="Most rubric criteria accepted.")
 
-    rubric_mode: RubricMode = "shared"
-    blind: bool = True
-    teacher_in_pool: bool = True
+    rubric_mode: RubricMode = Field(
+        default="shared",
+        description="One rubric per group (shared), or one per student answer (per_pair).",
+    )
+    blind: bool = Field(default=True, description="Hide who wrote each answer from the Verifier.")
+    teacher_in_pool: bool = Field(
+        default=True, description="Verify teacher answers alongside the students' as anchors."
+    )
 
-    strip_think: bool = True
-    dedupe: bool = True
-    max_answers_per_verifier_call: int | None = Field(default=None, ge=1)
-    max_answer_chars: int = Field(default=24000, ge=100)
+    dedupe: bool = Field(default=True, description="Judge identical student answers once.")
+    max_answers_per_verifier_call: int | None = Field(
+        default=None, ge=1, description="Split the verifier pool into calls of at most this many."
+    )
+    seed: int = Field(default=0, description="Seed of the answer shuffling.")
 
-    parse_retries: int = Field(default=2, ge=0)
-    failure_policy: FailurePolicy = "nan"
-    constant_reward: float = Field(default=0.0, ge=0.0, le=1.0)
-    seed: int = 0
-    prompts_dir: Path | None = None
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_roles_from_judge(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("judge") is None:
+            return data
+        data = dict(data)
+        judge = data["judge"]
+        for name in ROLE_NAMES:
+            own = data.get(name)
+            if own is None:
+                data[name] = judge
+            elif isinstance(own, dict):  # a partial override, merged over the judge
+                base = judge.model_dump() if isinstance(judge, RoleConfig) else dict(judge)
+                data[name] = {**base, **own}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ScorerConfig:
@@ -51,6 +108,17 @@ class ScorerConfig(BaseModel):
         self.rubricator = self.rubricator.with_name("rubricator")
         self.verifier = self.verifier.with_name("verifier")
         return self
+
+    def roles(self) -> list[RoleConfig]:
+        """The roles this scorer calls, in a fixed order."""
+        return [self.rubricator, self.verifier]
+
+    def with_roles(self, roles: list[RoleConfig]) -> ScorerConfig:
+        """A copy using `roles` (e.g. resolved to the embedded server's URL and model)."""
+        by_name = {role.name: role for role in roles}
+        return self.model_copy(
+            update={"rubricator": by_name["rubricator"], "verifier": by_name["verifier"]}
+        )
 
     def ablation_settings(self) -> dict[str, object]:
         """The switches that change rewards, recorded with every traced group."""

@@ -12,14 +12,15 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from ropd.errors import JudgeError
 from ropd.jsonparse import JsonExtractionError, json_object_candidates, parse_json_object
 from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
+from ropd.llm.types import ChatClient, JsonSchema, UsageBook
 
 T = TypeVar("T")
 
 
-class InvalidJudgeReply(ValueError):
+class InvalidJudgeReply(JudgeError, ValueError):
     """The judge kept answering with JSON that does not fit the required structure."""
 
 

@@ -9,41 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from ropd.errors import InputError, JudgeError
 from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, JudgeError, UsageBook
+from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import load_template
 from ropd.reward import render
-from ropd.reward.config import FailurePolicy
+from ropd.reward.base import BaseScorer, GroupScoringError
+from ropd.reward.config import JudgeSettings
 from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import scalar_schema
 from ropd.reward.types import Group, GroupResult
-from ropd.text import strip_think
 
 log = logging.getLogger(__name__)
 MAX_SCORE = 10
 
 
-class TJudgeConfig(BaseModel):
+class TJudgeConfig(JudgeSettings):
     """Settings of the scalar-judge baseline."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    judge: RoleConfig = Field(default_factory=lambda: RoleConfig(name="tjudge", max_tokens=512))
-    num_references: int = Field(
-        default=0, ge=0, description="teacher answers shown to the judge as references (0 = none)"
+    judge: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="tjudge", max_tokens=512),
+        description="The model that scores each answer 0-10.",
     )
-    strip_think: bool = True
-    max_answer_chars: int = Field(default=24000, ge=100)
-    parse_retries: int = Field(default=2, ge=0)
-    failure_policy: FailurePolicy = "nan"
-    constant_reward: float = Field(default=0.0, ge=0.0, le=1.0)
-    prompts_dir: Path | None = None
+    num_references: int = Field(
+        default=0, ge=0, description="Teacher answers shown to the judge as references (0 = none)."
+    )
 
     @model_validator(mode="after")
     def _name(self) -> TJudgeConfig:
@@ -55,12 +49,13 @@ class _ScalarReply(BaseModel):
     score: int = Field(ge=0, le=MAX_SCORE)
 
 
-class TJudgeError(RuntimeError):
-    """A rollout could not be scored and the failure policy is `raise`."""
+TJudgeError = GroupScoringError  # the name ropd 0.1 raised under policy `raise`
 
 
-class TJudgeScorer:
+class TJudgeScorer(BaseScorer[TJudgeConfig]):
     """Scores every student answer with one scalar-judge call; all calls run concurrently."""
+
+    kind = "tjudge"
 
     def __init__(
         self,
@@ -70,64 +65,47 @@ class TJudgeScorer:
         *,
         run_id: str | None = None,
     ):
-        self.config = config
-        self.client = client
-        self.traces = traces
-        self.run_id = run_id
-        self.usage = UsageBook()
+        super().__init__(config, client, traces, run_id=run_id)
         self._template = load_template("tjudge", config.prompts_dir)
 
-    async def score_groups(
-        self, groups: Sequence[Group], *, step: int | None = None
-    ) -> list[GroupResult]:
-        return list(await asyncio.gather(*(self.score_group(g, step=step) for g in groups)))
+    @classmethod
+    def roles_of(cls, config: TJudgeConfig) -> list[RoleConfig]:
+        return [config.judge]
 
-    async def score_group(self, group: Group, *, step: int | None = None) -> GroupResult:
-        book = UsageBook()
+    @classmethod
+    def config_with_roles(cls, config: TJudgeConfig, roles: list[RoleConfig]) -> TJudgeConfig:
+        return config.model_copy(update={"judge": roles[0]})
+
+    def settings(self, group: Group) -> dict[str, Any]:
+        return {
+            "scorer": "tjudge",
+            "judge_model": self.config.judge.model,
+            "num_references": self.config.num_references,
+            "template": self._template.version,
+        }
+
+    async def _score(self, group: Group, book: UsageBook) -> GroupResult:
+        """Each answer on its own; answers that fail get the policy's reward, the group an error."""
         outcomes = await asyncio.gather(
             *(self._score_one(group, text, book) for text in group.student_responses),
             return_exceptions=True,
         )
-        self.usage.merge(book)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         for error in errors:
-            if not isinstance(error, JudgeError | ValueError):
+            if not isinstance(error, JudgeError | InputError):
                 raise error
-        policy = self.config.failure_policy
-        fallback = self.config.constant_reward if policy == "constant" else None
-        rewards = [fallback if isinstance(o, BaseException) else o for o in outcomes]
-        error = None
-        if errors:
-            error = f"{len(errors)}/{len(outcomes)} answers unscored: {errors[0]}"
-        result = GroupResult(
+        rewards = [self.failure_reward if isinstance(o, BaseException) else o for o in outcomes]
+        error = f"{len(errors)}/{len(outcomes)} answers unscored: {errors[0]}" if errors else None
+        return GroupResult(
             id=group.id,
             rewards=rewards,
             usage=book.as_dict(),
             error=error,
-            failure_policy=policy if errors else None,
-            settings={
-                "scorer": "tjudge",
-                "judge_model": self.config.judge.model,
-                "num_references": self.config.num_references,
-                "template": self._template.version,
-            },
+            settings=self.settings(group),
         )
-        if self.traces is not None:
-            self.traces.record(group, result, step=step, run_id=self.run_id)
-        if errors:
-            log.warning("group %s: %s", group.id, error)
-            if policy == "raise":
-                raise TJudgeError(f"group {group.id!r} could not be scored: {error}")
-        return result
-
-    def _clean(self, text: str) -> str:
-        if self.config.strip_think:
-            text = strip_think(text)
-        limit = self.config.max_answer_chars
-        return text if len(text) <= limit else text[:limit] + "\n[... truncated ...]"
 
     def _messages(self, group: Group, answer: str) -> list[dict[str, str]]:
-        references = [self._clean(t) for t in group.teacher_responses[: self.config.num_references]]
+        references = [self.clean(t) for t in group.teacher_responses[: self.config.num_references]]
         boundary = render.new_boundary([answer, *references])
         refs = ""
         if references:
@@ -149,7 +127,7 @@ class TJudgeScorer:
         reply = await ask_json(
             self.client,
             self.config.judge,
-            self._messages(group, self._clean(answer)),
+            self._messages(group, self.clean(answer)),
             scalar_schema(),
             _ScalarReply.model_validate,
             book,

@@ -13,12 +13,15 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ropd.data.records import Record, record_id, to_prompt_messages
-from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, Completion, JudgeError
+from ropd.errors import InputError, JudgeError
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.types import ChatClient, Completion
 from ropd.teacher.fingerprint import TEMPLATE_VERSION, TeacherFingerprint, prompt_key
 from ropd.teacher.status import USABLE_DEFAULT, classify
 from ropd.teacher.store import TeacherStore
@@ -26,7 +29,7 @@ from ropd.teacher.store import TeacherStore
 MAX_ERRORS_KEPT = 20
 
 
-class BuildAborted(RuntimeError):
+class BuildAborted(JudgeError):
     """Too many requests failed in a row (endpoint down, bad key...); finished work is kept."""
 
 
@@ -235,7 +238,7 @@ async def build_references(
     fingerprint the answers are stored under.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     started = time.monotonic()
     records = list(records)
     if records and all(isinstance(r, PromptItem) for r in records):
@@ -280,3 +283,36 @@ async def build_references(
         bar.close()
         report.wall_s = time.monotonic() - started
     return report
+
+
+def build_store(
+    items: Sequence[PromptItem],
+    store_path: str | Path,
+    role: RoleConfig,
+    k: int,
+    *,
+    limits: LimitsConfig | None = None,
+    client: ChatClient | None = None,
+    **options: Any,
+) -> BuildReport:
+    """`build_references` into the store at `store_path`, opening the teacher here.
+
+    The role's endpoint (or the embedded model when it has no `base_url`) is opened and closed
+    around the build; `client` builds through another `ChatClient` instead (tests). Unset key
+    variables fail before any request. `options` are `build_references`' keyword options.
+    """
+    if role.base_url is not None:
+        role.api_key()  # raises ConfigError now; the value is not kept
+
+    async def run() -> BuildReport:
+        async with AsyncExitStack() as stack:
+            chat, resolved = client, role
+            if chat is None:
+                from ropd.llm.client import open_chat_client
+
+                chat, roles = await stack.enter_async_context(open_chat_client([role], limits))
+                resolved = roles[0]
+            store = stack.enter_context(TeacherStore(store_path))
+            return await build_references(items, store, resolved, chat, k, **options)
+
+    return asyncio.run(run())

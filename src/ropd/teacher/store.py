@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 from typing_extensions import Self
 
 from ropd.data.records import DataError, check_messages
+from ropd.errors import StoreError
 from ropd.llm.types import Completion
+from ropd.sqlite import Schema, open_store, transaction
 from ropd.teacher import legacy
 from ropd.teacher.fingerprint import TeacherFingerprint, canonical_messages, prompt_key
 from ropd.teacher.status import STATUSES, USABLE_DEFAULT, classify
@@ -62,8 +65,18 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
-class TeacherStoreError(RuntimeError):
+class TeacherStoreError(StoreError):
     """A lookup or store operation that cannot be satisfied."""
+
+
+# The export format's name has always been the file's version marker too (meta.schema_version).
+_STORE_SCHEMA = Schema(
+    kind="teacher store",
+    version=EXPORT_VERSION,
+    ddl=_SCHEMA,
+    family=r"ropd\.teacher_store\.v\d+",
+    error=TeacherStoreError,
+)
 
 
 class FingerprintMismatch(TeacherStoreError):
@@ -117,19 +130,8 @@ class TeacherStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process kills
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (EXPORT_VERSION,),
-        )
+        self._db = open_store(self.path, _STORE_SCHEMA, lock=self._lock)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -143,8 +145,8 @@ class TeacherStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -621,25 +623,3 @@ class TeacherStore:
 
 def _strip(text: str) -> str:
     return strip_think(text)
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE ... COMMIT` under the store's lock (rollback on error)."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db = db
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-        finally:
-            self._lock.release()

@@ -19,9 +19,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.errors import ConfigError
+from ropd.llm.config import LimitsConfig
 from ropd.reward.config import ScorerConfig
+from ropd.reward.gate import GateConfig
 from ropd.reward.tjudge import TJudgeConfig
+from ropd.teacher.config import TeacherConfig
 
 Method = Literal["ropd", "tjudge", "sft", "lopd"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
@@ -37,10 +40,6 @@ NOT_SHARED = {"beta"}
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-class ConfigError(ValueError):
-    """A config problem, with where it is (file:line) and which field."""
 
 
 class DataConfig(BaseModel):
@@ -60,42 +59,6 @@ class DataConfig(BaseModel):
     id_field: str | None = "id"
     system_prompt: str | None = None
     limit: int | None = Field(default=None, ge=1)
-
-
-class TeacherConfig(BaseModel):
-    """The offline teacher answers: where they are stored and who writes missing ones."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    store: Path | None = Field(default=None, description="teacher store (SQLite) path")
-    role: RoleConfig = Field(
-        default_factory=lambda: RoleConfig(name="teacher", temperature=1.0, max_tokens=512)
-    )
-    num_answers: int = Field(default=4, ge=1, description="answers per prompt to build")
-    build_missing: bool = Field(
-        default=False, description="generate and store missing teacher answers before training"
-    )
-    fingerprint: str | None = Field(
-        default=None,
-        description="hash of the stored teacher fingerprint to use (`ropd teacher stats` lists "
-        "them); needed only when the store holds answers of several teachers",
-    )
-    accept_any_fingerprint: bool = False
-
-    @model_validator(mode="after")
-    def _name(self) -> TeacherConfig:
-        self.role = self.role.with_name("teacher")
-        return self
-
-
-class GateConfig(BaseModel):
-    """Stop instead of training on noise when too many recent groups failed to score."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    window: int = Field(default=32, ge=1, description="most recent groups considered")
-    threshold: float = Field(default=0.4, ge=0.0, le=1.0, description="failed share that stops")
-    min_groups: int = Field(default=8, ge=1, description="groups seen before the gate can trip")
 
 
 class LopdConfig(BaseModel):

@@ -10,30 +10,21 @@ Output folder layout (`output_dir`):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.errors import ConfigError
 from ropd.llm.types import ChatClient
-from ropd.train.config import ConfigError, TrainConfig
-from ropd.train.data import TrainPrompt, load_prompts, rl_dataset, sft_dataset
-from ropd.train.gate import QualityGate
-from ropd.train.scoring import BatchScorer, ReferenceSource, Scorer
+from ropd.train.config import TrainConfig
+from ropd.train.data import TrainPrompt, load_prompts
 
 log = logging.getLogger(__name__)
 
-ClientFactory = Callable[
-    [list[RoleConfig], LimitsConfig],
-    AbstractAsyncContextManager[tuple[ChatClient, list[RoleConfig]]],
-]
 RUN_FILE = "ropd_run.json"
 
 
@@ -69,22 +60,6 @@ class RunReport:
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if not output_dir.is_dir():
-        return None
-    found = get_last_checkpoint(str(output_dir))
-    return Path(found) if found else None
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    if not output_dir.is_dir():
-        return []
-    found = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def _run_id(config: TrainConfig, resume: bool) -> str:
@@ -126,38 +101,36 @@ def _teacher_k(config: TrainConfig) -> int:
 
 
 def prepare_teacher(
-    config: TrainConfig, prompts: list[TrainPrompt], client_factory: ClientFactory | None = None
+    config: TrainConfig, prompts: list[TrainPrompt], client: ChatClient | None = None
 ) -> Any | None:
     """Open the teacher store, building missing answers first when configured."""
-    from ropd.train import references
+    from ropd.teacher import references
 
     section = config.ropd
     if not section.needs_teacher_store:
         return None
     k = _teacher_k(config)
     store_path = Path(section.teacher.store)  # type: ignore[arg-type]
+    messages = [p.messages for p in prompts]
     if section.teacher.build_missing and _is_main_process():
         need = max(k, section.teacher.num_answers)
-        store = references.open_store(store_path) if store_path.exists() else None
-        missing = (
-            len(prompts)
-            if store is None
-            else references.coverage(store, section.teacher, prompts, need)
-        )
-        if store is not None:
-            store.close()
+        missing = len(prompts)
+        if store_path.exists():
+            with references.open_store(store_path) as store:
+                lookup = references.StoreReferences.from_config(store, section.teacher, need)
+                missing = lookup.coverage(messages)
         if missing:
             print(f"building teacher answers: {missing} of {len(prompts)} prompts need {need}")
             references.build_missing(
                 section.teacher,
-                prompts,
+                [(p.id, p.messages) for p in prompts],
                 section.limits,
                 need,
                 system_prompt=section.data.system_prompt,
-                client_factory=client_factory,
+                client=client,
             )
     store = references.open_store(store_path)
-    missing = references.coverage(store, section.teacher, prompts, k)
+    missing = references.StoreReferences.from_config(store, section.teacher, k).coverage(messages)
     if missing == len(prompts):
         raise ConfigError(
             f"teacher store {store_path} has no usable answers for these prompts (need {k} each); "
@@ -168,62 +141,29 @@ def prepare_teacher(
     return store
 
 
-# -- scorers ------------------------------------------------------------------------------------
+# -- trainers -----------------------------------------------------------------------------------
 
 
-def _default_client_factory() -> ClientFactory:
-    from ropd.llm.client import open_chat_client
-
-    return open_chat_client
-
-
-def make_opener(
-    config: TrainConfig,
-    run_id: str,
-    store: Any | None,
-    client_factory: ClientFactory | None = None,
-):
-    """The coroutine that opens the judge client, the trace store and the scorer (main only)."""
-    from ropd.train.references import StoreReferences
+def make_reward(
+    config: TrainConfig, run_id: str, store: Any | None, client: ChatClient | None = None
+) -> Any:
+    """The TRL reward function for a GRPO method (ROPD or T-Judge), as configured."""
+    from ropd.integrations.trl import RopdReward
 
     section = config.ropd
-    factory = client_factory or _default_client_factory()
-    traces_path = config.traces_path
-
-    async def opener(stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
-        from ropd.traces import TraceStore
-
-        traces = TraceStore(
-            traces_path,
-            run_id=run_id,
-            run_info={"method": section.method, "output_dir": str(config.output_dir)},
-        )
-        stack.callback(traces.close)
-        if section.method == "ropd":
-            from ropd.reward.engine import GroupScorer
-
-            cfg = section.scorer
-            client, roles = await stack.enter_async_context(
-                factory([cfg.rubricator, cfg.verifier], section.limits)
-            )
-            cfg = cfg.model_copy(update={"rubricator": roles[0], "verifier": roles[1]})
-            scorer: Scorer = GroupScorer(cfg, client, traces, run_id=run_id)
-            strip = cfg.strip_think
-        else:
-            from ropd.reward.tjudge import TJudgeScorer
-
-            tcfg = section.tjudge
-            client, roles = await stack.enter_async_context(factory([tcfg.judge], section.limits))
-            tcfg = tcfg.model_copy(update={"judge": roles[0]})
-            scorer = TJudgeScorer(tcfg, client, traces, run_id=run_id)
-            strip = tcfg.strip_think
-        refs = StoreReferences(store, section.teacher, _teacher_k(config), strip_think=strip)
-        return scorer, (refs if store is not None else None)
-
-    return opener
-
-
-# -- trainers -----------------------------------------------------------------------------------
+    scorer = section.scorer if section.method == "ropd" else section.tjudge
+    return RopdReward(
+        scorer,
+        teacher_store=store,
+        limits=section.limits,
+        traces=config.traces_path,
+        gate=section.gate,
+        teacher_fingerprint=section.teacher.fingerprint,
+        accept_any_fingerprint=section.teacher.accept_any_fingerprint,
+        client=client,
+        run_id=run_id,
+        name=section.method,
+    )
 
 
 def build_trainer(
@@ -231,96 +171,64 @@ def build_trainer(
     prompts: list[TrainPrompt],
     store: Any | None,
     run_id: str,
-    client_factory: ClientFactory | None = None,
+    client: ChatClient | None = None,
 ) -> tuple[Any, Any | None]:
     """The TRL trainer for the configured method (and the reward function, for GRPO methods)."""
-    from ropd.train.student import resolve_student
+    from ropd.integrations.trl import trainer as trl_trainer
+    from ropd.integrations.trl.student import resolve_student
 
     section = config.ropd
     args = config.trl_args()
     student = resolve_student(section.student)
-    peft: dict[str, Any] = {}
-    if section.lora is not None:
-        from peft import LoraConfig
-
-        peft["peft_config"] = LoraConfig(task_type="CAUSAL_LM", **section.lora)
     if section.method in ("ropd", "tjudge"):
-        from trl import GRPOTrainer
-
-        from ropd.integrations.trl import RopdRewardFunction, StopOnGateCallback
-
-        gate = QualityGate(section.gate.window, section.gate.threshold, section.gate.min_groups)
-        batch_scorer = BatchScorer(make_opener(config, run_id, store, client_factory), gate)
-        reward = RopdRewardFunction(batch_scorer, args.num_generations, name=section.method)
-        trainer = GRPOTrainer(
-            model=student,
-            reward_funcs=[reward],
-            args=args,
-            train_dataset=rl_dataset(prompts),
-            callbacks=[StopOnGateCallback(reward)],
-            **peft,
-        )
-        return trainer, reward
+        reward = make_reward(config, run_id, store, client)
+        return trl_trainer.grpo_trainer(student, args, prompts, reward, lora=section.lora), reward
     if section.method == "sft":
-        from trl import SFTTrainer
+        from ropd.teacher.references import StoreReferences
 
-        from ropd.train.references import lookup
-
-        pairs = [
-            (p, answer)
-            for p in prompts
-            for answer in lookup(store, section.teacher, p.messages, section.teacher.num_answers)
-        ]
-        trainer = SFTTrainer(model=student, args=args, train_dataset=sft_dataset(pairs), **peft)
-        return trainer, None
+        answers = StoreReferences.from_config(store, section.teacher, section.teacher.num_answers)
+        pairs = [(p, answer) for p in prompts for answer in answers.lookup(p.messages)]
+        return trl_trainer.sft_trainer(student, args, pairs, lora=section.lora), None
     if section.method == "lopd":
-        from trl import DistillationTrainer
-
         teacher = resolve_student(section.lopd.teacher_model)  # type: ignore[arg-type]
-        trainer = DistillationTrainer(
-            model=student,
-            teacher_model=teacher,
-            args=args,
-            train_dataset=rl_dataset(prompts),
-            **peft,
+        trainer = trl_trainer.distillation_trainer(
+            student, teacher, args, prompts, lora=section.lora
         )
         return trainer, None
     raise ConfigError(f"unknown method {section.method!r}")
-
-
-def _close_reward(trainer: Any, reward: Any | None) -> None:
-    if reward is None:
-        return
-    loop = getattr(trainer, "async_loop", None)
-    if loop is not None and loop.is_running():
-        asyncio.run_coroutine_threadsafe(reward.batch_scorer.aclose(), loop).result(timeout=60)
 
 
 def run(
     config: TrainConfig,
     *,
     resume: bool = False,
-    client_factory: ClientFactory | None = None,
+    client: ChatClient | None = None,
 ) -> RunReport:
-    """Train as configured; returns where everything went. Finished checkpoints are never lost."""
+    """Train as configured; returns where everything went. Finished checkpoints are never lost.
+
+    `client` answers every judge and teacher request instead of the configured endpoints
+    (tests, custom transports).
+    """
+    from ropd.integrations.trl.trainer import checkpoints, close_reward, last_checkpoint
+
     started = time.monotonic()
     config.trl_args()  # TRL's own checks, before any model or data loads
     prompts = load_prompts(config.ropd.data)
     from accelerate import PartialState
 
     with PartialState().main_process_first():  # the main process builds, the others wait
-        store = prepare_teacher(config, prompts, client_factory)
+        store = prepare_teacher(config, prompts, client)
     resume_from = last_checkpoint(config.output_dir) if resume else None
     if resume and resume_from is None:
         print(f"no checkpoint in {config.output_dir}: starting from the beginning")
     run_id = _run_id(config, resume)
     _write_run_file(config, run_id)
 
-    trainer, reward = build_trainer(config, prompts, store, run_id, client_factory)
+    trainer, reward = build_trainer(config, prompts, store, run_id, client)
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finally:
-        _close_reward(trainer, reward)
+        close_reward(trainer, reward)
         if store is not None:
             store.close()
     final = config.output_dir / "final"

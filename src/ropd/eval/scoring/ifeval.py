@@ -52,8 +52,11 @@ def score_ifeval(completion: str, target: dict[str, Any]) -> SampleScore:
         prompt=target["prompt"],
         kwargs=[dict(k) for k in target["kwargs"]],
     )
-    unknown = [i for i in example.instruction_id_list
-               if i not in utils.instructions_registry.INSTRUCTION_DICT]
+    unknown = [
+        i
+        for i in example.instruction_id_list
+        if i not in utils.instructions_registry.INSTRUCTION_DICT
+    ]
     if unknown:
         raise EvalError(f"unknown IFEval instruction id(s): {', '.join(unknown)}")
     response = strip_think(completion)
@@ -61,8 +64,9 @@ def score_ifeval(completion: str, target: dict[str, Any]) -> SampleScore:
         strict = utils.test_instruction_following_strict(example, response)
         loose = utils.test_instruction_following_loose(example, response)
     except TypeError as exc:  # kwargs that the instruction does not take
-        raise EvalError(f"IFEval kwargs {target['kwargs']} do not fit the instructions: {exc}"
-                        ) from exc
+        raise EvalError(
+            f"IFEval kwargs {target['kwargs']} do not fit the instructions: {exc}"
+        ) from exc
     except LookupError as exc:
         if isinstance(exc, KeyError):  # a bug or bad kwargs, not a missing nltk resource
             raise EvalError(f"IFEval check failed on kwargs {target['kwargs']}: {exc!r}") from exc

@@ -99,8 +99,10 @@ async def grade_item(
 ) -> _Grade:
     """Ask the grader about one rubric item; re-ask when the reply is not the JSON we want."""
     user = GRADER_USER.format(
-        conversation=conversation, response=response,
-        points=_fmt(item["points"]), criterion=item["criterion"],
+        conversation=conversation,
+        response=response,
+        points=_fmt(item["points"]),
+        criterion=item["criterion"],
     )
     messages = [{"role": "system", "content": GRADER_SYSTEM}, {"role": "user", "content": user}]
     problem = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ropd.train.student import EMBEDDED_DIRNAME, cache_root, embedded_gguf_path
+from ropd.integrations.trl.student import EMBEDDED_DIRNAME, cache_root, embedded_gguf_path
 
 
 def _tokenizer():

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from ropd.llm.scripted import ScriptedChatClient
 from ropd.llm.types import JudgeError
 from ropd.reward.schemas import SCALAR_SCHEMA_NAME
 from ropd.reward.tjudge import TJudgeConfig, TJudgeError, TJudgeScorer
 from ropd.reward.types import Group
+from ropd.testing import ScriptedChatClient
 
 GROUP = Group(
     id="g1",

@@ -1,20 +1,19 @@
 """A fixed-latency OpenAI-compatible endpoint on 127.0.0.1, for benchmarks and client tests.
 
 It speaks real HTTP (stdlib `ThreadingHTTPServer`, one thread per request, so hundreds of
-requests can sleep their latency at once) and recognises judge requests by the JSON-schema name
-they ask for: `ropd_rubric` gets a valid rubric, `ropd_verdicts` one boolean per criterion for
-every answer, `ropd_scalar_score` a score; a request without a schema gets plain answer text.
-`status_script` makes the first requests fail with given HTTP statuses (retry tests);
-`reject_json_schema` (or `reject_formats`) makes it refuse forms of `response_format` the way
-servers without structured-output support do; `ignore_n` answers one choice whatever `n` asks,
-as llama.cpp's Python server does.
+requests can sleep their latency at once) and answers through a reply policy (`schema_reply` by
+default: a valid rubric for `ropd_rubric`, one boolean per criterion and answer for
+`ropd_verdicts`, a score for `ropd_scalar_score`, plain answer text without a schema), the same
+policies the in-memory `ScriptedChatClient` uses. A policy raising `ReplyError` fails its request
+with that HTTP status. `status_script` makes the first requests fail with given HTTP statuses
+(retry tests); `reject_json_schema` (or `reject_formats`) makes it refuse forms of
+`response_format` the way servers without structured-output support do; `ignore_n` answers one
+choice whatever `n` asks, as llama.cpp's Python server does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import threading
 import time
 from collections import Counter
@@ -25,16 +24,10 @@ from typing import Any
 
 from typing_extensions import Self
 
-from ropd.reward.schemas import (
-    RUBRIC_SCHEMA_NAME,
-    SCALAR_SCHEMA_NAME,
-    VERDICTS_SCHEMA_NAME,
-    answer_key,
-    verdicts_schema_shape,
-)
+from ropd.testing.replies import ReplyError, ReplyPolicy, sample, schema_reply
+from ropd.testing.wire import WireRequest, read_request
 
 STUB_MODEL = "stub"
-_CATEGORIES = ("correctness", "reasoning", "completeness", "clarity", "format")
 
 
 def approx_tokens(text: str) -> int:
@@ -50,9 +43,14 @@ class _Server(ThreadingHTTPServer):
 class StubJudgeServer:
     """Serve `/v1/models` and `/v1/chat/completions` after `latency_s` seconds each.
 
-    Stats (thread-safe): `calls` per reply kind (schema name, "json_object" or "text"),
-    `requests` in total, `max_concurrent` requests being served at once, `bodies` and
-    `headers` (lower-cased names) of every request, for assertions on what the client sent.
+    Replies come from `policy` (see `ropd.testing.replies`), given the request's messages and
+    the `JsonSchema` it asked for, once per choice; `seed` (when not 0) is mixed into the sample
+    key, so stubs with different seeds sample different plain-text answers.
+
+    Stats (thread-safe): `calls` per reply kind (schema name, "json_object_schema",
+    "json_object" or "text"), `statuses` per HTTP status, `requests` in total,
+    `max_concurrent` requests being served at once, `bodies`, `headers` (lower-cased names) and
+    `arrivals` of every request, for assertions on what the client sent.
     """
 
     def __init__(
@@ -67,8 +65,10 @@ class StubJudgeServer:
         ignore_n: bool = False,
         error_message: str = "stub error",
         seed: int = 0,
+        policy: ReplyPolicy = schema_reply,
     ) -> None:
         self.latency_s = latency_s
+        self.policy = policy  # read per request: a test may swap it between runs
         self.port = port or 0
         self.status_script = list(status_script or [])
         self.retry_after_s = retry_after_s
@@ -212,18 +212,22 @@ class StubJudgeServer:
                 if self.retry_after_s is not None:
                     headers["Retry-After"] = f"{self.retry_after_s:g}"
                 return scripted, self._error(self.error_message, "stub_scripted"), headers
-            response_format = request.get("response_format") or {}
-            form = _format_form(response_format)
-            if form in self.reject_formats:
+            wire = read_request(request)
+            if wire.form in self.reject_formats:
                 with self._lock:
                     self.statuses[400] += 1
-                message = f"response_format {form} is not supported by this server"
+                message = f"response_format {wire.form} is not supported by this server"
                 return 400, self._error(message, "invalid_request_error", "response_format"), {}
             if self.latency_s > 0:
                 time.sleep(self.latency_s)
-            texts, label = self._answer(request, response_format)
+            try:
+                texts = self._answer(request, wire)
+            except ReplyError as exc:
+                with self._lock:
+                    self.statuses[exc.status] += 1
+                return exc.status, self._error(str(exc), "stub_policy"), {}
             with self._lock:
-                self.calls[label] += 1
+                self.calls[wire.label] += 1
                 self.statuses[200] += 1
             return 200, self._completion(request, texts), {}
         finally:
@@ -234,40 +238,15 @@ class StubJudgeServer:
     def _error(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
         return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
-    def _rng(self, request: dict[str, Any], choice: int) -> random.Random:
-        digest = hashlib.sha256(
-            json.dumps(
-                [self.seed, request.get("seed"), request.get("messages"), choice],
-                sort_keys=True,
-                default=str,
-            ).encode()
-        ).digest()
-        return random.Random(int.from_bytes(digest[:8], "big"))
-
-    def _answer(
-        self, request: dict[str, Any], response_format: dict[str, Any]
-    ) -> tuple[list[str], str]:
+    def _answer(self, request: dict[str, Any], wire: WireRequest) -> list[str]:
+        """One policy reply per choice, each marked as its sample (choice, request seed)."""
         n = 1 if self.ignore_n else max(1, int(request.get("n") or 1))
-        kind = response_format.get("type")
-        if kind == "json_schema":
-            spec = response_format.get("json_schema") or {}
-            name = str(spec.get("name", ""))
-            schema = spec.get("schema") or {}
-            rng = self._rng(request, 0)
-            if name == RUBRIC_SCHEMA_NAME:
-                return [json.dumps(_rubric(schema, rng))] * n, name
-            if name == VERDICTS_SCHEMA_NAME:
-                return [json.dumps(_verdicts(schema, rng))] * n, name
-            if name == SCALAR_SCHEMA_NAME:
-                reply = {"reasoning": "Checked the answer.", "score": rng.randint(0, 10)}
-                return [json.dumps(reply)] * n, name
-            return [json.dumps({"result": "ok"})] * n, name or "json_schema"
-        if kind == "json_object":
-            schema = response_format.get("schema")
-            if isinstance(schema, dict):
-                return [json.dumps({"result": "ok"})] * n, "json_object_schema"
-            return [json.dumps({"result": "ok"})] * n, "json_object"
-        return [_teacher_text(self._rng(request, i)) for i in range(n)], "text"
+        extra = (self.seed,) if self.seed else ()  # seed 0 samples as the in-memory client does
+        texts = []
+        for choice in range(n):
+            with sample(choice, request.get("seed"), *extra):
+                texts.append(self.policy(wire.messages, wire.json_schema))
+        return texts
 
     def _completion(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages") or [])
@@ -291,43 +270,3 @@ class StubJudgeServer:
                 "total_tokens": max(1, prompt_chars // 4) + completion_tokens,
             },
         }
-
-
-def _format_form(response_format: dict[str, Any]) -> str | None:
-    """json_schema, json_object_schema (llama-cpp-python's form), json_object, or None."""
-    kind = response_format.get("type")
-    if kind == "json_object" and isinstance(response_format.get("schema"), dict):
-        return "json_object_schema"
-    return kind if kind in ("json_schema", "json_object") else None
-
-
-def _rubric(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    array = (schema.get("properties") or {}).get("criteria") or {}
-    low = int(array.get("minItems", 1))
-    high = int(array.get("maxItems", max(low, 6)))
-    count = min(max(low, 5), high)
-    criteria = []
-    for i in range(1, count + 1):
-        category = _CATEGORIES[(i - 1) % len(_CATEGORIES)]
-        criteria.append(
-            {
-                "id": f"c{i}",
-                "category": category,
-                "criterion": f"The response satisfies check {i} on {category}.",
-                "points": 5 if i == 1 else rng.choice([1, 2, 4]),
-            }
-        )
-    return {"criteria": criteria}
-
-
-def _verdicts(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    count, ids = verdicts_schema_shape(schema)
-    return {answer_key(i): {cid: rng.random() < 0.6 for cid in ids} for i in range(1, count + 1)}
-
-
-def _teacher_text(rng: random.Random) -> str:
-    a, b = rng.randint(2, 99), rng.randint(2, 99)
-    return (
-        f"We need {a} + {b}. Adding the tens and then the units gives {a + b}. "
-        f"Checking by subtraction: {a + b} - {b} = {a}. The answer is {a + b}."
-    )

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ropd.llm.types import UsageBook
+from ropd.reward.gate import QualityGate
+from ropd.reward.metrics import PREFIX, batch_metrics
 from ropd.reward.types import Group, GroupResult, Prompt
-from ropd.train.gate import QualityGate
-from ropd.train.metrics import PREFIX, batch_metrics
 
 
 class Scorer(Protocol):
@@ -41,11 +41,16 @@ Opener = Callable[[AsyncExitStack], Awaitable[tuple[Scorer, ReferenceSource | No
 
 @dataclass(frozen=True)
 class Rollout:
-    """One student completion of one prompt; `group_id` names the dataset row."""
+    """One student completion of one prompt; `group_id` names the dataset row.
+
+    `teacher_responses` carries the row's teacher answers when the dataset has them (a
+    `teacher_responses` column); otherwise they are looked up by prompt.
+    """
 
     group_id: str
     prompt: Prompt
     completion: str
+    teacher_responses: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -115,7 +120,12 @@ class BatchScorer:
             first = rollouts[indices[0]]
             count = seen[first.group_id] = seen.get(first.group_id, 0) + 1
             group_id = first.group_id if count == 1 else f"{first.group_id}#{count}"
-            teacher = await self.references.references(first.prompt) if self.references else []
+            if first.teacher_responses is not None:
+                teacher = list(first.teacher_responses)
+            elif self.references is not None:
+                teacher = await self.references.references(first.prompt)
+            else:
+                teacher = []
             groups.append(
                 Group(
                     id=group_id,

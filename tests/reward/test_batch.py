@@ -6,15 +6,14 @@ import math
 
 import pytest
 
-from ropd.llm.scripted import ScriptedChatClient
+from ropd.reward.batch import BatchScorer, Rollout, regroup
 from ropd.reward.config import ScorerConfig
-from ropd.reward.engine import GroupScorer
+from ropd.reward.gate import QualityGate
+from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.metrics import batch_metrics
 from ropd.reward.types import AnswerVerdicts, GroupResult
 from ropd.rubric import Criterion, Rubric
-from ropd.train.gate import QualityGate
-from ropd.train.metrics import batch_metrics
-from ropd.train.scoring import BatchScorer, Rollout, regroup
-from ropd.train.scripted_judge import schema_reply, scripted_judge
+from ropd.testing import ScriptedChatClient, schema_reply, scripted_judge
 
 P1 = [{"role": "user", "content": "What is 2 + 2?"}]
 P2 = [{"role": "user", "content": "What is 3 + 3?"}]

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from ropd.reward.base import GroupScoringError
 from ropd.reward.config import ScorerConfig
-from ropd.reward.engine import GroupScorer, GroupScoringError
+from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.types import Group
 from ropd.rubric import weighted_score
 from ropd.testing import answers_in, content_verifier, make_client, rubric_reply

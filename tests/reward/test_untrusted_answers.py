@@ -6,9 +6,10 @@ import json
 
 from ropd.reward import render
 from ropd.reward.config import ScorerConfig
-from ropd.reward.engine import GroupScorer
+from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.types import Group
-from ropd.testing import ANSWER_BLOCK, answers_in, content_verifier, make_client, rubric_reply
+from ropd.testing import answers_in, content_verifier, make_client, rubric_reply
+from ropd.testing.replies import ANSWER_BLOCK
 
 RUBRIC = rubric_reply([("42", 5), ("because", 2), ("check", 1), ("units", 2)])
 

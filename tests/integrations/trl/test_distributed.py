@@ -31,24 +31,15 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
     import torch.distributed as dist
 
-    from ropd.integrations.trl import RopdRewardFunction
-    from ropd.reward.config import ScorerConfig
-    from ropd.reward.engine import GroupScorer
-    from ropd.train.scoring import BatchScorer
-    from ropd.train.scripted_judge import scripted_judge
+    from ropd import ScorerConfig
+    from ropd.integrations.trl import RopdReward
+    from ropd.testing import scripted_judge
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     client = scripted_judge()
 
-    class Refs:
-        async def references(self, prompt):
-            return ["ref one", "ref two"]
-
-    async def opener(stack):
-        return GroupScorer(ScorerConfig(num_teacher_refs=2), client), Refs()
-
-    reward = RopdRewardFunction(BatchScorer(opener), num_generations=2)
+    reward = RopdReward(ScorerConfig(num_teacher_refs=2), client=client, num_generations=2)
     mine = SLICES[rank]
     logged: dict[str, float] = {}
     rewards = asyncio.run(
@@ -56,6 +47,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             prompts=[P[i] for _, i, _ in mine],
             completions=[[{"role": "assistant", "content": t}] for *_, t in mine],
             ropd_id=[g for g, _, _ in mine],
+            teacher_responses=[["ref one", "ref two"] for _ in mine],  # a dataset column
             log_metric=logged.__setitem__,
         )
     )
@@ -93,7 +85,7 @@ def test_torchrun_two_processes_end_to_end(tmp_path: Path, tiny_student: Path) -
 
     3 completions per process with G = 2: the middle prompt's group is split between processes.
     """
-    from ropd.llm.stub_server import StubJudgeServer
+    from ropd.testing import StubJudgeServer
 
     with StubJudgeServer(latency_s=0.0) as stub:
         judge = f"{{base_url: '{stub.base_url}', model: stub}}"

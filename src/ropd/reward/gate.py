@@ -9,8 +9,22 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from pydantic import BaseModel, ConfigDict, Field
 
-class QualityGateTripped(RuntimeError):
+from ropd.errors import RunStopped
+
+
+class GateConfig(BaseModel):
+    """Stop instead of training on noise when too many recent groups failed to score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(default=32, ge=1, description="most recent groups considered")
+    threshold: float = Field(default=0.4, ge=0.0, le=1.0, description="failed share that stops")
+    min_groups: int = Field(default=8, ge=1, description="groups seen before the gate can trip")
+
+
+class QualityGateTripped(RunStopped):
     """Raised (or reported) when the failed-group share passes the threshold."""
 
 
@@ -23,6 +37,10 @@ class QualityGate:
         self.min_groups = min(min_groups, window)
         self._recent: deque[bool] = deque(maxlen=window)
         self.message: str | None = None
+
+    @classmethod
+    def from_config(cls, config: GateConfig) -> QualityGate:
+        return cls(config.window, config.threshold, config.min_groups)
 
     @property
     def failed_share(self) -> float:

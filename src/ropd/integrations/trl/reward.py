@@ -1,0 +1,220 @@
+"""The ROPD reward as a TRL reward function: drop `RopdReward(...)` into your own GRPOTrainer.
+
+This module only translates between TRL's calling convention and `ropd.reward.batch`; the method
+lives in the reward package. TRL calls an async callable on its background event loop with the
+whole local batch (`prompts`, `completions`, extra dataset columns as lists, `trainer_state`,
+`log_metric`). With several processes each one only sees its slice, so the slices are gathered,
+the main process scores every group whole exactly once, and each process gets back the rewards
+of its own slice. A group that could not be scored gets `None` (TRL masks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ropd.llm.config import LimitsConfig
+from ropd.llm.types import ChatClient
+from ropd.reward.batch import BatchOutcome, BatchScorer, ReferenceSource, Rollout, Scorer
+from ropd.reward.config import ScorerConfig
+from ropd.reward.gate import GateConfig, QualityGate
+from ropd.reward.tjudge import TJudgeConfig
+
+log = logging.getLogger(__name__)
+ID_COLUMN = "ropd_id"
+TEACHER_COLUMN = "teacher_responses"
+
+
+def completion_text(completion: Any) -> str:
+    """Plain text of a TRL completion (a string, or a list of assistant messages)."""
+    if isinstance(completion, str):
+        return completion
+    parts = []
+    for message in completion:
+        content = message.get("content", "")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(content or "")
+    return "".join(parts)
+
+
+def _prompt_id(prompt: Any) -> str:
+    """A stable group id for datasets without an id column: a hash of the prompt."""
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+    return "p" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _distributed() -> tuple[int, int]:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return 0, 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class RopdReward:
+    """A TRL reward function scoring each group of completions with ROPD (or T-Judge).
+
+    `config` is a `ScorerConfig` (ROPD) or a `TJudgeConfig` (the scalar-judge baseline). Teacher
+    answers come from a `teacher_responses` dataset column (a list of strings per row) when the
+    dataset has one, otherwise from `teacher_store` by prompt. The judge is opened on first use
+    inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
+    `log_metric`; every rubric and verdict goes to `traces` when given.
+    """
+
+    def __init__(
+        self,
+        config: ScorerConfig | TJudgeConfig | None = None,
+        *,
+        teacher_store: str | Path | Any | None = None,
+        limits: LimitsConfig | None = None,
+        traces: str | Path | Any | None = None,
+        num_generations: int | None = None,
+        gate: GateConfig | QualityGate | None = None,
+        teacher_fingerprint: str | None = None,
+        accept_any_fingerprint: bool = False,
+        client: ChatClient | None = None,
+        run_id: str | None = None,
+        name: str | None = None,
+    ):
+        self.config = config or ScorerConfig()
+        self.teacher_store = teacher_store
+        self.limits = limits
+        self.traces = traces
+        self.num_generations = num_generations
+        self.teacher_fingerprint = teacher_fingerprint
+        self.accept_any_fingerprint = accept_any_fingerprint
+        self.client = client
+        self.run_id = run_id
+        if isinstance(gate, GateConfig):
+            gate = QualityGate.from_config(gate)
+        self.batch_scorer = BatchScorer(self._open, gate)
+        self.__name__ = name or ("tjudge" if isinstance(self.config, TJudgeConfig) else "ropd")
+        self.stop_message: str | None = None
+
+    @property
+    def num_teacher_refs(self) -> int:
+        if isinstance(self.config, TJudgeConfig):
+            return self.config.num_references
+        k = self.config.num_teacher_refs
+        return 4 if k is None else k
+
+    async def _open(self, stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
+        """Open the judge, the trace store and the teacher store (main process only)."""
+        if isinstance(self.config, TJudgeConfig):
+            from ropd.reward.tjudge import TJudgeScorer as scorer_class
+        else:
+            from ropd.reward.group_scorer import GroupScorer as scorer_class
+        scorer = await stack.enter_async_context(
+            scorer_class.open(
+                self.config,  # type: ignore[arg-type]
+                limits=self.limits,
+                traces=self.traces,
+                client=self.client,
+                run_id=self.run_id,
+                run_info={"trainer": "trl", "reward": self.__name__},
+            )
+        )
+        if self.teacher_store is None or self.num_teacher_refs < 1:
+            return scorer, None
+        from ropd.teacher.references import StoreReferences
+        from ropd.teacher.store import TeacherStore
+
+        store = self.teacher_store
+        if isinstance(store, str | Path):
+            store = stack.enter_context(TeacherStore(store))
+        references = StoreReferences(
+            store,
+            self.num_teacher_refs,
+            fingerprint=self.teacher_fingerprint,
+            accept_any_fingerprint=self.accept_any_fingerprint,
+            strip_think=self.config.strip_think,
+        )
+        return scorer, references
+
+    async def aclose(self) -> None:
+        """Close the judge connection and stores (call on the loop that scored)."""
+        await self.batch_scorer.aclose()
+
+    async def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Any = None,
+        trainer_state: Any = None,
+        log_metric: Any = None,
+        **columns: Any,
+    ) -> list[float | None]:
+        ids = columns.get(ID_COLUMN)
+        teacher = columns.get(TEACHER_COLUMN)
+        local = [
+            Rollout(
+                group_id=str(ids[i]) if ids is not None else _prompt_id(prompts[i]),
+                prompt=prompts[i],
+                completion=completion_text(completions[i]),
+                teacher_responses=tuple(teacher[i]) if teacher is not None else None,
+            )
+            for i in range(len(prompts))
+        ]
+        # The step whose update these rollouts feed (TensorBoard shows logs at that step).
+        step = trainer_state.global_step + 1 if trainer_state is not None else None
+        outcome = await self._score_everywhere(local, step)
+        if log_metric is not None:
+            for name, value in sorted(outcome.metrics.items()):
+                log_metric(name, value)
+        if outcome.stop_message is not None and self.stop_message is None:
+            self.stop_message = outcome.stop_message
+            log.error(outcome.stop_message)
+        return outcome.rewards
+
+    async def _score_everywhere(self, local: list[Rollout], step: int | None) -> BatchOutcome:
+        rank, world = _distributed()
+        if world == 1:
+            return await self.batch_scorer.score(local, group_size=self.num_generations, step=step)
+        import torch.distributed as dist
+
+        slices: list[Any] = [None] * world
+        dist.all_gather_object(slices, local)
+        sizes = [len(s) for s in slices]
+        everything = [rollout for part in slices for rollout in part]
+        payload: list[Any] = [None]
+        if rank == 0:
+            try:
+                payload[0] = await self.batch_scorer.score(
+                    everything, group_size=self.num_generations, step=step
+                )
+            except Exception as exc:  # noqa: BLE001 - every rank must leave the collective
+                payload[0] = exc
+        dist.broadcast_object_list(payload, src=0)
+        result = payload[0]
+        if isinstance(result, Exception):
+            message = f"scoring failed on the main process: {result}"
+            raise RuntimeError(message) from result  # noqa: TRY004
+        start = sum(sizes[:rank])
+        return BatchOutcome(
+            rewards=result.rewards[start : start + sizes[rank]],
+            metrics=result.metrics,
+            stop_message=result.stop_message,
+        )
+
+
+class StopOnGateCallback(TrainerCallback):
+    """Ends training gracefully (with a checkpoint) once the reward's quality gate trips."""
+
+    def __init__(self, reward: RopdReward):
+        self.reward = reward
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if self.reward.stop_message is not None:
+            control.should_training_stop = True
+            control.should_save = True
+        return control

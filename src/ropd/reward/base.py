@@ -1,0 +1,232 @@
+"""What every group scorer shares: opening its judge, batching, streaming, the failure policy.
+
+A scorer turns whole groups into `GroupResult`s. Subclasses (`GroupScorer` for ROPD,
+`TJudgeScorer` for the scalar-judge baseline) only say how one group is judged (`_score`) and
+which roles they call; everything around it is here, so both behave the same: answers are
+cleaned by one rule, a failure follows one policy, every group goes to the trace store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from typing_extensions import Self
+
+from ropd.errors import InputError, JudgeError
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.types import ChatClient, UsageBook
+from ropd.reward.config import JudgeSettings
+from ropd.reward.types import Group, GroupResult
+from ropd.text import clip_middle, strip_think
+
+log = logging.getLogger("ropd.reward")
+
+C = TypeVar("C", bound=JudgeSettings)
+GroupLike = Group | Mapping[str, Any]
+
+
+class GroupInputError(InputError):
+    """The group itself cannot be scored as configured (e.g. no teacher answers)."""
+
+
+class GroupScoringError(JudgeError):
+    """A group failed and the failure policy is `raise`."""
+
+    def __init__(self, group_id: str, cause: str):
+        super().__init__(f"group {group_id!r} could not be scored: {cause}")
+        self.group_id = group_id
+        self.cause = cause
+
+
+def as_group(group: GroupLike) -> Group:
+    """Accept a `Group` or a plain mapping with the same fields (validated)."""
+    return group if isinstance(group, Group) else Group.model_validate(dict(group))
+
+
+class BaseScorer(Generic[C]):
+    """Scores whole groups; see `open` for the usual way to get one.
+
+    `client` is anything with the `ChatClient.chat` method (the OpenAI-compatible client, or
+    `ropd.testing.ScriptedChatClient` in tests); `traces` a `TraceStore` or None.
+    """
+
+    kind: ClassVar[str] = "scorer"
+
+    def __init__(
+        self,
+        config: C,
+        client: ChatClient,
+        traces: Any | None = None,
+        *,
+        run_id: str | None = None,
+    ):
+        self.config = config
+        self.client = client
+        self.traces = traces
+        self.run_id = run_id
+        self.usage = UsageBook()
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        config: C,
+        *,
+        limits: LimitsConfig | None = None,
+        traces: str | Path | Any | None = None,
+        client: ChatClient | None = None,
+        run_id: str | None = None,
+        run_info: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Self]:
+        """A scorer that owns its judge connection (and the embedded server, when needed).
+
+        Roles without a `base_url` are served by the embedded local model, started here and
+        stopped on exit. `traces` is a path (a trace store opened and closed here) or an open
+        `TraceStore`. Pass `client` to score through another `ChatClient` (tests, custom
+        transports); `limits` then does not apply. Unset API-key variables fail here, before any
+        group is scored.
+        """
+        for role in cls.roles_of(config):
+            if role.base_url is not None:
+                role.api_key()  # raises ConfigError now; the value is not kept
+        async with AsyncExitStack() as stack:
+            if client is None:
+                from ropd.llm.client import open_chat_client
+
+                client, resolved = await stack.enter_async_context(
+                    open_chat_client(cls.roles_of(config), limits)
+                )
+                config = cls.config_with_roles(config, resolved)
+            store = traces
+            if isinstance(traces, str | Path):
+                from ropd.traces import TraceStore
+
+                info = {"command": cls.kind, **(run_info or {})}
+                store = stack.enter_context(TraceStore(traces, run_id=run_id, run_info=info))
+                run_id = store.run_id
+            yield cls(config, client, store, run_id=run_id)
+
+    @classmethod
+    def roles_of(cls, config: C) -> list[RoleConfig]:
+        """The roles a scorer with `config` calls."""
+        raise NotImplementedError
+
+    @classmethod
+    def config_with_roles(cls, config: C, roles: list[RoleConfig]) -> C:
+        """`config` with its roles replaced by `roles` (matched by name)."""
+        raise NotImplementedError
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    async def score_groups(
+        self, groups: Iterable[GroupLike], *, step: int | None = None
+    ) -> list[GroupResult]:
+        """Score all groups concurrently; results keep the input order."""
+        return list(
+            await asyncio.gather(*(self.score_group(g, step=step) for g in map(as_group, groups)))
+        )
+
+    async def stream(
+        self,
+        groups: Iterable[GroupLike],
+        *,
+        step: int | None = None,
+        window: int | None = None,
+    ) -> AsyncIterator[GroupResult]:
+        """Yield results as groups finish, keeping at most `window` groups in flight.
+
+        When a group raises (policy `raise`, or a bug) no new group starts; the groups already
+        in flight finish and are yielded, then the first error is raised.
+        """
+        queue = iter(groups)
+        pending: set[asyncio.Task[GroupResult]] = set()
+        first_error: BaseException | None = None
+        limit = window if window is not None else float("inf")
+
+        def refill() -> None:
+            while first_error is None and len(pending) < limit:
+                item = next(queue, None)
+                if item is None:
+                    return
+                group = as_group(item)
+                pending.add(asyncio.create_task(self.score_group(group, step=step)))
+
+        refill()
+        try:
+            while pending:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    pending.discard(task)
+                    if task.exception() is not None:
+                        first_error = first_error or task.exception()
+                        continue
+                    yield task.result()
+                refill()
+        finally:
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*pending, return_exceptions=True)
+        if first_error is not None:
+            raise first_error
+
+    async def score_group(self, group: GroupLike, *, step: int | None = None) -> GroupResult:
+        """Score one group. Failures follow the configured policy; never a silent 0."""
+        group = as_group(group)
+        book = UsageBook()
+        try:
+            result = await self._score(group, book)
+        except (JudgeError, InputError) as exc:
+            result = self._failed_result(group, f"{type(exc).__name__}: {exc}", book)
+        finally:
+            self.usage.merge(book)
+        if result.failed:
+            result = result.model_copy(update={"failure_policy": self.config.failure_policy})
+        if self.traces is not None:
+            self.traces.record(group, result, step=step, run_id=self.run_id)
+        if result.failed:
+            log.warning("group %s failed: %s", group.id, result.error)
+            if self.config.failure_policy == "raise":
+                raise GroupScoringError(group.id, result.error or "")
+        return result
+
+    async def _score(self, group: Group, book: UsageBook) -> GroupResult:
+        """Judge one group; raise JudgeError/InputError (or set `error`) when it fails."""
+        raise NotImplementedError
+
+    # -- shared helpers ---------------------------------------------------------------------
+
+    @property
+    def failure_reward(self) -> float | None:
+        """The reward of an answer that could not be scored, under the configured policy."""
+        cfg = self.config
+        return cfg.constant_reward if cfg.failure_policy == "constant" else None
+
+    def clean(self, text: str) -> str:
+        """An answer as judges see it: reasoning stripped, clipped in the middle when long."""
+        if self.config.strip_think:
+            text = strip_think(text)
+        return clip_middle(text.strip(), self.config.max_answer_chars)
+
+    def settings(self, group: Group) -> dict[str, Any]:
+        """What is recorded with every result of this scorer."""
+        return {}
+
+    def _failed_result(self, group: Group, error: str, book: UsageBook) -> GroupResult:
+        return GroupResult(
+            id=group.id,
+            rewards=[self.failure_reward] * len(group.student_responses),
+            teacher_scores=[],
+            usage=book.as_dict(),
+            error=error,
+            failure_policy=self.config.failure_policy,
+            settings=self.settings(group),
+        )

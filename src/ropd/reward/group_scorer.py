@@ -1,0 +1,213 @@
+"""The ROPD group scorer: sequences rubric induction, blind verification and the reward formula.
+
+One group = one prompt, its G student answers and its K teacher answers. Per group the scorer
+makes one Rubricator call (one per student answer in the per-pair ablation) and one Verifier
+call per chunk of the answer pool; identical student answers are judged once. All groups of a
+batch run concurrently; the client's limits decide how many requests are really in flight.
+Rewards come only from `rubric.weighted_score` over the validated booleans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ropd.llm.config import RoleConfig
+from ropd.llm.types import UsageBook
+from ropd.reward import render
+from ropd.reward.base import BaseScorer, GroupInputError
+from ropd.reward.config import ScorerConfig
+from ropd.reward.induction import RubricInducer
+from ropd.reward.types import AnswerVerdicts, Group, GroupResult, Source
+from ropd.reward.verification import BlindVerifier, PoolEntry, Verdict
+from ropd.rubric import Rubric, weighted_score
+
+# (source, index) -> (index of the rubric that judged it, its verdict)
+Judged = dict[tuple[str, int], tuple[int, Verdict]]
+
+
+class GroupScorer(BaseScorer[ScorerConfig]):
+    """Scores whole groups the ROPD way; see `ScorerConfig` for every switch.
+
+    Usually obtained with `async with GroupScorer.open(config) as scorer:`, which owns the judge
+    connection; construct it directly to score through a `ChatClient` you already hold.
+    """
+
+    kind = "score"
+
+    def __init__(
+        self,
+        config: ScorerConfig,
+        client: Any,
+        traces: Any | None = None,
+        *,
+        run_id: str | None = None,
+    ):
+        super().__init__(config, client, traces, run_id=run_id)
+        self.inducer = RubricInducer(
+            config.rubricator,
+            min_criteria=config.min_criteria,
+            max_criteria=config.max_criteria,
+            parse_retries=config.parse_retries,
+            prompts_dir=config.prompts_dir,
+        )
+        self.verifier = BlindVerifier(
+            config.verifier,
+            blind=config.blind,
+            seed=config.seed,
+            max_answers_per_call=config.max_answers_per_verifier_call,
+            parse_retries=config.parse_retries,
+            prompts_dir=config.prompts_dir,
+        )
+
+    @classmethod
+    def roles_of(cls, config: ScorerConfig) -> list[RoleConfig]:
+        return config.roles()
+
+    @classmethod
+    def config_with_roles(cls, config: ScorerConfig, roles: list[RoleConfig]) -> ScorerConfig:
+        return config.with_roles(roles)
+
+    @property
+    def template_versions(self) -> dict[str, str]:
+        templates = (
+            self.inducer.system,
+            self.inducer.user,
+            self.verifier.system,
+            self.verifier.user,
+        )
+        return {t.name: t.version for t in templates}
+
+    def settings(self, group: Group) -> dict[str, Any]:
+        return {
+            **self.config.ablation_settings(),
+            "teacher_refs_used": len(self._references(group)),
+            "templates": self.template_versions,
+        }
+
+    # -- the method -------------------------------------------------------------------------
+
+    def _references(self, group: Group) -> list[str]:
+        references = [self.clean(t) for t in group.teacher_responses]
+        k = self.config.num_teacher_refs
+        return references if k is None else references[:k]
+
+    async def _score(self, group: Group, book: UsageBook) -> GroupResult:
+        cfg = self.config
+        students = [self.clean(t) for t in group.student_responses]
+        references = self._references(group)
+        if cfg.num_teacher_refs != 0 and not references:
+            raise GroupInputError(
+                "the group has no teacher answers (give teacher_responses or a teacher store)"
+            )
+        prompt_text = render.render_prompt(group.prompt)
+
+        first_of: list[int] = []  # student index -> index of the first identical student answer
+        seen: dict[str, int] = {}
+        for i, text in enumerate(students):
+            first_of.append(seen.setdefault(text, i) if cfg.dedupe else i)
+        distinct = [i for i, first in enumerate(first_of) if first == i]
+
+        if cfg.rubric_mode == "shared":
+            rubric = await self.inducer.induce(
+                self.client, prompt_text, references, [students[i] for i in distinct], book
+            )
+            pool = self._pool(students, distinct, references)
+            verdicts = await self.verifier.verify(
+                self.client, prompt_text, rubric, pool, book, group.id
+            )
+            rubrics = [rubric]
+            judged: Judged = {(e.source, e.index): (0, verdicts[k]) for k, e in enumerate(pool)}
+        else:
+            rubrics, judged = await self._score_per_pair(
+                prompt_text, references, students, distinct, book, group.id
+            )
+        return self._result(group, rubrics, judged, first_of, len(references), book)
+
+    def _pool(
+        self, students: list[str], chosen: list[int], references: list[str]
+    ) -> list[PoolEntry]:
+        pool = [PoolEntry("student", i, students[i]) for i in chosen]
+        if self.config.teacher_in_pool:
+            pool += [PoolEntry("teacher", j, t) for j, t in enumerate(references)]
+        return pool
+
+    async def _score_per_pair(
+        self,
+        prompt_text: str,
+        references: list[str],
+        students: list[str],
+        distinct: list[int],
+        book: UsageBook,
+        group_id: str,
+    ) -> tuple[list[Rubric], Judged]:
+        """Ablation: one rubric per student answer, induced from the references and that answer
+        alone, so no rubric sees the rest of the group."""
+
+        async def one(rubric_index: int, i: int) -> tuple[Rubric, list[PoolEntry], list[Verdict]]:
+            rubric = await self.inducer.induce(
+                self.client, prompt_text, references, [students[i]], book
+            )
+            pool = self._pool(students, [i], references)
+            verdicts = await self.verifier.verify(
+                self.client, prompt_text, rubric, pool, book, f"{group_id}:{rubric_index}"
+            )
+            return rubric, pool, verdicts
+
+        done = await asyncio.gather(*(one(r, i) for r, i in enumerate(distinct)))
+        rubrics: list[Rubric] = []
+        judged: Judged = {}
+        for rubric_index, (rubric, pool, verdicts) in enumerate(done):
+            rubrics.append(rubric)
+            for entry, verdict in zip(pool, verdicts):
+                # A teacher answer is verified once per rubric; its score uses the first rubric.
+                judged.setdefault((entry.source, entry.index), (rubric_index, verdict))
+        return rubrics, judged
+
+    def _result(
+        self,
+        group: Group,
+        rubrics: list[Rubric],
+        judged: Judged,
+        first_of: list[int],
+        num_references: int,
+        book: UsageBook,
+    ) -> GroupResult:
+        def scored(source: Source, index: int, key: tuple[str, int], duplicate_of: int | None):
+            rubric_index, (label, verdict) = judged[key]
+            rubric = rubrics[rubric_index]
+            score = weighted_score(rubric.points, [verdict[c.id] for c in rubric.criteria])
+            answer = AnswerVerdicts(
+                source=source,
+                index=index,
+                verdicts=verdict,
+                score=score,
+                rubric_index=rubric_index,
+                label=label,
+                duplicate_of=duplicate_of,
+            )
+            return score, answer
+
+        answers: list[AnswerVerdicts] = []
+        rewards: list[float | None] = []
+        for i, first in enumerate(first_of):
+            score, answer = scored("student", i, ("student", first), None if first == i else first)
+            rewards.append(score)
+            answers.append(answer)
+        teacher_scores: list[float | None] = []
+        for j in range(num_references):
+            if ("teacher", j) not in judged:
+                teacher_scores.append(None)
+                continue
+            score, answer = scored("teacher", j, ("teacher", j), None)
+            teacher_scores.append(score)
+            answers.append(answer)
+        return GroupResult(
+            id=group.id,
+            rewards=rewards,
+            teacher_scores=teacher_scores,
+            rubrics=rubrics,
+            verdicts=answers,
+            usage=book.as_dict(),
+            settings=self.settings(group),
+        )

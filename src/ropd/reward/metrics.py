@@ -1,0 +1,167 @@
+"""Per-step metrics of scored groups, computed in one place for every reader.
+
+The training log (`train/scoring.py`) and `ropd inspect --stats` (groups rebuilt from the trace
+store) both call `step_metrics`, so the two can never disagree. Everything here depends only on
+the `GroupResult`s, not on their order: sums use `math.fsum`, so a batch and the same groups read
+back from the trace store in another order give identical numbers.
+
+A failed group's rewards are what its failure policy put there (None, or one constant for every
+answer), not a judgement of its answers, so failed groups are left out of every reward, teacher
+score, rubric and pass-rate number; they count in the group total, the failure rate and the
+judge usage (their calls were spent).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ropd.reward.types import GroupResult
+
+PREFIX = "ropd/"
+
+
+@dataclass(frozen=True)
+class RoleUsage:
+    """Judge traffic of one role (rubricator, verifier, ...) summed over groups."""
+
+    calls: float = 0.0
+    failed_calls: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    latency_s: float = 0.0
+
+    @property
+    def tokens(self) -> float:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def mean_latency_s(self) -> float | None:
+        return self.latency_s / self.calls if self.calls else None
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """The numbers of one training step (or any set of scored groups)."""
+
+    groups: int
+    failed_groups: int
+    reward_mean: float | None = None
+    reward_std: float | None = None
+    teacher_score_mean: float | None = None
+    beat_teacher_rate: float | None = None
+    rubric_size: float | None = None
+    pass_rate: dict[str, float] = field(default_factory=dict)
+    judge: dict[str, RoleUsage] = field(default_factory=dict)
+
+    @property
+    def failed_group_rate(self) -> float:
+        return self.failed_groups / self.groups if self.groups else 0.0
+
+    @property
+    def judge_tokens(self) -> float:
+        return sum(u.tokens for u in self.judge.values())
+
+    def as_dict(self, prefix: str = PREFIX) -> dict[str, float]:
+        """The flat names a training logger gets (absent numbers are left out, never 0)."""
+        out: dict[str, float] = {
+            "groups": float(self.groups),
+            "failed_group_rate": self.failed_group_rate,
+        }
+        optional = {
+            "reward_mean": self.reward_mean,
+            "reward_std": self.reward_std,
+            "teacher_score_mean": self.teacher_score_mean,
+            "beat_teacher_rate": self.beat_teacher_rate,
+            "rubric_size": self.rubric_size,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        out.update({f"pass_rate/{c}": rate for c, rate in self.pass_rate.items()})
+        for role, u in self.judge.items():
+            out[f"judge/{role}/calls"] = u.calls
+            out[f"judge/{role}/failed_calls"] = u.failed_calls
+            out[f"judge/{role}/tokens"] = u.tokens
+            if u.mean_latency_s is not None:
+                out[f"judge/{role}/latency_s"] = u.mean_latency_s
+        return {prefix + k: v for k, v in out.items()}
+
+
+def batch_metrics(results: Sequence[GroupResult]) -> dict[str, float]:
+    """Reward spread, teacher score, beat-teacher share, failures, judge usage, rubric stats."""
+    return step_metrics(results).as_dict() if results else {}
+
+
+def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
+    """All step numbers of these groups; see the module docstring for what failed groups add."""
+    results = list(results)
+    scored = [res for res in results if not res.failed]
+    rewards = [r for res in scored for r in _valid(res.rewards)]
+    teacher = [s for res in scored for s in _valid(res.teacher_scores)]
+    comparable = [res for res in scored if _valid(res.rewards) and _valid(res.teacher_scores)]
+    beats = sum(max(_valid(res.rewards)) > max(_valid(res.teacher_scores)) for res in comparable)
+    sizes = [len(rubric.criteria) for res in scored for rubric in res.rubrics]
+    return StepMetrics(
+        groups=len(results),
+        failed_groups=len(results) - len(scored),
+        reward_mean=statistics.fmean(rewards) if rewards else None,
+        reward_std=statistics.pstdev(rewards) if rewards else None,
+        teacher_score_mean=statistics.fmean(teacher) if teacher else None,
+        beat_teacher_rate=beats / len(comparable) if comparable else None,
+        rubric_size=statistics.fmean(sizes) if sizes else None,
+        pass_rate=category_pass_rates(scored),
+        judge=judge_usage(res.usage for res in results),
+    )
+
+
+def category_pass_rates(results: Iterable[GroupResult]) -> dict[str, float]:
+    """Share of passed student verdicts per criterion category, categories sorted by name."""
+    passed: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for res in results:
+        for answer in res.verdicts:
+            if answer.source != "student" or answer.rubric_index >= len(res.rubrics):
+                continue
+            categories = {c.id: c.category for c in res.rubrics[answer.rubric_index].criteria}
+            for cid, ok in answer.verdicts.items():
+                category = categories.get(cid, "general")
+                total[category] += 1
+                passed[category] += bool(ok)
+    return {c: passed[c] / total[c] for c in sorted(total)}
+
+
+def judge_usage(books: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, RoleUsage]:
+    """Per-role totals of `GroupResult.usage` books, roles sorted by name (order-independent)."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for book in books:
+        for role, totals in book.items():
+            for key, value in totals.items():
+                values[role][key].append(float(value))
+    return {
+        role: RoleUsage(
+            calls=math.fsum(v["calls"]),
+            failed_calls=math.fsum(v["failed_calls"]),
+            prompt_tokens=math.fsum(v["prompt_tokens"]),
+            completion_tokens=math.fsum(v["completion_tokens"]),
+            latency_s=math.fsum(v["latency_s"]),
+        )
+        for role, v in sorted(values.items())
+    }
+
+
+def _valid(values: Iterable[float | None]) -> list[float]:
+    """The numbers among rewards or scores (None and NaN are masked answers)."""
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+__all__ = [
+    "PREFIX",
+    "RoleUsage",
+    "StepMetrics",
+    "batch_metrics",
+    "category_pass_rates",
+    "judge_usage",
+    "step_metrics",
+]

@@ -1,0 +1,251 @@
+"""Score a JSONL file of groups, resumably: the library behind `ropd score`.
+
+The input is validated completely (and teacher answers looked up in a store) before any judge
+call. Groups are scored concurrently, a sliding window of `batch_size` groups (the client's
+in-flight and rate limits decide the real request concurrency), and each result line is written
+and synced the moment its group finishes, so a killed run loses nothing: `resume=True` skips the
+ids already written and appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ropd.errors import InputError, StoreError
+from ropd.io import GroupsFileError, LineError, ResultWriter, prepare_resume, read_numbered_groups
+from ropd.llm.config import LimitsConfig
+from ropd.llm.types import ChatClient
+from ropd.reward.base import GroupScoringError
+from ropd.reward.config import ScorerConfig
+from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.types import Group, GroupResult
+from ropd.traces import TraceStore, TraceStoreError, new_run_id
+
+
+@dataclass
+class ScoreFileStats:
+    """What one scoring of a file did."""
+
+    total: int = 0
+    skipped: int = 0
+    scored: int = 0
+    failed: int = 0
+    aborted: str | None = None
+    rewards: list[float] = field(default_factory=list)
+    tokens: int = 0
+    wall_s: float = 0.0
+    dropped_bytes: int = 0
+    run_id: str | None = None
+    traces: Path | None = None
+
+    @property
+    def reward_mean(self) -> float | None:
+        return sum(self.rewards) / len(self.rewards) if self.rewards else None
+
+
+@dataclass(frozen=True)
+class ScoreFilePlan:
+    """A validated input: the groups still to score, and what was already done."""
+
+    groups: list[Group]
+    todo: list[Group]
+    dropped_bytes: int
+
+
+def default_traces_path(output: Path) -> Path:
+    """`scores.jsonl` -> `scores.traces.db`, next to the output."""
+    return output.with_name(f"{output.stem}.traces.db")
+
+
+def fill_teacher_answers(
+    numbered: list[tuple[int, Group]],
+    store_path: Path,
+    k: int,
+    source: str,
+    *,
+    any_fingerprint: bool = False,
+) -> list[Group]:
+    """Look teacher answers up in the store for groups that came without any.
+
+    Every missing prompt is reported (by input line) before any judge call is made.
+    """
+    from ropd.teacher.store import TeacherStore
+
+    if not store_path.is_file():
+        raise InputError(f"{store_path}: teacher store not found")
+    errors: list[LineError] = []
+    groups: list[Group] = []
+    try:
+        store = TeacherStore(store_path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{store_path}: cannot open the teacher store ({exc})") from None
+    with store:
+        for line, group in numbered:
+            if group.teacher_responses:
+                groups.append(group)
+                continue
+            try:
+                texts = store.lookup(group.prompt, k=k, accept_any_fingerprint=any_fingerprint)
+            except StoreError as exc:  # reported per line; the run stops before judging
+                errors.append(LineError(source, line, str(exc), "teacher_responses"))
+                continue
+            groups.append(group.model_copy(update={"teacher_responses": list(texts)}))
+    if errors:
+        raise GroupsFileError(errors)
+    return groups
+
+
+def plan_score_file(
+    groups_file: Path,
+    output: Path,
+    config: ScorerConfig,
+    *,
+    teacher_store: Path | None = None,
+    any_teacher_fingerprint: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> ScoreFilePlan:
+    """Validate options, input and output before any judge call; raise InputError otherwise."""
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite exclude each other")
+    if output.exists() and output.stat().st_size > 0 and not (resume or overwrite):
+        raise InputError(
+            f"{output} exists; pass --resume to continue it or --overwrite to start over"
+        )
+    k = config.num_teacher_refs
+    numbered = read_numbered_groups(groups_file, require_teacher=teacher_store is None and k != 0)
+    if teacher_store is not None and k != 0:
+        groups = fill_teacher_answers(
+            numbered,
+            teacher_store,
+            k if k is not None else 4,
+            str(groups_file),
+            any_fingerprint=any_teacher_fingerprint,
+        )
+    else:
+        groups = [group for _, group in numbered]
+    done_ids: set[str] = set()
+    dropped = 0
+    if resume:
+        done_ids, dropped = prepare_resume(output)
+    todo = [g for g in groups if g.id not in done_ids]
+    return ScoreFilePlan(groups=groups, todo=todo, dropped_bytes=dropped)
+
+
+def _resumed_run(traces_path: Path, output: Path, resume: bool) -> str:
+    """On resume, keep recording under the run that wrote this output; else a new run id."""
+    if resume and traces_path.exists():
+        try:
+            with TraceStore(traces_path, run_id="lookup") as probe:
+                previous = probe.latest_run(output=str(output.resolve()))
+        except TraceStoreError:
+            previous = None
+        if previous:
+            return previous
+    return new_run_id("score")
+
+
+def score_file(
+    groups_file: str | Path,
+    output: str | Path,
+    config: ScorerConfig,
+    *,
+    limits: LimitsConfig | None = None,
+    traces: str | Path | None = None,
+    teacher_store: str | Path | None = None,
+    any_teacher_fingerprint: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 32,
+    run_id: str | None = None,
+    client: ChatClient | None = None,
+    on_start: Callable[[ScoreFileStats], None] | None = None,
+    on_result: Callable[[GroupResult, ScoreFileStats], None] | None = None,
+) -> ScoreFileStats:
+    """Score every group of `groups_file` into `output` (JSONL), resumably; see the module doc.
+
+    A failure under policy `raise` stops new groups from starting: the groups in flight finish
+    and are written, and the returned stats have `aborted` set. `on_start` and `on_result` let a
+    caller show progress; `client` scores through another `ChatClient` (tests).
+    """
+    groups_file, output = Path(groups_file), Path(output)
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    plan = plan_score_file(
+        groups_file,
+        output,
+        config,
+        teacher_store=Path(teacher_store) if teacher_store is not None else None,
+        any_teacher_fingerprint=any_teacher_fingerprint,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    traces_path = Path(traces) if traces is not None else default_traces_path(output)
+    run_info = {
+        "command": "score",
+        "input": str(groups_file),
+        "output": str(output.resolve()),
+        "roles": [
+            {"name": r.name, "base_url": r.base_url, "model": r.model, "api_key_env": r.api_key_env}
+            for r in config.roles()
+        ],
+        "settings": config.ablation_settings(),
+    }
+    stats = ScoreFileStats(
+        total=len(plan.groups),
+        skipped=len(plan.groups) - len(plan.todo),
+        dropped_bytes=plan.dropped_bytes,
+        traces=traces_path,
+    )
+    with TraceStore(
+        traces_path, run_info=run_info, run_id=run_id or _resumed_run(traces_path, output, resume)
+    ) as store:
+        stats.run_id = store.run_id
+        if on_start is not None:
+            on_start(stats)
+        with ResultWriter(output, append=resume) as writer:
+            if plan.todo:
+                asyncio.run(
+                    _score_into(plan.todo, config, limits, store, client, writer, stats,
+                                batch_size, on_result)
+                )  # fmt: skip
+    return stats
+
+
+async def _score_into(
+    todo: list[Group],
+    config: ScorerConfig,
+    limits: LimitsConfig | None,
+    store: TraceStore,
+    client: ChatClient | None,
+    writer: ResultWriter,
+    stats: ScoreFileStats,
+    batch_size: int,
+    on_result: Callable[[GroupResult, ScoreFileStats], None] | None,
+) -> None:
+    started = time.monotonic()
+    async with GroupScorer.open(
+        config, limits=limits, traces=store, client=client, run_id=store.run_id
+    ) as scorer:
+        try:
+            async for result in scorer.stream(todo, window=batch_size):
+                writer.write(result.to_output_row())
+                stats.scored += 1
+                stats.failed += int(result.failed)
+                if not result.failed:
+                    stats.rewards.extend(r for r in result.rewards if r is not None)
+                stats.tokens = scorer.usage.total_tokens
+                if on_result is not None:
+                    on_result(result, stats)
+        except (
+            GroupScoringError
+        ) as exc:  # policy `raise`: finished groups are written, the rest waits
+            stats.failed += 1
+            stats.aborted = f"{type(exc).__name__}: {exc}"
+        stats.tokens = scorer.usage.total_tokens
+    stats.wall_s = time.monotonic() - started

@@ -1,0 +1,42 @@
+"""Fake judges for testing code built on ropd (and ropd itself), without any model behind them.
+
+Every fake answers through one reply policy, `(messages, json_schema) -> text` (`replies.py`),
+so the same judge behaves the same in memory (`ScriptedChatClient`, exact and instant) and over
+real HTTP (`StubJudgeServer`, latency, failures and format quirks of real endpoints):
+
+- `schema_reply`: a valid, reproducible reply for any ropd schema (training tests, benchmarks);
+  `scripted_judge()` is an in-memory client answering every role with it.
+- `content_policy(rubric)`: "answer mentions W" criteria and verdicts that follow answer content,
+  so a test knows every right verdict (engine tests); `make_client` is its in-memory client.
+
+This package is for tests: `ropd.llm` and `ropd.reward` never import it.
+"""
+
+from __future__ import annotations
+
+from ropd.testing.replies import (
+    ReplyError,
+    ReplyPolicy,
+    answers_in,
+    content_policy,
+    content_verifier,
+    rubric_reply,
+    schema_reply,
+)
+from ropd.testing.scripted import ScriptedCall, ScriptedChatClient, make_client, scripted_judge
+from ropd.testing.stub_server import StubJudgeServer
+
+__all__ = [
+    "ReplyError",
+    "ReplyPolicy",
+    "ScriptedCall",
+    "ScriptedChatClient",
+    "StubJudgeServer",
+    "answers_in",
+    "content_policy",
+    "content_verifier",
+    "make_client",
+    "rubric_reply",
+    "schema_reply",
+    "scripted_judge",
+]

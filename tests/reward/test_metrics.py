@@ -1,0 +1,215 @@
+"""Step metrics: one computation for the training log and `ropd inspect --stats`."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ropd.cli import app
+from ropd.llm.types import JudgeError
+from ropd.reward.config import ScorerConfig
+from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.metrics import PREFIX, batch_metrics, step_metrics
+from ropd.reward.types import AnswerVerdicts, Group, GroupResult
+from ropd.rubric import Criterion, Rubric
+from ropd.testing import content_verifier, make_client, rubric_reply
+from ropd.traces import TraceStore
+from ropd.train import metrics as train_metrics
+
+RUBRIC = rubric_reply([("391", 5), ("because", 2), ("check", 1), ("units", 2)], "correctness")
+STUDENTS = {
+    "g0": ["391 because 17*23", "401", "391 because 17*23"],
+    "g1": ["391, check units", "because", "nothing useful"],
+    "g2": ["391", "392", "393"],  # its verifier call fails
+    "g3": ["391 because check units", "units", "391"],
+}
+
+
+def group(gid: str) -> Group:
+    return Group(
+        id=gid,
+        prompt=f"What is 17 * 23? ({gid})",
+        student_responses=STUDENTS[gid],
+        teacher_responses=["391 because 17*23=391, check: no units", "391"],
+    )
+
+
+def flaky_verifier(messages, schema) -> str:
+    if "(g2)" in messages[-1]["content"]:
+        raise JudgeError("verifier at 127.0.0.1: HTTP 503")
+    return content_verifier(messages, schema)
+
+
+async def scored_step(store: TraceStore, step: int) -> list[GroupResult]:
+    """Score a batch the way training does, traced at `step`; a failed group gets 0.25 each."""
+    config = ScorerConfig(failure_policy="constant", constant_reward=0.25)
+    scorer = GroupScorer(config, make_client(RUBRIC, flaky_verifier), store, run_id="train")
+    return await scorer.score_groups([group(g) for g in STUDENTS], step=step)
+
+
+def run(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "240"})
+
+
+async def test_training_log_and_inspect_stats_are_identical(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    with TraceStore(db, run_id="train") as store:
+        results = await scored_step(store, step=4)
+        await scored_step(store, step=5)
+        logged = batch_metrics(results)  # what BatchScorer puts in the training log
+        (summary,) = store.summary(run_id="train", step=4)
+        (traced,) = store.steps(run_id="train", step=4)
+
+    assert summary.metrics.as_dict() == logged  # the very same numbers, not approximately
+    assert step_metrics(traced.results) == step_metrics(results)
+    assert logged[PREFIX + "groups"] == 4 and logged[PREFIX + "failed_group_rate"] == 0.25
+    assert {PREFIX + k for k in ("beat_teacher_rate", "teacher_score_mean", "reward_std")} <= set(
+        logged
+    )
+
+    stats = run("inspect", "--traces", db, "--stats", "--step", 4)
+    assert stats.exit_code == 0, stats.output
+    row = next(line for line in stats.stdout.splitlines() if "│ train " in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    m = summary.metrics
+    assert cells == [
+        "train",
+        "4",
+        "4",
+        "25.0%",
+        f"{m.reward_mean:.3f} ± {m.reward_std:.3f}",
+        f"{m.teacher_score_mean:.3f}",
+        f"{m.beat_teacher_rate:.1%}",
+        f"{m.rubric_size:.1f}",
+        "correctness " + f"{m.pass_rate['correctness']:.0%}",
+        f"{m.judge_tokens:,.0f}",
+    ]
+
+
+async def test_failed_groups_do_not_count_in_reward_means(tmp_path: Path) -> None:
+    with TraceStore(tmp_path / "traces.db", run_id="train") as store:
+        results = await scored_step(store, step=0)
+        (summary,) = store.summary()
+    failed = [r for r in results if r.failed]
+    assert [r.id for r in failed] == ["g2"] and failed[0].rewards == [0.25] * 3
+    judged = [x for r in results if not r.failed for x in r.rewards]
+    assert summary.reward_mean == pytest.approx(sum(judged) / len(judged))
+    assert batch_metrics(results)[PREFIX + "reward_mean"] == summary.reward_mean
+    only_failed = step_metrics(failed)
+    assert only_failed.reward_mean is None and only_failed.failed_group_rate == 1.0
+    assert only_failed.judge["verifier"].failed_calls >= 1  # spent calls still count
+
+
+def hand_results() -> list[GroupResult]:
+    math_rubric = Rubric(
+        criteria=[
+            Criterion(id="C1", category="correctness", criterion="gives 391", points=4),
+            Criterion(id="C2", category="format", criterion="one line", points=1),
+        ]
+    )
+    other = Rubric(criteria=[Criterion(id="C1", category="logic", criterion="explains", points=2)])
+    per_pair = GroupResult(
+        id="pair",
+        rewards=[0.8, 1.0, float("nan")],
+        teacher_scores=[1.0],
+        rubrics=[math_rubric, other],
+        verdicts=[
+            AnswerVerdicts(
+                source="student", index=0, verdicts={"C1": True, "C2": False}, score=0.8
+            ),
+            AnswerVerdicts(
+                source="student", index=1, verdicts={"C1": True}, score=1.0, rubric_index=1, label=1
+            ),
+            AnswerVerdicts(source="teacher", index=0, verdicts={"C1": True, "C2": True}, score=1),
+        ],
+        usage={
+            "rubricator": {
+                "calls": 2,
+                "prompt_tokens": 7,
+                "completion_tokens": 3,
+                "latency_s": 0.1,
+            },
+            "verifier": {
+                "calls": 3,
+                "prompt_tokens": 11,
+                "completion_tokens": 5,
+                "latency_s": 0.7,
+                "failed_calls": 1,
+            },
+        },
+    )
+    shared = GroupResult(
+        id="shared",
+        rewards=[0.2, 0.2],
+        teacher_scores=[0.6, None],
+        rubrics=[math_rubric],
+        verdicts=[
+            AnswerVerdicts(
+                source="student", index=0, verdicts={"C1": False, "C2": True}, score=0.2
+            ),
+            AnswerVerdicts(
+                source="student",
+                index=1,
+                verdicts={"C1": False, "C2": True},
+                score=0.2,
+                duplicate_of=0,
+            ),
+            AnswerVerdicts(
+                source="teacher", index=0, verdicts={"C1": True, "C2": False}, score=0.6
+            ),
+        ],
+        usage={"verifier": {"calls": 1, "prompt_tokens": 13, "latency_s": 0.30000000000000004}},
+    )
+    failed = GroupResult(
+        id="down",
+        rewards=[0.5, 0.5],
+        usage={"verifier": {"calls": 1, "failed_calls": 1, "latency_s": 0.2}},
+        error="JudgeError: HTTP 503",
+        failure_policy="constant",
+    )
+    return [per_pair, shared, failed]
+
+
+def test_hand_built_groups_read_back_give_the_same_metrics(tmp_path: Path) -> None:
+    results = hand_results()
+    with TraceStore(tmp_path / "traces.db", run_id="r") as store:
+        for res in results:
+            n_student, n_teacher = len(res.rewards), len(res.teacher_scores)
+            traced = Group(
+                id=res.id,
+                prompt="q",
+                student_responses=[f"s{i}" for i in range(n_student)],
+                teacher_responses=[f"t{j}" for j in range(n_teacher)],
+            )
+            store.record(traced, res, step=1)
+        (summary,) = store.summary(step=1)
+
+    logged = batch_metrics(results)
+    assert summary.metrics.as_dict() == logged
+    assert logged[PREFIX + "reward_mean"] == pytest.approx((0.8 + 1.0 + 0.2 + 0.2) / 4)  # no NaN
+    assert logged[PREFIX + "beat_teacher_rate"] == 0.0  # 1.0 vs 1.0, 0.2 vs 0.6
+    assert logged[PREFIX + "pass_rate/logic"] == 1.0
+    assert logged[PREFIX + "pass_rate/correctness"] == pytest.approx(1 / 3)  # failed: none
+    assert logged[PREFIX + "pass_rate/format"] == pytest.approx(2 / 3)
+    assert logged[PREFIX + "judge/verifier/failed_calls"] == 2.0
+    assert (summary.prompt_tokens, summary.completion_tokens) == (31, 8)
+
+
+def test_metrics_do_not_depend_on_group_order() -> None:
+    results = hand_results() * 3
+    expected = batch_metrics(results)
+    for seed in range(5):
+        shuffled = list(results)
+        random.Random(seed).shuffle(shuffled)
+        assert batch_metrics(shuffled) == expected
+
+
+def test_training_module_re_exports_the_same_function() -> None:
+    assert train_metrics.batch_metrics is batch_metrics
+    assert train_metrics.PREFIX == PREFIX
+    assert batch_metrics([]) == {}
+    assert math.isclose(step_metrics(hand_results()).failed_group_rate, 1 / 3)
