@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ropd.errors import StoreError
+from ropd.reward.traces import SCHEMA_VERSION, TraceStore, TraceStoreError
 from ropd.sqlite import Schema, connect, open_store, schema_version, transaction
 from ropd.teacher.store import TeacherStore, TeacherStoreError
-from ropd.traces import SCHEMA_VERSION, TraceStore, TraceStoreError
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,7 +98,7 @@ def test_a_store_of_the_other_kind_is_named_as_such(tmp_path: Path) -> None:
 
 def test_files_written_before_the_helper_still_open(tmp_path: Path) -> None:
     """The version marker is unchanged: `meta.schema_version`, as both stores wrote it."""
-    from ropd import traces as traces_module
+    from ropd.reward import traces as traces_module
     from ropd.teacher import store as teacher_module
 
     old_traces = tmp_path / "old-traces.db"

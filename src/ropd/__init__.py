@@ -24,10 +24,10 @@ from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.sync import score_groups
 from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
+from ropd.reward.traces import TraceStore
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric, weighted_score
 from ropd.teacher.store import TeacherStore
-from ropd.traces import TraceStore
 
 __version__ = "0.2.0"
 

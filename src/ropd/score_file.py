@@ -23,8 +23,8 @@ from ropd.llm.types import ChatClient
 from ropd.reward.base import GroupScoringError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.traces import TraceStore, TraceStoreError, new_run_id
 from ropd.reward.types import Group, GroupResult
-from ropd.traces import TraceStore, TraceStoreError, new_run_id
 
 
 @dataclass

@@ -14,10 +14,10 @@ from ropd.llm.types import JudgeError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.metrics import PREFIX, batch_metrics, step_metrics
+from ropd.reward.traces import TraceStore
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
 from ropd.testing import content_verifier, make_client, rubric_reply
-from ropd.traces import TraceStore
 from ropd.train import metrics as train_metrics
 
 RUBRIC = rubric_reply([("391", 5), ("because", 2), ("check", 1), ("units", 2)], "correctness")

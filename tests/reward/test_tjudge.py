@@ -75,7 +75,7 @@ async def test_failure_policies(policy: str) -> None:
 
 
 async def test_traces_are_recorded(tmp_path) -> None:
-    from ropd.traces import TraceStore
+    from ropd.reward.traces import TraceStore
 
     with TraceStore(tmp_path / "t.sqlite", run_id="r") as traces:
         scorer = TJudgeScorer(TJudgeConfig(), ScriptedChatClient({"tjudge": by_answer}), traces)

@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ropd.reward.metrics import judge_usage
+from ropd.reward.traces import TracedGroup, TraceStore, TraceStoreError
 from ropd.reward.types import AnswerVerdicts
-from ropd.traces import TracedGroup, TraceStore, TraceStoreError
 
 TRUNCATE_CHARS = 600
 

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import ValidationError
 from typing_extensions import Self
 
 from ropd.errors import InputError, JudgeError
@@ -45,8 +46,14 @@ class GroupScoringError(JudgeError):
 
 
 def as_group(group: GroupLike) -> Group:
-    """Accept a `Group` or a plain mapping with the same fields (validated)."""
-    return group if isinstance(group, Group) else Group.model_validate(dict(group))
+    """Accept a `Group` or a plain mapping with the same fields (validated: InputError)."""
+    if isinstance(group, Group):
+        return group
+    try:
+        return Group.model_validate(dict(group))
+    except ValidationError as exc:
+        where = group.get("id", "?") if isinstance(group, Mapping) else "?"
+        raise GroupInputError(f"group {where!r} is invalid: {exc}") from None
 
 
 class BaseScorer(Generic[C]):
@@ -107,7 +114,7 @@ class BaseScorer(Generic[C]):
                 config = cls.config_with_roles(config, resolved)
             store = traces
             if isinstance(traces, str | Path):
-                from ropd.traces import TraceStore
+                from ropd.reward.traces import TraceStore
 
                 info = {"command": cls.kind, **(run_info or {})}
                 store = stack.enter_context(TraceStore(traces, run_id=run_id, run_info=info))

@@ -63,7 +63,7 @@ def _is_main_process() -> bool:
 
 
 def _run_id(config: TrainConfig, resume: bool) -> str:
-    from ropd.traces import new_run_id
+    from ropd.reward.traces import new_run_id
 
     run_file = config.output_dir / RUN_FILE
     if resume and run_file.is_file():
@@ -74,7 +74,7 @@ def _run_id(config: TrainConfig, resume: bool) -> str:
 def _write_run_file(config: TrainConfig, run_id: str) -> None:
     if not _is_main_process():
         return
-    from ropd.traces import scrub_settings
+    from ropd.reward.traces import scrub_settings
 
     config.output_dir.mkdir(parents=True, exist_ok=True)
     body = scrub_settings({

@@ -1,4 +1,4 @@
-"""Fixtures of the trace, io and `ropd score` tests: a stub judge endpoint behind `ropd score`.
+"""Fixtures of the command-line tests: a stub judge endpoint behind `ropd score`.
 
 The CLI runs unpatched, through the real OpenAI client, against a `StubJudgeServer` whose
 verdicts follow answer content; tests inspect what reached the judge through the stub's

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from ropd.cli import app
 from ropd.llm.types import JsonSchema
 from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
+from ropd.reward.traces import TraceStore
 from ropd.rubric import weighted_score
 from ropd.testing import ReplyError, ReplyPolicy, StubJudgeServer, content_policy, rubric_reply
-from ropd.traces import TraceStore
 
 WORDS = [("391", 5), ("because", 2), ("check", 1), ("units", 2)]
 OUTPUT_FIELDS = {"id", "rewards", "teacher_scores", "rubric", "verdicts", "usage", "error"}

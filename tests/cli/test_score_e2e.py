@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ropd.traces import TraceStore
+from ropd.reward.traces import TraceStore
 
 pytestmark = pytest.mark.slow
 

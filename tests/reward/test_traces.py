@@ -11,10 +11,10 @@ import pytest
 from ropd.llm.types import JudgeError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.traces import SCHEMA_VERSION, TraceStore, TraceStoreError
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
 from ropd.testing import content_verifier, make_client, rubric_reply
-from ropd.traces import SCHEMA_VERSION, TraceStore, TraceStoreError
 
 RUBRIC = rubric_reply([("391", 5), ("because", 2), ("check", 1), ("units", 2)])
 

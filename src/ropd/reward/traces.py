@@ -1,0 +1,581 @@
+"""The trace store: every prompt, answer, rubric, verdict, score, usage record and error.
+
+A reward that trained a model must be explainable after the fact, so each scored group is kept
+in an embedded SQLite database in normalised tables (criteria and verdicts are queryable, e.g. for
+per-category pass rates). WAL mode and a busy timeout let several processes (data-parallel
+trainers, a `ropd inspect` while a run writes) share one file. API keys are never stored: the
+settings recorded are model names and environment-variable names, and anything that looks like a
+key is redacted on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ropd.errors import StoreError
+from ropd.reward.metrics import StepMetrics, step_metrics
+from ropd.reward.types import AnswerVerdicts, Group, GroupResult
+from ropd.rubric import Criterion, Rubric
+from ropd.sqlite import Schema, open_store, transaction
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS groups (
+    pk INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    step INTEGER,
+    group_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    prompt TEXT NOT NULL,
+    error TEXT,
+    failure_policy TEXT,
+    settings TEXT NOT NULL,
+    usage TEXT NOT NULL,
+    reward_mean REAL,
+    num_student INTEGER NOT NULL,
+    num_teacher INTEGER NOT NULL,
+    num_criteria INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS groups_key
+    ON groups (run_id, group_id, COALESCE(step, -1));
+CREATE INDEX IF NOT EXISTS groups_by_step ON groups (run_id, step);
+CREATE INDEX IF NOT EXISTS groups_by_id ON groups (group_id);
+CREATE TABLE IF NOT EXISTS answers (
+    group_pk INTEGER NOT NULL REFERENCES groups (pk) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    reward REAL,
+    score REAL,
+    rubric_index INTEGER,
+    label INTEGER,
+    duplicate_of INTEGER,
+    PRIMARY KEY (group_pk, source, idx)
+);
+CREATE TABLE IF NOT EXISTS criteria (
+    group_pk INTEGER NOT NULL REFERENCES groups (pk) ON DELETE CASCADE,
+    rubric_index INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    criterion_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (group_pk, rubric_index, position)
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    group_pk INTEGER NOT NULL REFERENCES groups (pk) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    rubric_index INTEGER NOT NULL,
+    criterion_id TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    PRIMARY KEY (group_pk, source, idx, rubric_index, criterion_id)
+);
+"""
+
+# Keys whose values are secrets wherever they appear in settings; `*_env` names are kept.
+_SECRET_KEY = re.compile(r"(?i)^(.*_)?(api_?key|secret|password|authorization|bearer)$")
+# Values that look like credentials, redacted from any stored text (defence in depth).
+_SECRET_VALUE = re.compile(
+    r"(?i)(sk-[A-Za-z0-9_\-]{12,}|bearer\s+[A-Za-z0-9._\-]{8,}|hf_[A-Za-z0-9]{12,})"
+)
+REDACTED = "[redacted]"
+
+
+class TraceStoreError(StoreError):
+    """The trace database cannot be used (wrong schema version, not a trace store, ...)."""
+
+
+_STORE_SCHEMA = Schema(
+    kind="trace store",
+    version=str(SCHEMA_VERSION),
+    ddl=_SCHEMA,
+    family=r"\d+",  # trace stores have always marked their version with a bare integer
+    error=TraceStoreError,
+    hint="use a new --traces file",
+)
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like an API key or bearer token."""
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def scrub_settings(value: Any) -> Any:
+    """Drop secret-named keys and redact key-shaped strings, recursively."""
+    if isinstance(value, dict):
+        return {
+            str(k): (REDACTED if _SECRET_KEY.match(str(k)) else scrub_settings(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_settings(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """One traced group in a listing."""
+
+    group_id: str
+    run_id: str
+    step: int | None
+    created_at: float
+    reward_mean: float | None
+    num_student: int
+    num_teacher: int
+    num_criteria: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TracedGroup:
+    """Everything stored about one scored group: what `ropd inspect` shows."""
+
+    group_id: str
+    run_id: str
+    step: int | None
+    created_at: float
+    prompt: str | list[dict[str, Any]]
+    student_responses: list[str]
+    teacher_responses: list[str]
+    result: GroupResult
+
+
+@dataclass(frozen=True)
+class TracedStep:
+    """The scored groups of one (run, step), rebuilt from the store, oldest record first."""
+
+    run_id: str
+    step: int | None
+    results: list[GroupResult]
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One (run, step): the very `StepMetrics` the training log computed from the same groups."""
+
+    run_id: str
+    step: int | None
+    metrics: StepMetrics
+
+    @property
+    def groups(self) -> int:
+        return self.metrics.groups
+
+    @property
+    def failed(self) -> int:
+        return self.metrics.failed_groups
+
+    @property
+    def failure_rate(self) -> float:
+        return self.metrics.failed_group_rate
+
+    @property
+    def reward_mean(self) -> float | None:
+        """Mean student reward of the groups that did not fail."""
+        return self.metrics.reward_mean
+
+    @property
+    def teacher_score_mean(self) -> float | None:
+        return self.metrics.teacher_score_mean
+
+    @property
+    def rubric_size_mean(self) -> float | None:
+        return self.metrics.rubric_size
+
+    @property
+    def category_pass_rate(self) -> dict[str, float]:
+        return self.metrics.pass_rate
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(sum(u.prompt_tokens for u in self.metrics.judge.values()))
+
+    @property
+    def completion_tokens(self) -> int:
+        return int(sum(u.completion_tokens for u in self.metrics.judge.values()))
+
+    def as_log_dict(self, prefix: str = "rubric/") -> dict[str, float]:
+        """Flat numbers for a training logger (TensorBoard, W&B, TRL's `log`)."""
+        out: dict[str, float] = {
+            f"{prefix}groups": float(self.groups),
+            f"{prefix}failure_rate": self.failure_rate,
+            f"{prefix}judge_tokens": float(self.prompt_tokens + self.completion_tokens),
+        }
+        if self.reward_mean is not None:
+            out[f"{prefix}reward_mean"] = self.reward_mean
+        if self.teacher_score_mean is not None:
+            out[f"{prefix}teacher_score_mean"] = self.teacher_score_mean
+        if self.rubric_size_mean is not None:
+            out[f"{prefix}rubric_size"] = self.rubric_size_mean
+        for category, rate in self.category_pass_rate.items():
+            out[f"{prefix}pass_rate/{category}"] = rate
+        return out
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """A sortable, unique run id such as `score-20260101-120000-1a2b`."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+class TraceStore:
+    """SQLite store of scored groups, keyed by (run, step, group id).
+
+    `record` is what `GroupScorer` calls after each group. Recording the same group twice in the
+    same run and step replaces the earlier record (a resumed run re-scores unfinished groups).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run_id: str | None = None,
+        run_info: dict[str, Any] | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self.run_id = run_id or new_run_id()
+        self._lock = threading.Lock()
+        self._conn = open_store(
+            self.path, _STORE_SCHEMA, timeout_s=timeout_s, foreign_keys=True, lock=self._lock
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._run_info = run_info
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, taken up front so concurrent writers queue instead of failing."""
+        return transaction(self._conn, self._lock)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        group: Group,
+        result: GroupResult,
+        *,
+        step: int | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Store one scored group with everything that produced its rewards."""
+        run = run_id or self.run_id
+        now = time.time()
+        student_rewards = [r for r in result.rewards if r is not None]
+        num_criteria = sum(len(r.criteria) for r in result.rubrics)
+        scores: dict[tuple[str, int], AnswerVerdicts] = {
+            (v.source, v.index): v for v in result.verdicts
+        }
+        answers: list[tuple[str, int, str, float | None]] = []
+        for i, text in enumerate(group.student_responses):
+            reward = result.rewards[i] if i < len(result.rewards) else None
+            answers.append(("student", i, text, reward))
+        for i, text in enumerate(group.teacher_responses):
+            score = result.teacher_scores[i] if i < len(result.teacher_scores) else None
+            answers.append(("teacher", i, text, score))
+        error = redact(result.error) if result.error is not None else None
+        settings = scrub_settings(result.settings)
+        with self._write() as conn:
+            self._ensure_run(conn, run, now)
+            conn.execute(
+                "DELETE FROM groups WHERE run_id = ? AND group_id = ? "
+                "AND COALESCE(step, -1) = COALESCE(?, -1)",
+                (run, group.id, step),
+            )
+            cursor = conn.execute(
+                "INSERT INTO groups (run_id, step, group_id, created_at, prompt, error, "
+                "failure_policy, settings, usage, reward_mean, num_student, num_teacher, "
+                "num_criteria) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run,
+                    step,
+                    group.id,
+                    now,
+                    json.dumps(group.prompt, ensure_ascii=False),
+                    error,
+                    result.failure_policy,
+                    json.dumps(settings, ensure_ascii=False, default=str),
+                    json.dumps(result.usage),
+                    sum(student_rewards) / len(student_rewards) if student_rewards else None,
+                    len(group.student_responses),
+                    len(group.teacher_responses),
+                    num_criteria,
+                ),
+            )
+            pk = cursor.lastrowid
+            rows = []
+            for source, idx, text, reward in answers:
+                v = scores.get((source, idx))
+                judged = (v.score, v.rubric_index, v.label, v.duplicate_of) if v else (None,) * 4
+                rows.append((pk, source, idx, text, reward, *judged))
+            conn.executemany(
+                "INSERT INTO answers (group_pk, source, idx, text, reward, score, rubric_index, "
+                "label, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO criteria (group_pk, rubric_index, position, criterion_id, category, "
+                "points, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (pk, r_i, pos, c.id, c.category, c.points, c.criterion)
+                    for r_i, rubric in enumerate(result.rubrics)
+                    for pos, c in enumerate(rubric.criteria)
+                ],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO verdicts (group_pk, source, idx, rubric_index, "
+                "criterion_id, passed) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (pk, v.source, v.index, v.rubric_index, cid, int(passed))
+                    for v in result.verdicts
+                    for cid, passed in v.verdicts.items()
+                ],
+            )
+
+    def _ensure_run(self, conn: sqlite3.Connection, run: str, now: float) -> None:
+        info = self._run_info if run == self.run_id else None
+        conn.execute(
+            "INSERT OR IGNORE INTO runs (run_id, created_at, info) VALUES (?, ?, ?)",
+            (run, now, json.dumps(scrub_settings(info or {}), default=str)),
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Several reads that see one state of the file, even while another process writes."""
+        return transaction(self._conn, self._lock, write=False)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run in the store, oldest first, with its info and group count."""
+        rows = self._query(
+            "SELECT r.run_id, r.created_at, r.info, COUNT(g.pk) AS groups FROM runs r "
+            "LEFT JOIN groups g ON g.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created_at"
+        )
+        return [
+            {
+                "run_id": r["run_id"],
+                "created_at": r["created_at"],
+                "info": json.loads(r["info"]),
+                "groups": r["groups"],
+            }
+            for r in rows
+        ]
+
+    def latest_run(self, **info: Any) -> str | None:
+        """The newest run whose info contains all the given key/values (e.g. output=...)."""
+        for run in reversed(self.runs()):
+            if all(run["info"].get(k) == v for k, v in info.items()):
+                return str(run["run_id"])
+        return None
+
+    def list(
+        self,
+        run_id: str | None = None,
+        step: int | None = None,
+        failed: bool | None = None,
+        limit: int | None = 100,
+    ) -> list[GroupSummary]:
+        """Traced groups, newest first, filtered by run, step and failure."""
+        where, params = self._filters(run_id, step)
+        if failed is True:
+            where.append("error IS NOT NULL")
+        elif failed is False:
+            where.append("error IS NULL")
+        sql = (
+            "SELECT group_id, run_id, step, created_at, reward_mean, num_student, num_teacher, "
+            "num_criteria, error FROM groups"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_at DESC, pk DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [GroupSummary(**dict(r)) for r in self._query(sql, tuple(params))]
+
+    @staticmethod
+    def _filters(
+        run_id: str | None, step: int | None, table: str = ""
+    ) -> tuple[list[str], list[Any]]:
+        prefix = f"{table}." if table else ""
+        where: list[str] = []
+        params: list[Any] = []
+        if run_id is not None:
+            where.append(f"{prefix}run_id = ?")
+            params.append(run_id)
+        if step is not None:
+            where.append(f"{prefix}step = ?")
+            params.append(step)
+        return where, params
+
+    def get(
+        self, group_id: str, run_id: str | None = None, step: int | None = None
+    ) -> TracedGroup | None:
+        """The newest record of a group (narrowed by run and step), or None."""
+        where, params = self._filters(run_id, step)
+        where.insert(0, "group_id = ?")
+        params.insert(0, group_id)
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT * FROM groups WHERE "
+                + " AND ".join(where)
+                + " ORDER BY created_at DESC, pk DESC LIMIT 1",
+                tuple(params),
+            ).fetchall()
+            traced = _load(conn, rows)
+        return traced[0] if traced else None
+
+    def steps(self, run_id: str | None = None, step: int | None = None) -> list[TracedStep]:
+        """Every traced group's `GroupResult`, per (run, step), steps in order of first record."""
+        where, params = self._filters(run_id, step)
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT * FROM groups"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY created_at, pk",
+                tuple(params),
+            ).fetchall()
+            traced = _load(conn, rows)
+        by_step: dict[tuple[str, int | None], list[GroupResult]] = {}
+        for t in traced:
+            by_step.setdefault((t.run_id, t.step), []).append(t.result)
+        return [TracedStep(run, s, results) for (run, s), results in by_step.items()]
+
+    def summary(self, run_id: str | None = None, step: int | None = None) -> list[StepSummary]:
+        """Per (run, step): the training log's metrics, computed from the traced groups."""
+        return [
+            StepSummary(t.run_id, t.step, step_metrics(t.results)) for t in self.steps(run_id, step)
+        ]
+
+
+_CHUNK = 500  # group keys per IN (...) list, below SQLite's bound-parameter limit
+
+
+def _load(conn: sqlite3.Connection, groups: list[sqlite3.Row]) -> list[TracedGroup]:
+    """Rebuild traced groups from their `groups` rows: four queries per chunk of groups."""
+    children: dict[str, dict[int, list[sqlite3.Row]]] = {
+        "answers": {},
+        "criteria": {},
+        "verdicts": {},
+    }
+    pks = [g["pk"] for g in groups]
+    for start in range(0, len(pks), _CHUNK):
+        chunk = pks[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        queries = {
+            "answers": f"SELECT * FROM answers WHERE group_pk IN ({marks}) ORDER BY source, idx",
+            "criteria": f"SELECT * FROM criteria WHERE group_pk IN ({marks}) "
+            "ORDER BY rubric_index, position",
+            "verdicts": "SELECT v.*, c.position FROM verdicts v LEFT JOIN criteria c "
+            "ON c.group_pk = v.group_pk AND c.rubric_index = v.rubric_index "
+            f"AND c.criterion_id = v.criterion_id WHERE v.group_pk IN ({marks}) "
+            "ORDER BY v.source, v.idx, c.position",
+        }
+        for table, sql in queries.items():
+            for row in conn.execute(sql, chunk):
+                children[table].setdefault(row["group_pk"], []).append(row)
+    return [
+        _traced_group(
+            g,
+            children["answers"].get(g["pk"], []),
+            children["criteria"].get(g["pk"], []),
+            children["verdicts"].get(g["pk"], []),
+        )
+        for g in groups
+    ]
+
+
+def _traced_group(
+    g: sqlite3.Row,
+    answers: list[sqlite3.Row],
+    criteria: list[sqlite3.Row],
+    verdict_rows: list[sqlite3.Row],
+) -> TracedGroup:
+    """One group's rows back into the `GroupResult` the scorer returned."""
+    rubrics: dict[int, list[Criterion]] = {}
+    for c in criteria:
+        rubrics.setdefault(c["rubric_index"], []).append(
+            Criterion(
+                id=c["criterion_id"],
+                category=c["category"],
+                criterion=c["text"],
+                points=c["points"],
+            )
+        )
+    by_answer: dict[tuple[str, int], dict[str, bool]] = {}
+    for v in verdict_rows:
+        by_answer.setdefault((v["source"], v["idx"]), {})[v["criterion_id"]] = bool(v["passed"])
+    student = [a for a in answers if a["source"] == "student"]
+    teacher = [a for a in answers if a["source"] == "teacher"]
+    verdicts = [
+        AnswerVerdicts(
+            source=a["source"],
+            index=a["idx"],
+            verdicts=by_answer.get((a["source"], a["idx"]), {}),
+            score=a["score"],
+            rubric_index=a["rubric_index"] or 0,
+            label=a["label"],
+            duplicate_of=a["duplicate_of"],
+        )
+        for a in answers
+        if a["score"] is not None
+    ]
+    verdicts.sort(key=lambda v: (v.source != "student", v.index))
+    result = GroupResult(
+        id=g["group_id"],
+        rewards=[a["reward"] for a in student],
+        teacher_scores=[a["reward"] for a in teacher],
+        rubrics=[Rubric(criteria=rubrics[i]) for i in sorted(rubrics)],
+        verdicts=verdicts,
+        usage=json.loads(g["usage"]),
+        error=g["error"],
+        failure_policy=g["failure_policy"],
+        settings=json.loads(g["settings"]),
+    )
+    return TracedGroup(
+        group_id=g["group_id"],
+        run_id=g["run_id"],
+        step=g["step"],
+        created_at=g["created_at"],
+        prompt=json.loads(g["prompt"]),
+        student_responses=[a["text"] for a in student],
+        teacher_responses=[a["text"] for a in teacher],
+        result=result,
+    )
