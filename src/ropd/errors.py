@@ -8,7 +8,7 @@ code in one place (`ropd.cli.errors`); nothing else decides exit codes.
     ├── InputError (ValueError)      bad input, options or config: fix it and run again (exit 2)
     │   └── ConfigError              a config file or field
     ├── JudgeError (RuntimeError)    an endpoint or judge that failed for good (exit 1)
-    │   └── JudgeUnavailable         cannot be reached or started at all: stops a run at once
+    │   └── JudgeUnavailable         cannot be started or reached at all (exit 2)
     ├── StoreError (RuntimeError)    a teacher, trace or results store that cannot be used (exit 2)
     └── RunStopped (RuntimeError)    a run stopped on purpose, its work kept (quality gate: exit 3)
 """

@@ -18,7 +18,6 @@ from ropd.reward.traces import TraceStore
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
 from ropd.testing import content_verifier, make_client, rubric_reply
-from ropd.train import metrics as train_metrics
 
 RUBRIC = rubric_reply([("391", 5), ("because", 2), ("check", 1), ("units", 2)], "correctness")
 STUDENTS = {
@@ -208,8 +207,6 @@ def test_metrics_do_not_depend_on_group_order() -> None:
         assert batch_metrics(shuffled) == expected
 
 
-def test_training_module_re_exports_the_same_function() -> None:
-    assert train_metrics.batch_metrics is batch_metrics
-    assert train_metrics.PREFIX == PREFIX
+def test_empty_batch_and_failed_share() -> None:
     assert batch_metrics([]) == {}
     assert math.isclose(step_metrics(hand_results()).failed_group_rate, 1 / 3)

@@ -67,6 +67,13 @@ def _verifier():
     return content_verifier
 
 
+def verifier(messages, schema):
+    """Verdicts by content, except for groups holding the answer FAIL: their judge is down."""
+    if "FAIL" in messages[-1]["content"]:
+        raise ropd.JudgeError("judge down for this group")
+    return _verifier()(messages, schema)
+
+
 async def test_open_checks_api_keys_before_any_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROPD_TEST_UNSET_KEY", raising=False)
     role = ropd.RoleConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="ROPD_TEST_UNSET_KEY")
@@ -87,11 +94,6 @@ async def test_stream_yields_as_groups_finish_and_respects_the_window() -> None:
 
 
 async def test_stream_under_policy_raise_finishes_in_flight_then_raises() -> None:
-    def verifier(messages, schema):
-        if "FAIL" in messages[-1]["content"]:
-            raise ropd.JudgeError("judge down for this group")
-        return _verifier()(messages, schema)
-
     client = ScriptedChatClient({"rubricator": lambda m, s: RUBRIC, "verifier": verifier})
     bad = groups(4)
     bad[1]["student_responses"] = ["FAIL"]
@@ -106,11 +108,6 @@ async def test_stream_under_policy_raise_finishes_in_flight_then_raises() -> Non
 
 
 async def test_a_failed_group_never_fails_the_batch_under_nan() -> None:
-    def verifier(messages, schema):
-        if "FAIL" in messages[-1]["content"]:
-            raise ropd.JudgeError("judge down for this group")
-        return _verifier()(messages, schema)
-
     client = ScriptedChatClient({"rubricator": lambda m, s: RUBRIC, "verifier": verifier})
     batch = groups(3)
     batch[1]["student_responses"] = ["FAIL", "x"]

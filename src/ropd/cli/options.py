@@ -5,7 +5,12 @@ A flag that sets a config field says what the field's description says, so the t
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from pydantic import BaseModel
+
+from ropd.llm.config import LimitsConfig
 
 
 def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
@@ -14,3 +19,25 @@ def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
     if description is None:
         raise KeyError(f"{model.__name__}.{name} has no description")
     return f"{description} {extra}".strip()
+
+
+# The endpoint limits every command that calls a model takes (help from `LimitsConfig`).
+MaxInFlight = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_in_flight"))]
+Rpm = Annotated[
+    float | None, typer.Option("--rpm", help=field_help(LimitsConfig, "requests_per_minute"))
+]
+Tpm = Annotated[
+    float | None, typer.Option("--tpm", help=field_help(LimitsConfig, "tokens_per_minute"))
+]
+MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
+
+
+def limits_from_flags(
+    max_in_flight: int, rpm: float | None, tpm: float | None, max_retries: int
+) -> LimitsConfig:
+    return LimitsConfig(
+        max_in_flight=max_in_flight,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        max_retries=max_retries,
+    )

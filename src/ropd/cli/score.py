@@ -20,9 +20,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ropd.cli.options import field_help
+from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, field_help, limits_from_flags
 from ropd.errors import InputError
-from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.config import RoleConfig
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
 from ropd.score_file import ScoreFileStats, default_traces_path, score_file
@@ -125,16 +125,10 @@ def score(
     constant_reward: Annotated[
         float, typer.Option(help=field_help(ScorerConfig, "constant_reward"))
     ] = 0.0,
-    max_in_flight: Annotated[
-        int, typer.Option(help=field_help(LimitsConfig, "max_in_flight"))
-    ] = 64,
-    rpm: Annotated[
-        float | None, typer.Option(help=field_help(LimitsConfig, "requests_per_minute"))
-    ] = None,
-    tpm: Annotated[
-        float | None, typer.Option(help=field_help(LimitsConfig, "tokens_per_minute"))
-    ] = None,
-    max_retries: Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))] = 4,
+    max_in_flight: MaxInFlight = 64,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    max_retries: MaxRetries = 4,
     batch_size: Annotated[int, typer.Option(help="Groups scored concurrently.")] = 32,
     traces: Annotated[
         Path | None, typer.Option(help="Trace database (default: next to the output, *.traces.db).")
@@ -178,12 +172,7 @@ def score(
         seed=seed,
         prompts_dir=prompts_dir,
     )
-    limits = LimitsConfig(
-        max_in_flight=max_in_flight,
-        requests_per_minute=rpm,
-        tokens_per_minute=tpm,
-        max_retries=max_retries,
-    )
+    limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
     err = Console(stderr=True)
     with _progress(err) as progress:
         task = progress.add_task("scoring", total=None, failed=0, tokens=0)

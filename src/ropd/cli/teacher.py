@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, limits_from_flags
 from ropd.data.records import load_records
 from ropd.errors import InputError, JudgeError
-from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.config import RoleConfig
 from ropd.teacher.builder import BuildAborted, build_store, prompt_items
 from ropd.teacher.status import STATUSES
 from ropd.teacher.store import TeacherStore
@@ -87,10 +88,10 @@ def build(
     top_p: Annotated[float | None, typer.Option(help="Teacher nucleus sampling.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 1024,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 300.0,
-    max_in_flight: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
-    rpm: Annotated[float | None, typer.Option(help="Requests per minute limit.")] = None,
-    tpm: Annotated[float | None, typer.Option(help="Tokens per minute limit.")] = None,
-    max_retries: Annotated[int, typer.Option(help="Retries of a failed request.")] = 4,
+    max_in_flight: MaxInFlight = 16,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    max_retries: MaxRetries = 4,
     use_n: Annotated[
         bool | None,
         typer.Option(
@@ -142,12 +143,7 @@ def build(
         max_tokens=max_tokens,
         timeout_s=timeout,
     )
-    limits = LimitsConfig(
-        max_in_flight=max_in_flight,
-        requests_per_minute=rpm,
-        tokens_per_minute=tpm,
-        max_retries=max_retries,
-    )
+    limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
     items = prompt_items(
         load_records(data, split=split, name=name, limit=limit),
         prompt_field=prompt_field,

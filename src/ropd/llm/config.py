@@ -63,7 +63,7 @@ class LimitsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_in_flight: int = Field(
-        default=64, ge=1, description="Judge requests in flight at once (all groups, all roles)."
+        default=64, ge=1, description="Requests in flight at once, over all roles and groups."
     )
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Requests-per-minute limit of the endpoint (paced)."

@@ -1,6 +1,6 @@
 """Per-step metrics of scored groups, computed in one place for every reader.
 
-The training log (`train/scoring.py`) and `ropd inspect --stats` (groups rebuilt from the trace
+The training log (`reward/batch.py`) and `ropd inspect --stats` (groups rebuilt from the trace
 store) both call `step_metrics`, so the two can never disagree. Everything here depends only on
 the `GroupResult`s, not on their order: sums use `math.fsum`, so a batch and the same groups read
 back from the trace store in another order give identical numbers.
