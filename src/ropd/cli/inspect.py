@@ -20,8 +20,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ropd.errors import InputError, RopdError
 from ropd.reward.metrics import judge_usage
-from ropd.reward.traces import TracedGroup, TraceStore, TraceStoreError
+from ropd.reward.traces import TracedGroup, TraceStore
 from ropd.reward.types import AnswerVerdicts
 
 TRUNCATE_CHARS = 600
@@ -205,16 +206,9 @@ def inspect(
 ) -> None:
     """Show the rubric, verdicts and rewards of one scored group (or list groups)."""
     console = Console()
-    err = Console(stderr=True)
     if not traces.is_file():
-        err.print(f"error: {traces}: no trace database there", markup=False)
-        raise typer.Exit(2)
-    try:
-        store = TraceStore(traces, run_id="inspect")
-    except TraceStoreError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
-    with store:
+        raise InputError(f"{traces}: no trace database there")
+    with TraceStore(traces, run_id="inspect") as store:
         if stats:
             console.print(render_stats(store, run=run, step=step))
             return
@@ -228,8 +222,7 @@ def inspect(
                 for name, value in (("run", run), ("step", step))
                 if value is not None
             )
-            err.print(f"error: no group {group_id!r}{where} in {traces}", markup=False)
-            raise typer.Exit(1)
+            raise RopdError(f"no group {group_id!r}{where} in {traces}")  # exit 1: not found
         console.print(render_group(traced, full=full))
 
 
