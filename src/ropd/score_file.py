@@ -25,6 +25,7 @@ from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.traces import TraceStore, TraceStoreError, new_run_id
 from ropd.reward.types import Group, GroupResult
+from ropd.teacher.references import DEFAULT_ANSWERS
 
 
 @dataclass
@@ -123,7 +124,7 @@ def plan_score_file(
         groups = fill_teacher_answers(
             numbered,
             teacher_store,
-            k if k is not None else 4,
+            k if k is not None else DEFAULT_ANSWERS,
             str(groups_file),
             any_fingerprint=any_teacher_fingerprint,
         )

@@ -5,12 +5,13 @@ A flag that sets a config field says what the field's description says, so the t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 
-from ropd.llm.config import LimitsConfig
+from ropd.errors import InputError
+from ropd.llm.config import LimitsConfig, RoleConfig
 
 
 def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
@@ -30,6 +31,24 @@ Tpm = Annotated[
     float | None, typer.Option("--tpm", help=field_help(LimitsConfig, "tokens_per_minute"))
 ]
 MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
+
+
+def role_from_flags(
+    name: str,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    **sampling: Any,
+) -> RoleConfig:
+    """A role from `--base-url/--model/--api-key-env` and sampling flags.
+
+    Without a base URL the role is the embedded local model; with one, `--model` is required.
+    """
+    if base_url is not None and not model:
+        raise InputError(f"--model is required with --base-url ({base_url})")
+    return RoleConfig(
+        name=name, base_url=base_url, model=model or "local", api_key_env=api_key_env, **sampling
+    )
 
 
 def limits_from_flags(

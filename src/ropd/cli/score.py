@@ -20,7 +20,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, field_help, limits_from_flags
+from ropd.cli.options import (
+    MaxInFlight,
+    MaxRetries,
+    Rpm,
+    Tpm,
+    field_help,
+    limits_from_flags,
+    role_from_flags,
+)
 from ropd.errors import InputError
 from ropd.llm.config import RoleConfig
 from ropd.reward.config import ScorerConfig
@@ -218,12 +226,11 @@ def judge_role(
     timeout_s: float,
 ) -> RoleConfig:
     """The judge both roles share, from the flags."""
-    if model is None and base_url is not None:
-        raise InputError(f"--model is required with a base URL ({base_url})")
-    return RoleConfig(
-        base_url=base_url,
-        model=model or "local",
-        api_key_env=api_key_env,
+    return role_from_flags(
+        "judge",
+        base_url,
+        model,
+        api_key_env,
         temperature=temperature,
         max_tokens=max_tokens,
         timeout_s=timeout_s,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, limits_from_flags
+from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, limits_from_flags, role_from_flags
 from ropd.data.records import load_records
 from ropd.errors import InputError, JudgeError
 from ropd.llm.config import RoleConfig
@@ -45,20 +45,17 @@ def teacher_role(
     timeout_s: float,
 ) -> RoleConfig:
     """The teacher role from the command-line flags; checks the key variable up front."""
-    if base_url is not None and not model:
-        raise InputError(f"--model is required with --base-url ({base_url})")
-    role = RoleConfig(
-        name="teacher",
-        base_url=base_url,
-        model=model or "local",
-        api_key_env=api_key_env,
+    role = role_from_flags(
+        "teacher",
+        base_url,
+        model,
+        api_key_env,
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
         timeout_s=timeout_s,
     )
-    if base_url is not None:
-        role.api_key()  # raises ValueError naming the unset variable; the value is not kept
+    role.check_api_key()  # before the data is read: the value is not kept
     return role
 
 

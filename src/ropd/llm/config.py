@@ -53,6 +53,11 @@ class RoleConfig(BaseModel):
             )
         return value
 
+    def check_api_key(self) -> None:
+        """Fail now (ConfigError) when an endpoint role's key variable is unset; keeps no value."""
+        if self.base_url is not None:
+            self.api_key()
+
     def with_name(self, name: str) -> RoleConfig:
         return self.model_copy(update={"name": name})
 

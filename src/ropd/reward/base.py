@@ -102,8 +102,7 @@ class BaseScorer(Generic[C]):
         group is scored.
         """
         for role in cls.roles_of(config):
-            if role.base_url is not None:
-                role.api_key()  # raises ConfigError now; the value is not kept
+            role.check_api_key()
         async with AsyncExitStack() as stack:
             if client is None:
                 from ropd.llm.client import open_chat_client
@@ -234,6 +233,5 @@ class BaseScorer(Generic[C]):
             teacher_scores=[],
             usage=book.as_dict(),
             error=error,
-            failure_policy=self.config.failure_policy,
             settings=self.settings(group),
         )

@@ -60,7 +60,8 @@ class BatchOutcome:
     stop_message: str | None = None
 
 
-def _prompt_key(prompt: Prompt) -> str:
+def prompt_text_key(prompt: Prompt) -> str:
+    """One string per distinct prompt (a text, or messages serialised with sorted keys)."""
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
@@ -72,7 +73,7 @@ def regroup(rollouts: Sequence[Rollout], group_size: int | None = None) -> list[
     When the batch does not have that shape, rollouts are grouped by (id, prompt) instead.
     """
     n = len(rollouts)
-    keys = [(r.group_id, _prompt_key(r.prompt)) for r in rollouts]
+    keys = [(r.group_id, prompt_text_key(r.prompt)) for r in rollouts]
     if group_size and n % group_size == 0:
         chunks = [list(range(i, i + group_size)) for i in range(0, n, group_size)]
         if all(len({keys[i] for i in chunk}) == 1 for chunk in chunks):

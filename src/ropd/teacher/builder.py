@@ -301,8 +301,7 @@ def build_store(
     around the build; `client` builds through another `ChatClient` instead (tests). Unset key
     variables fail before any request. `options` are `build_references`' keyword options.
     """
-    if role.base_url is not None:
-        role.api_key()  # raises ConfigError now; the value is not kept
+    role.check_api_key()
 
     async def run() -> BuildReport:
         async with AsyncExitStack() as stack:

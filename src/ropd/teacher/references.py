@@ -13,6 +13,7 @@ from ropd.teacher.config import TeacherConfig
 from ropd.teacher.store import MissingReferences, TeacherStore
 
 log = logging.getLogger(__name__)
+DEFAULT_ANSWERS = 4  # answers per prompt when K is "all given" but they come from a store
 
 
 class StoreReferences:
@@ -74,10 +75,6 @@ class StoreReferences:
         if k < 1:
             return 0
         return sum(len(self.lookup(p, k)) < k for p in prompts)
-
-
-def open_store(path: Path) -> TeacherStore:
-    return TeacherStore(path)
 
 
 def build_missing(

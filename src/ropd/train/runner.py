@@ -105,6 +105,7 @@ def prepare_teacher(
 ) -> Any | None:
     """Open the teacher store, building missing answers first when configured."""
     from ropd.teacher import references
+    from ropd.teacher.store import TeacherStore
 
     section = config.ropd
     if not section.needs_teacher_store:
@@ -116,7 +117,7 @@ def prepare_teacher(
         need = max(k, section.teacher.num_answers)
         missing = len(prompts)
         if store_path.exists():
-            with references.open_store(store_path) as store:
+            with TeacherStore(store_path) as store:
                 lookup = references.StoreReferences.from_config(store, section.teacher, need)
                 missing = lookup.coverage(messages)
         if missing:
@@ -129,7 +130,7 @@ def prepare_teacher(
                 system_prompt=section.data.system_prompt,
                 client=client,
             )
-    store = references.open_store(store_path)
+    store = TeacherStore(store_path)
     missing = references.StoreReferences.from_config(store, section.teacher, k).coverage(messages)
     if missing == len(prompts):
         raise ConfigError(
@@ -160,6 +161,7 @@ def make_reward(
         gate=section.gate,
         teacher_fingerprint=section.teacher.fingerprint,
         accept_any_fingerprint=section.teacher.accept_any_fingerprint,
+        teacher_answers=_teacher_k(config),
         client=client,
         run_id=run_id,
         name=section.method,

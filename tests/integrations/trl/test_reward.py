@@ -86,3 +86,11 @@ async def test_groups_form_by_prompt_with_or_without_an_id_column(column: str | 
     assert len(rewards) == 4 and all(r is not None for r in rewards)
     assert len(judge.calls_for("rubricator")) == 2
     await reward.aclose()
+
+
+def test_store_lookups_use_the_runs_k_when_the_config_says_all() -> None:
+    all_given = ropd.ScorerConfig(num_teacher_refs=None)
+    assert RopdReward(all_given).num_teacher_refs == 4
+    assert RopdReward(all_given, teacher_answers=2).num_teacher_refs == 2  # `ropd train` sets it
+    assert RopdReward(ropd.ScorerConfig(num_teacher_refs=3)).num_teacher_refs == 3
+    assert RopdReward(ropd.TJudgeConfig(num_references=1)).num_teacher_refs == 1

@@ -11,7 +11,6 @@ of its own slice. A group that could not be scored gets `None` (TRL masks it).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -22,10 +21,18 @@ from transformers import TrainerCallback
 
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient
-from ropd.reward.batch import BatchOutcome, BatchScorer, ReferenceSource, Rollout, Scorer
+from ropd.reward.batch import (
+    BatchOutcome,
+    BatchScorer,
+    ReferenceSource,
+    Rollout,
+    Scorer,
+    prompt_text_key,
+)
 from ropd.reward.config import ScorerConfig
 from ropd.reward.gate import GateConfig, QualityGate
 from ropd.reward.tjudge import TJudgeConfig
+from ropd.teacher.references import DEFAULT_ANSWERS
 
 log = logging.getLogger(__name__)
 ID_COLUMN = "ropd_id"
@@ -47,8 +54,7 @@ def completion_text(completion: Any) -> str:
 
 def _prompt_id(prompt: Any) -> str:
     """A stable group id for datasets without an id column: a hash of the prompt."""
-    text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-    return "p" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return "p" + hashlib.sha256(prompt_text_key(prompt).encode()).hexdigest()[:12]
 
 
 def _distributed() -> tuple[int, int]:
@@ -82,6 +88,7 @@ class RopdReward:
         gate: GateConfig | QualityGate | None = None,
         teacher_fingerprint: str | None = None,
         accept_any_fingerprint: bool = False,
+        teacher_answers: int | None = None,
         client: ChatClient | None = None,
         run_id: str | None = None,
         name: str | None = None,
@@ -93,6 +100,7 @@ class RopdReward:
         self.num_generations = num_generations
         self.teacher_fingerprint = teacher_fingerprint
         self.accept_any_fingerprint = accept_any_fingerprint
+        self.teacher_answers = teacher_answers
         self.client = client
         self.run_id = run_id
         if isinstance(gate, GateConfig):
@@ -103,10 +111,13 @@ class RopdReward:
 
     @property
     def num_teacher_refs(self) -> int:
+        """Answers looked up per prompt in the store: `teacher_answers`, else the config's K."""
+        if self.teacher_answers is not None:
+            return self.teacher_answers
         if isinstance(self.config, TJudgeConfig):
             return self.config.num_references
         k = self.config.num_teacher_refs
-        return 4 if k is None else k
+        return DEFAULT_ANSWERS if k is None else k
 
     async def _open(self, stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
         """Open the judge, the trace store and the teacher store (main process only)."""
