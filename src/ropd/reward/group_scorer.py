@@ -81,16 +81,19 @@ class GroupScorer(BaseScorer[ScorerConfig]):
     def settings(self, group: Group) -> dict[str, Any]:
         return {
             **self.config.ablation_settings(),
-            "teacher_refs_used": len(self._references(group)),
+            "teacher_refs_used": len(self._used_references(group)),
             "templates": self.template_versions,
         }
 
     # -- the method -------------------------------------------------------------------------
 
-    def _references(self, group: Group) -> list[str]:
-        references = [self.clean(t) for t in group.teacher_responses]
+    def _used_references(self, group: Group) -> list[str]:
+        """The first K teacher answers (all of them when K is None), as given."""
         k = self.config.num_teacher_refs
-        return references if k is None else references[:k]
+        return group.teacher_responses if k is None else group.teacher_responses[:k]
+
+    def _references(self, group: Group) -> list[str]:
+        return [self.clean(t) for t in self._used_references(group)]
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         cfg = self.config
