@@ -3,8 +3,8 @@
 Kept so that code written against ropd 0.1 keeps importing.
 """
 
+from ropd.redact import REDACTED
 from ropd.reward.traces import (
-    REDACTED,
     TracedGroup,
     TraceStore,
     TraceStoreError,

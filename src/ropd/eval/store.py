@@ -9,12 +9,13 @@ wins, and `compact` rewrites the file with one line per key at the end of a run.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from ropd import redact
+
+log = redact.logger(__name__)
 
 SampleKey = tuple[str, str, int, str]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import logging
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,11 +23,12 @@ import openai
 from openai import AsyncOpenAI
 from typing_extensions import Self
 
+from ropd import redact
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
 from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
 
-log = logging.getLogger("ropd.llm")
+log = redact.logger("ropd.llm")
 
 # How structured output is asked for, best first. "json_object_schema" is the form
 # llama-cpp-python's server understands ({"type": "json_object", "schema": ...}).

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ropd import redact
 from ropd.errors import ConfigError
 
 
@@ -45,12 +46,14 @@ class RoleConfig(BaseModel):
     def api_key(self) -> str:
         """Read the key from the environment at call time (never logged, never stored)."""
         if self.api_key_env is None:
-            return os.environ.get("OPENAI_API_KEY", "EMPTY")
-        value = os.environ.get(self.api_key_env)
-        if not value:
-            raise ConfigError(
-                f"role {self.name!r}: environment variable {self.api_key_env} is not set"
-            )
+            value = os.environ.get("OPENAI_API_KEY", "EMPTY")
+        else:
+            value = os.environ.get(self.api_key_env, "")
+            if not value:
+                raise ConfigError(
+                    f"role {self.name!r}: environment variable {self.api_key_env} is not set"
+                )
+        redact.remember(value)  # from now on scrubbed from every error, trace and log line
         return value
 
     def check_api_key(self) -> None:

@@ -24,6 +24,9 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    # True when the endpoint enforced the requested JSON schema (json_schema or a grammar):
+    # the reply must then be exactly one object, and nothing else in it is looked at.
+    structured: bool = False
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import ValidationError
 from typing_extensions import Self
 
+from ropd import redact
 from ropd.errors import InputError, JudgeError
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
@@ -26,7 +26,7 @@ from ropd.reward.config import JudgeSettings
 from ropd.reward.types import Group, GroupResult
 from ropd.text import clip_middle, strip_think
 
-log = logging.getLogger("ropd.reward")
+log = redact.logger("ropd.reward")
 
 C = TypeVar("C", bound=JudgeSettings)
 GroupLike = Group | Mapping[str, Any]

@@ -8,11 +8,11 @@ one for the other. The reward is score / 10, in [0, 1].
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from ropd import redact
 from ropd.errors import InputError, JudgeError
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
@@ -24,7 +24,7 @@ from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import scalar_schema
 from ropd.reward.types import Group, GroupResult
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 MAX_SCORE = 10
 
 

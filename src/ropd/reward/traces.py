@@ -11,7 +11,6 @@ key is redacted on the way in.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ropd.errors import StoreError
+from ropd.redact import scrub, scrub_value
 from ropd.reward.metrics import StepMetrics, step_metrics
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
@@ -95,14 +95,6 @@ CREATE TABLE IF NOT EXISTS verdicts (
 );
 """
 
-# Keys whose values are secrets wherever they appear in settings; `*_env` names are kept.
-_SECRET_KEY = re.compile(r"(?i)^(.*_)?(api_?key|secret|password|authorization|bearer)$")
-# Values that look like credentials, redacted from any stored text (defence in depth).
-_SECRET_VALUE = re.compile(
-    r"(?i)(sk-[A-Za-z0-9_\-]{12,}|bearer\s+[A-Za-z0-9._\-]{8,}|hf_[A-Za-z0-9]{12,})"
-)
-REDACTED = "[redacted]"
-
 
 class TraceStoreError(StoreError):
     """The trace database cannot be used (wrong schema version, not a trace store, ...)."""
@@ -119,22 +111,13 @@ _STORE_SCHEMA = Schema(
 
 
 def redact(text: str) -> str:
-    """Replace anything shaped like an API key or bearer token."""
-    return _SECRET_VALUE.sub(REDACTED, text)
+    """Replace every configured key value and anything shaped like an API key or bearer token."""
+    return scrub(text)
 
 
 def scrub_settings(value: Any) -> Any:
-    """Drop secret-named keys and redact key-shaped strings, recursively."""
-    if isinstance(value, dict):
-        return {
-            str(k): (REDACTED if _SECRET_KEY.match(str(k)) else scrub_settings(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrub_settings(v) for v in value]
-    if isinstance(value, str):
-        return redact(value)
-    return value
+    """Drop secret-named keys and redact secrets in strings, recursively."""
+    return scrub_value(value)
 
 
 @dataclass(frozen=True)

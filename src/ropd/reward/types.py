@@ -52,6 +52,8 @@ class AnswerVerdicts(BaseModel):
     rubric_index: int = 0
     label: int | None = None
     duplicate_of: int | None = None
+    # Why the answer was not shown to the verifier, e.g. "empty after removing reasoning".
+    note: str | None = None
 
 
 class GroupResult(BaseModel):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ropd import redact
 from ropd.llm.config import LimitsConfig
 from ropd.reward.types import Prompt
 from ropd.teacher.config import TeacherConfig
 from ropd.teacher.store import MissingReferences, TeacherStore
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 DEFAULT_ANSWERS = 4  # answers per prompt when K is "all given" but they come from a store
 
 

@@ -11,19 +11,19 @@ Output folder layout (`output_dir`):
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ropd import redact
 from ropd.errors import ConfigError
 from ropd.llm.types import ChatClient
 from ropd.train.config import TrainConfig
 from ropd.train.data import TrainPrompt, load_prompts
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 
 RUN_FILE = "ropd_run.json"
 

@@ -11,7 +11,6 @@ of its own slice. A group that could not be scored gets `None` (TRL masks it).
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ropd import redact
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient
 from ropd.reward.batch import (
@@ -34,7 +34,7 @@ from ropd.reward.gate import GateConfig, QualityGate
 from ropd.reward.tjudge import TJudgeConfig
 from ropd.teacher.references import DEFAULT_ANSWERS
 
-log = logging.getLogger(__name__)
+log = redact.logger(__name__)
 ID_COLUMN = "ropd_id"
 TEACHER_COLUMN = "teacher_responses"
 
