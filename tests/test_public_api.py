@@ -40,8 +40,7 @@ def test_the_public_names_are_exactly_the_promised_ones() -> None:
 def test_importing_ropd_loads_no_heavy_stack() -> None:
     heavy = ("torch", "trl", "transformers", "datasets", "openai", "httpx", "llama_cpp")
     code = (
-        "import sys, ropd; "
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+        f"import sys, ropd; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -64,7 +63,9 @@ def test_every_error_is_a_ropd_error_and_a_standard_one() -> None:
         cls = getattr(importlib.import_module(module), name)
         if issubclass(cls, BaseException):
             module_errors[item] = issubclass(cls, ropd.RopdError)
-    assert module_errors and all(module_errors.values()), [k for k, v in module_errors.items() if not v]
+    assert module_errors and all(module_errors.values()), [
+        k for k, v in module_errors.items() if not v
+    ]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -28,8 +28,22 @@ runner = CliRunner()
 
 
 def _eval(model: Path, out: Path, *extra: str):
-    args = ["eval", "--model", str(model), "--tasks", TASKS, "--n", "2", "--max-tokens", "8",
-            "--batch-size", "4", "-o", str(out), *extra]
+    args = [
+        "eval",
+        "--model",
+        str(model),
+        "--tasks",
+        TASKS,
+        "--n",
+        "2",
+        "--max-tokens",
+        "8",
+        "--batch-size",
+        "4",
+        "-o",
+        str(out),
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
@@ -46,12 +60,23 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == "transformers"
     assert summary["model_fingerprint"].startswith("sha256:")
-    assert summary["generation"] == {"n": 2, "temperature": 1.0, "top_p": 0.95,
-                                     "max_new_tokens": 8, "system_prompt": None, "seed": 0}
+    assert summary["generation"] == {
+        "n": 2,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "max_new_tokens": 8,
+        "system_prompt": None,
+        "seed": 0,
+    }
     assert set(summary["tasks"]) == set(SIZES)
     for name, items in SIZES.items():
         task = summary["tasks"][name]
-        assert (task["items"], task["n"], task["samples"], task["failed"]) == (items, 2, 2 * items, 0)
+        assert (task["items"], task["n"], task["samples"], task["failed"]) == (
+            items,
+            2,
+            2 * items,
+            0,
+        )
         assert 0.0 <= task["pass_at_1"] <= 1.0
     assert (out / "summary.md").read_text().startswith("# Evaluation of")
 
@@ -74,14 +99,17 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
     fresh = tmp_path / "fresh"
     assert _eval(tiny_model_dir, fresh).exit_code == 0
     by_key = {(s["task"], s["item_id"], s["sample_index"]): s["completion"] for s in samples}
-    assert {(s["task"], s["item_id"], s["sample_index"]): s["completion"]
-            for s in _samples(fresh)} == by_key
+    assert {
+        (s["task"], s["item_id"], s["sample_index"]): s["completion"] for s in _samples(fresh)
+    } == by_key
 
 
 def _summary(folder: Path, model: str, scores: dict[str, float]) -> Path:
     folder.mkdir(parents=True)
-    tasks = {t: {"family": "math", "pass_at_1": v, "pass_at_1_std": 0.01, "n": 16, "items": 30}
-             for t, v in scores.items()}
+    tasks = {
+        t: {"family": "math", "pass_at_1": v, "pass_at_1_std": 0.01, "n": 16, "items": 30}
+        for t, v in scores.items()
+    }
     (folder / "summary.json").write_text(json.dumps({"model": model, "tasks": tasks}))
     return folder
 
@@ -109,8 +137,9 @@ def test_compare_with_explicit_base_and_teacher(tmp_path: Path) -> None:
     small = _summary(tmp_path / "runs" / "a", "s", {"t": 0.1})
     large = _summary(tmp_path / "runs" / "b", "l", {"t": 0.9})
     mid = _summary(tmp_path / "runs" / "c", "m", {"t": 0.5})
-    result = runner.invoke(app, ["eval", "compare", str(mid), "--base", str(small),
-                                 "--teacher", str(large), "--json"])
+    result = runner.invoke(
+        app, ["eval", "compare", str(mid), "--base", str(small), "--teacher", str(large), "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["runs"]["c"]["gap_closed"]["t"] == pytest.approx(0.5)
@@ -126,8 +155,18 @@ def test_compare_without_summary_is_a_clear_error(tmp_path: Path) -> None:
 def test_eval_usage_errors(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["eval", "--model", "x", "-o", str(tmp_path)])
     assert missing.exit_code == 2 and "missing --tasks" in missing.output
-    bad = runner.invoke(app, ["eval", "--model", "x", "-o", str(tmp_path), "--tasks",
-                              f"math={FIXTURES / 'bad_math.jsonl'}"])
+    bad = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "x",
+            "-o",
+            str(tmp_path),
+            "--tasks",
+            f"math={FIXTURES / 'bad_math.jsonl'}",
+        ],
+    )
     assert bad.exit_code == 2
     assert "bad_math.jsonl:2: field 'answer'" in bad.output.replace("\n", "")
 
@@ -144,9 +183,23 @@ def test_help_reads_well() -> None:
 def test_unreachable_hub_says_so(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ropd", "eval", "--model", "x", "--tasks", "aime24",
-         "-o", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ropd",
+            "eval",
+            "--model",
+            "x",
+            "--tasks",
+            "aime24",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     message = " ".join(proc.stderr.split())

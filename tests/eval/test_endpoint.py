@@ -18,11 +18,29 @@ def test_eval_against_the_local_llama_cpp_server(local_server, tmp_path: Path) -
     out = tmp_path / "served"
     url, model = local_server.base_url, local_server.model
     args = [
-        "eval", "--base-url", url, "--model", model,
-        "--tasks", f"math={FIXTURES / 'math.jsonl'},rubric={FIXTURES / 'rubric.jsonl'}",
-        "--n", "2", "--limit", "1", "--max-tokens", "48", "--max-in-flight", "2",
-        "--grader-base-url", url, "--grader-model", model, "--grader-max-tokens", "96",
-        "-o", str(out),
+        "eval",
+        "--base-url",
+        url,
+        "--model",
+        model,
+        "--tasks",
+        f"math={FIXTURES / 'math.jsonl'},rubric={FIXTURES / 'rubric.jsonl'}",
+        "--n",
+        "2",
+        "--limit",
+        "1",
+        "--max-tokens",
+        "48",
+        "--max-in-flight",
+        "2",
+        "--grader-base-url",
+        url,
+        "--grader-model",
+        model,
+        "--grader-max-tokens",
+        "96",
+        "-o",
+        str(out),
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -69,8 +69,10 @@ def test_rubric_prompt_may_be_text_or_messages() -> None:
     items = load_items(spec)
     assert items[0].messages == [{"role": "user", "content": items[0].messages[0]["content"]}]
     assert [m["role"] for m in items[1].messages] == ["system", "user"]
-    assert items[0].target["rubrics"][2] == {"criterion": "Recommends putting butter on the wound.",
-                                             "points": -4.0}
+    assert items[0].target["rubrics"][2] == {
+        "criterion": "Recommends putting butter on the wound.",
+        "points": -4.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,9 @@ def test_broken_json_line_and_missing_file(tmp_path: Path) -> None:
 
 def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "dup.jsonl"
-    path.write_text('{"id": 1, "problem": "a", "answer": "1"}\n'
-                    '{"id": 1, "problem": "b", "answer": "2"}\n')
+    path.write_text(
+        '{"id": 1, "problem": "a", "answer": "1"}\n{"id": 1, "problem": "b", "answer": "2"}\n'
+    )
     (spec,) = parse_tasks(f"math={path}")
     with pytest.raises(EvalError, match=r"dup\.jsonl:2: field 'id'.*repeats"):
         load_items(spec)
@@ -109,8 +112,9 @@ def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
 
 def test_ifeval_kwargs_must_match_instructions(tmp_path: Path) -> None:
     path = tmp_path / "if.jsonl"
-    path.write_text('{"key": 1, "prompt": "p", "instruction_id_list": ["a", "b"], '
-                    '"kwargs": [{}]}\n')
+    path.write_text(
+        '{"key": 1, "prompt": "p", "instruction_id_list": ["a", "b"], "kwargs": [{}]}\n'
+    )
     (spec,) = parse_tasks(f"ifeval={path}")
     with pytest.raises(EvalError, match=r"if\.jsonl:1: .*kwargs has 1 entries for 2"):
         load_items(spec)

@@ -80,39 +80,48 @@ async def test_scores_and_pass_at_1_statistics(tmp_path: Path) -> None:
 async def test_rerun_reuses_samples_and_extends_n(tmp_path: Path) -> None:
     tasks = _tasks(f"math={FIXTURES / 'math.jsonl'}")
     client = ScriptedChatClient({"student": Student()})
-    first = await run_eval(tasks, EndpointGenerator(client, STUDENT),
-                           GenerationSettings(n=2), tmp_path)
+    first = await run_eval(
+        tasks, EndpointGenerator(client, STUDENT), GenerationSettings(n=2), tmp_path
+    )
     assert first.generated == 6
 
     again = ScriptedChatClient({"student": Student()})
-    second = await run_eval(tasks, EndpointGenerator(again, STUDENT),
-                            GenerationSettings(n=2), tmp_path)
+    second = await run_eval(
+        tasks, EndpointGenerator(again, STUDENT), GenerationSettings(n=2), tmp_path
+    )
     assert (second.generated, second.reused, again.calls) == (0, 6, [])
     assert second.summary["tasks"]["math"] == first.summary["tasks"]["math"]
 
     more = ScriptedChatClient({"student": Student()})
-    third = await run_eval(tasks, EndpointGenerator(more, STUDENT),
-                           GenerationSettings(n=3), tmp_path)
+    third = await run_eval(
+        tasks, EndpointGenerator(more, STUDENT), GenerationSettings(n=3), tmp_path
+    )
     assert (third.generated, third.reused) == (3, 6)
     assert third.summary["tasks"]["math"]["samples"] == 9
 
     hotter = ScriptedChatClient({"student": Student()})
-    fourth = await run_eval(tasks, EndpointGenerator(hotter, STUDENT),
-                            GenerationSettings(n=2, temperature=0.6), tmp_path)
+    fourth = await run_eval(
+        tasks,
+        EndpointGenerator(hotter, STUDENT),
+        GenerationSettings(n=2, temperature=0.6),
+        tmp_path,
+    )
     assert fourth.generated == 6  # other settings: nothing to reuse
 
 
 async def test_failed_generation_is_kept_out_and_redone(tmp_path: Path) -> None:
     tasks = _tasks(f"math={FIXTURES / 'math.jsonl'}")
     broken = ScriptedChatClient({"student": Student(fail_on="square root")})
-    first = await run_eval(tasks, EndpointGenerator(broken, STUDENT),
-                           GenerationSettings(n=2), tmp_path)
+    first = await run_eval(
+        tasks, EndpointGenerator(broken, STUDENT), GenerationSettings(n=2), tmp_path
+    )
     assert len(first.failed) == 1 and "p3" in first.failed[0]
     assert first.summary["tasks"]["math"]["missing"] == 2
 
     fixed = ScriptedChatClient({"student": Student()})
-    second = await run_eval(tasks, EndpointGenerator(fixed, STUDENT),
-                            GenerationSettings(n=2), tmp_path)
+    second = await run_eval(
+        tasks, EndpointGenerator(fixed, STUDENT), GenerationSettings(n=2), tmp_path
+    )
     assert (second.generated, second.reused) == (2, 4)
     assert "square root" in fixed.calls[0].messages[-1]["content"]
     assert second.summary["tasks"]["math"]["missing"] == 0
@@ -140,14 +149,24 @@ async def test_rubric_task_grades_and_regrades_after_grader_outage(tmp_path: Pat
         return "Apply pressure, then put butter on it."
 
     client = ScriptedChatClient({"student": student, "grader": _grader(fail=True)})
-    first = await run_eval(tasks, EndpointGenerator(client, STUDENT), GenerationSettings(n=1),
-                           tmp_path, grader=Grader(client, GRADER))
+    first = await run_eval(
+        tasks,
+        EndpointGenerator(client, STUDENT),
+        GenerationSettings(n=1),
+        tmp_path,
+        grader=Grader(client, GRADER),
+    )
     assert first.summary["tasks"]["rubric"]["failed"] == 2
     assert first.summary["tasks"]["rubric"]["pass_at_1"] is None
 
     healed = ScriptedChatClient({"student": student, "grader": _grader(fail=False)})
-    second = await run_eval(tasks, EndpointGenerator(healed, STUDENT), GenerationSettings(n=1),
-                            tmp_path, grader=Grader(healed, GRADER))
+    second = await run_eval(
+        tasks,
+        EndpointGenerator(healed, STUDENT),
+        GenerationSettings(n=1),
+        tmp_path,
+        grader=Grader(healed, GRADER),
+    )
     assert healed.calls_for("student") == []  # nothing regenerated
     assert len(healed.calls_for("grader")) == 5  # 3 + 2 rubric items
     rubric = second.summary["tasks"]["rubric"]
@@ -159,16 +178,24 @@ async def test_rubric_task_grades_and_regrades_after_grader_outage(tmp_path: Pat
 async def test_system_prompt_reaches_the_model(tmp_path: Path) -> None:
     client = ScriptedChatClient({"student": Student()})
     tasks = _tasks(f"math={FIXTURES / 'math.jsonl'}")
-    await run_eval(tasks, EndpointGenerator(client, STUDENT),
-                   GenerationSettings(n=1, system_prompt="Be brief."), tmp_path)
+    await run_eval(
+        tasks,
+        EndpointGenerator(client, STUDENT),
+        GenerationSettings(n=1, system_prompt="Be brief."),
+        tmp_path,
+    )
     assert all(c.messages[0] == {"role": "system", "content": "Be brief."} for c in client.calls)
 
 
 async def test_rubric_task_without_grader_is_refused(tmp_path: Path) -> None:
     client = ScriptedChatClient({"student": Student()})
     with pytest.raises(EvalError, match="grader"):
-        await run_eval(_tasks(f"rubric={FIXTURES / 'rubric.jsonl'}"),
-                       EndpointGenerator(client, STUDENT), GenerationSettings(n=1), tmp_path)
+        await run_eval(
+            _tasks(f"rubric={FIXTURES / 'rubric.jsonl'}"),
+            EndpointGenerator(client, STUDENT),
+            GenerationSettings(n=1),
+            tmp_path,
+        )
 
 
 async def test_truncated_last_line_is_redone(tmp_path: Path) -> None:
@@ -179,6 +206,7 @@ async def test_truncated_last_line_is_redone(tmp_path: Path) -> None:
     text = path.read_text()
     path.write_text(text[: len(text) - 40])  # a crash in the middle of the last line
     again = ScriptedChatClient({"student": Student()})
-    result = await run_eval(tasks, EndpointGenerator(again, STUDENT), GenerationSettings(n=1),
-                            tmp_path)
+    result = await run_eval(
+        tasks, EndpointGenerator(again, STUDENT), GenerationSettings(n=1), tmp_path
+    )
     assert (result.generated, result.reused) == (1, 2)

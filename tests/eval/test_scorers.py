@@ -205,19 +205,22 @@ async def test_rubric_negative_item_subtracts() -> None:
 
 async def test_rubric_all_bad_clips_to_zero() -> None:
     client = _grader({"pressure": False, "doctor": False, "butter": True})
-    result = await score_rubric(client, RoleConfig(name="grader"), [{"role": "user",
-                                "content": "q"}], "answer", RUBRICS)
+    result = await score_rubric(
+        client, RoleConfig(name="grader"), [{"role": "user", "content": "q"}], "answer", RUBRICS
+    )
     assert result.score == 0.0
 
 
 async def test_rubric_grader_garbage_is_retried_then_reported() -> None:
     replies = iter(["not json", json.dumps({"criteria_met": True, "explanation": "ok"})])
     client = ScriptedChatClient({"grader": lambda m, s: next(replies)})
-    result = await score_rubric(client, RoleConfig(name="grader"), [{"role": "user",
-                                "content": "q"}], "a", RUBRICS[:1])
+    result = await score_rubric(
+        client, RoleConfig(name="grader"), [{"role": "user", "content": "q"}], "a", RUBRICS[:1]
+    )
     assert result.score == 1.0 and len(client.calls) == 2
 
     broken = ScriptedChatClient({"grader": lambda m, s: "still not json"})
-    failed = await score_rubric(broken, RoleConfig(name="grader"), [{"role": "user",
-                                "content": "q"}], "a", RUBRICS[:1])
+    failed = await score_rubric(
+        broken, RoleConfig(name="grader"), [{"role": "user", "content": "q"}], "a", RUBRICS[:1]
+    )
     assert failed.score is None and "grader" in (failed.error or "")

@@ -76,7 +76,9 @@ def verifier(messages, schema):
 
 async def test_open_checks_api_keys_before_any_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROPD_TEST_UNSET_KEY", raising=False)
-    role = ropd.RoleConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="ROPD_TEST_UNSET_KEY")
+    role = ropd.RoleConfig(
+        base_url="http://127.0.0.1:9/v1", model="m", api_key_env="ROPD_TEST_UNSET_KEY"
+    )
     with pytest.raises(ropd.ConfigError, match="ROPD_TEST_UNSET_KEY is not set"):
         async with ropd.GroupScorer.open(ropd.ScorerConfig(judge=role)):
             pass

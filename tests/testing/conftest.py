@@ -18,7 +18,7 @@ def _verifier_messages(answers: list[str], rubric: str) -> list[dict[str, str]]:
     boundary = render.new_boundary(answers)
     numbers = list(range(1, len(answers) + 1))
     text = (
-        f"Rubric:\n{render.render_rubric(criteria)}\n\n"
+        f"Rubric:\n{render.render_rubric(boundary, criteria)}\n\n"
         f"{render.render_blocks(boundary, 'ANSWER', answers, numbers)}"
     )
     return [
@@ -29,5 +29,5 @@ def _verifier_messages(answers: list[str], rubric: str) -> list[dict[str, str]]:
 
 @pytest.fixture
 def verifier_messages() -> VerifierMessages:
-    """`(answers, rubric reply) -> messages`: rubric lines (C1..Cn), then numbered answer blocks."""
+    """`(answers, rubric reply) -> messages`: criterion blocks (C1..Cn), then numbered answer blocks."""
     return _verifier_messages

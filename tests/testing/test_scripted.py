@@ -71,7 +71,8 @@ async def test_make_client_pairs_a_fixed_rubric_with_the_content_verifier():
         {"role": "system", "content": "Verifier"},
         {
             "role": "user",
-            "content": "- C1: answer mentions 42\n\n<<<ROPD-AB ANSWER 1>>>\nit is 42\n<<<ROPD-AB END>>>",
+            "content": "<<<ROPD-AB CRITERION C1>>>\nanswer mentions 42\n<<<ROPD-AB END>>>\n\n"
+            "<<<ROPD-AB ANSWER 1>>>\nit is 42\n<<<ROPD-AB END>>>",
         },
     ]
     (verdicts,) = await client.chat(

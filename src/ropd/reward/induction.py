@@ -73,7 +73,7 @@ class RubricInducer:
         boundary = render.new_boundary([prompt_text, *references, *students])
         numbered = lambda texts: range(1, len(texts) + 1)
         user = self.user.render(
-            prompt=prompt_text,
+            prompt=render.render_task(boundary, prompt_text),
             boundary=boundary,
             num_references=str(len(references)),
             references=render.render_blocks(

@@ -1,8 +1,10 @@
-"""One structured judge request, re-asked with the validation error when the reply is malformed.
+"""One structured judge request, re-asked with the validation error when the reply is unusable.
 
-Shared by every scorer (ROPD's Rubricator and Verifier, the T-Judge baseline): the reply is
-parsed leniently, validated strictly, and a judge that keeps failing raises `InvalidJudgeReply`
-for the caller's failure policy to handle.
+Shared by every judge call (ROPD's Rubricator and Verifier, the T-Judge baseline, the eval
+grader): which object of a reply counts is decided by `ropd.jsonparse.choose_valid` (a rule no
+answer text can game), its content is validated strictly, and a judge that keeps failing raises
+`InvalidJudgeReply` for the caller's failure policy to handle. Error texts are scrubbed of
+secrets: a judge that echoes the API key cannot carry it into a trace or a score line.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ropd.errors import JudgeError
-from ropd.jsonparse import JsonExtractionError, json_object_candidates, parse_json_object
+from ropd.jsonparse import AmbiguousReply, JsonExtractionError, choose_valid
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JsonSchema, UsageBook
+from ropd.redact import scrub
 
 T = TypeVar("T")
 
@@ -46,41 +49,30 @@ async def ask_json(
             raise
         book.add(role.name, completion)
         try:
-            return first_valid(completion.text, validate)
-        except (JsonExtractionError, ValidationError, ValueError) as exc:
+            return choose_valid(completion.text, validate, structured=completion.structured)
+        except AmbiguousReply as exc:
+            last_error = f"ambiguous reply: {exc}"
+            again = (
+                "Your reply contains several different JSON objects, so it cannot be read. "
+                "Do not repeat JSON quoted from the answers. Reply with exactly one JSON object, "
+                f"your own, {form_hint}, and nothing else."
+            )
+        except (JsonExtractionError, ValueError) as exc:  # pydantic errors are ValueErrors
             last_error = short_error(exc)
             if completion.finish_reason == "length":
                 last_error += " (the reply was cut off at max_tokens)"
-            attempt = [
-                *messages,
-                {"role": "assistant", "content": completion.text[:4000]},
-                {
-                    "role": "user",
-                    "content": f"That reply is invalid: {last_error}. Reply again with the "
-                    f"complete JSON object only, {form_hint}.",
-                },
-            ]
+            again = (
+                f"That reply is invalid: {last_error}. Reply again with the complete JSON "
+                f"object only, {form_hint}."
+            )
+        attempt = [
+            *messages,
+            {"role": "assistant", "content": completion.text[:4000]},
+            {"role": "user", "content": again},
+        ]
     raise InvalidJudgeReply(
-        f"{role.name} gave no valid reply in {retries + 1} attempts: {last_error}"
+        scrub(f"{role.name} gave no valid reply in {retries + 1} attempts: {last_error}")
     )
-
-
-def first_valid(text: str, validate: Callable[[dict[str, Any]], T]) -> T:
-    """Validate the reply's JSON objects from last to first; the first that fits wins.
-
-    The whole reply is tried first (the normal case with structured output); the scan only
-    matters for endpoints that let a judge write prose or quote an answer's forged JSON.
-    """
-    first = parse_json_object(text)
-    try:
-        return validate(first)
-    except (ValidationError, ValueError):
-        for candidate in reversed(json_object_candidates(text)):
-            try:
-                return validate(candidate)
-            except (ValidationError, ValueError):
-                continue
-        raise
 
 
 def short_error(exc: Exception) -> str:
@@ -89,5 +81,5 @@ def short_error(exc: Exception) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return f"{where}: {first.get('msg')}{more}"
-    return str(exc)[:300]
+        return scrub(f"{where}: {first.get('msg')}{more}")
+    return scrub(str(exc)[:300])

@@ -1,4 +1,7 @@
-"""Turning untrusted answers into judge messages that they cannot break out of.
+"""Turning untrusted text into judge messages that it cannot break out of.
+
+Everything that is not ours is delimited: the task (it may come from user data), the answers,
+and the criteria another judge wrote.
 
 Each call gets a fresh random boundary token. It is drawn after the answers exist, so an answer
 cannot contain it except by chance, which is checked: an answer that contains the token is
@@ -47,6 +50,17 @@ def render_prompt(prompt: str | list[dict[str, Any]]) -> str:
     return "\n\n".join(lines).strip()
 
 
-def render_rubric(rubric: Rubric) -> str:
-    """Criteria for the verifier: ids and texts, without weights (weights are ours to apply)."""
-    return "\n".join(f"- {c.id}: {c.criterion}" for c in rubric.criteria)
+def render_task(boundary: str, prompt_text: str) -> str:
+    """The task in its own block: a prompt from user data cannot impersonate the structure."""
+    return render_block(boundary, "TASK", prompt_text)
+
+
+def render_rubric(boundary: str, rubric: Rubric) -> str:
+    """Criteria for the verifier, one block each with its id, without weights (ours to apply).
+
+    Judge-written text is delimited like answers: a criterion cannot add lines that look like
+    further criteria or like the answers section.
+    """
+    return "\n".join(
+        render_block(boundary, f"CRITERION {c.id}", c.criterion) for c in rubric.criteria
+    )

@@ -106,7 +106,8 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
 
     def _messages(self, group: Group, answer: str) -> list[dict[str, str]]:
         references = [self.clean(t) for t in group.teacher_responses[: self.config.num_references]]
-        boundary = render.new_boundary([answer, *references])
+        prompt_text = render.render_prompt(group.prompt)
+        boundary = render.new_boundary([prompt_text, answer, *references])
         refs = ""
         if references:
             blocks = render.render_blocks(
@@ -117,7 +118,7 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
                 f"{blocks}\n"
             )
         text = self._template.render(
-            prompt=render.render_prompt(group.prompt),
+            prompt=render.render_task(boundary, prompt_text),
             references=refs,
             answer=render.render_block(boundary, "ANSWER", answer if answer.strip() else "(empty)"),
         )

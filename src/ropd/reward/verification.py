@@ -160,8 +160,8 @@ class BlindVerifier:
             texts = [f"(written by the {e.source} model)\n{t}" for e, t in zip(entries, texts)]
         numbers = list(range(1, len(entries) + 1))
         user = self.user.render(
-            prompt=prompt_text,
-            rubric=render.render_rubric(rubric),
+            prompt=render.render_task(boundary, prompt_text),
+            rubric=render.render_rubric(boundary, rubric),
             boundary=boundary,
             num_answers=str(len(entries)),
             answers=render.render_blocks(boundary, "ANSWER", texts, numbers),

@@ -35,7 +35,9 @@ from ropd.reward.schemas import (
 ReplyPolicy = Callable[[list[dict[str, Any]], JsonSchema | None], str]
 
 ANSWER_BLOCK = re.compile(r"<<<(ROPD-[0-9A-F]+) ANSWER (\d+)>>>\n(.*?)\n<<<\1 END>>>", re.DOTALL)
-RUBRIC_LINE = re.compile(r"^- (C\d+): answer mentions (\w+)$", re.MULTILINE)
+CRITERION_BLOCK = re.compile(
+    r"<<<(ROPD-[0-9A-F]+) CRITERION (C\d+)>>>\nanswer mentions (\w+)\n<<<\1 END>>>"
+)
 CATEGORIES = ("correctness", "reasoning", "completeness", "clarity", "format")
 
 # Which choice of which request a reply is (set by the fakes around each choice): lets a policy
@@ -150,7 +152,7 @@ def content_verifier(messages: list[dict[str, Any]], json_schema: JsonSchema | N
     """Verdicts by content: criterion 'answer mentions W' is true iff W is in the answer."""
     # the verifier prompt is the user turn; on a re-ask it is followed by the reply and the error
     text = messages[-1]["content"] if len(messages) == 2 else messages[1]["content"]
-    criteria = RUBRIC_LINE.findall(text)
+    criteria = [(cid, word) for _, cid, word in CRITERION_BLOCK.findall(text)]
     shown = {int(n): t for _, n, t in ANSWER_BLOCK.findall(text)}
     verdicts = {
         answer_key(n): {cid: word in body for cid, word in criteria}

@@ -51,10 +51,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             log_metric=logged.__setitem__,
         )
     )
-    verifier_sizes = [
-        len(c.json_schema.schema["required"])
-        for c in client.calls_for("verifier")
-    ]
+    verifier_sizes = [len(c.json_schema.schema["required"]) for c in client.calls_for("verifier")]
     result = {
         "rewards": rewards,
         "rubricator_calls": len(client.calls_for("rubricator")),

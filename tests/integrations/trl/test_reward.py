@@ -47,7 +47,9 @@ def test_reward_in_a_users_own_grpo_trainer(tiny_student: Path, tmp_path: Path) 
     shown = "\n".join(c.messages[-1]["content"] for c in judge.calls_for("verifier"))
     assert all(t in shown for answers in TEACHER.values() for t in answers)
     with sqlite3.connect(tmp_path / "traces.sqlite") as db:
-        rows_seen = db.execute("SELECT step, num_student, num_teacher, error FROM groups").fetchall()
+        rows_seen = db.execute(
+            "SELECT step, num_student, num_teacher, error FROM groups"
+        ).fetchall()
     assert sorted(rows_seen) == [(1, 2, 2, None), (1, 2, 2, None)]
     logged = {k for entry in trainer.state.log_history for k in entry}
     assert any("ropd/reward_mean" in k for k in logged), logged
@@ -69,7 +71,9 @@ async def test_failed_groups_are_none_and_never_zero() -> None:
 async def test_without_teacher_answers_the_group_fails_with_a_cause() -> None:
     reward = RopdReward(ropd.ScorerConfig(num_teacher_refs=2), client=scripted_judge())
     logged: dict[str, float] = {}
-    rewards = await reward(prompts=["q", "q"], completions=["a", "b"], log_metric=logged.__setitem__)
+    rewards = await reward(
+        prompts=["q", "q"], completions=["a", "b"], log_metric=logged.__setitem__
+    )
     assert rewards == [None, None]
     assert logged["ropd/failed_group_rate"] == 1.0
     await reward.aclose()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from ropd.eval.types import SampleScore
-from ropd.jsonparse import JsonExtractionError, parse_json_object
 from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, JsonSchema, JudgeError
+from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
+from ropd.reward.judge_call import ask_json
 from ropd.text import strip_think
 
 GRADE_SCHEMA = JsonSchema(
@@ -105,14 +105,17 @@ async def grade_item(
         criterion=item["criterion"],
     )
     messages = [{"role": "system", "content": GRADER_SYSTEM}, {"role": "user", "content": user}]
-    problem = ""
-    for _ in range(PARSE_ATTEMPTS):
-        completion = (await client.chat(role, messages, json_schema=GRADE_SCHEMA))[0]
-        try:
-            return _Grade.model_validate(parse_json_object(completion.text))
-        except (JsonExtractionError, ValidationError) as exc:
-            problem = str(exc).splitlines()[0]
-    raise JudgeError(f"grader reply unusable after {PARSE_ATTEMPTS} attempts: {problem}")
+    # The same reply rule as the reward's judges: a response quoting a forged grade object
+    # cannot pick the grade (see ropd.jsonparse).
+    return await ask_json(
+        client,
+        role,
+        messages,
+        GRADE_SCHEMA,
+        _Grade.model_validate,
+        UsageBook(),
+        retries=PARSE_ATTEMPTS - 1,
+    )
 
 
 def _fmt(points: float) -> str:
