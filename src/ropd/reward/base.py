@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from typing_extensions import Self
 
 from ropd import redact
-from ropd.errors import InputError, JudgeError
+from ropd.errors import InputError, JudgeError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
 from ropd.reward.config import JudgeSettings
@@ -135,10 +135,25 @@ class BaseScorer(Generic[C]):
     async def score_groups(
         self, groups: Iterable[GroupLike], *, step: int | None = None
     ) -> list[GroupResult]:
-        """Score all groups concurrently; results keep the input order."""
-        return list(
-            await asyncio.gather(*(self.score_group(g, step=step) for g in map(as_group, groups)))
-        )
+        """Score all groups concurrently; results keep the input order.
+
+        A failed group is a failed result, never an exception for the batch; only policy
+        `raise` or an unusable judge (`JudgeUnavailable`: key rejected, model not served)
+        raises, and then the groups still running are cancelled at once.
+        """
+        tasks = [asyncio.create_task(self.score_group(g, step=step)) for g in map(as_group, groups)]
+        if not tasks:
+            return []
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            return [task.result() for task in tasks]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stream(
         self,
@@ -149,8 +164,10 @@ class BaseScorer(Generic[C]):
     ) -> AsyncIterator[GroupResult]:
         """Yield results as groups finish, keeping at most `window` groups in flight.
 
-        When a group raises (policy `raise`, or a bug) no new group starts; the groups already
-        in flight finish and are yielded, then the first error is raised.
+        When a group raises (policy `raise`) no new group starts; the groups already in
+        flight finish and are yielded, then the first error is raised. `JudgeUnavailable` (key
+        rejected, model not served) cancels the groups in flight at once: their calls would
+        fail the same way.
         """
         queue = iter(groups)
         pending: set[asyncio.Task[GroupResult]] = set()
@@ -171,8 +188,11 @@ class BaseScorer(Generic[C]):
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     pending.discard(task)
-                    if task.exception() is not None:
-                        first_error = first_error or task.exception()
+                    error = task.exception()
+                    if isinstance(error, JudgeUnavailable):
+                        raise error
+                    if error is not None:
+                        first_error = first_error or error
                         continue
                     yield task.result()
                 refill()
@@ -190,10 +210,16 @@ class BaseScorer(Generic[C]):
         book = UsageBook()
         try:
             result = await self._score(group, book)
+        except JudgeUnavailable:
+            raise  # the run cannot go on with this judge; no group's result is recorded
         except (JudgeError, InputError) as exc:
             result = self._failed_result(group, f"{type(exc).__name__}: {exc}", book)
+        except Exception as exc:  # one bad reply must never crash a batch or a training step
+            log.exception("group %s: unexpected error while scoring", group.id)
+            result = self._failed_result(group, f"unexpected {type(exc).__name__}: {exc}", book)
         finally:
             self.usage.merge(book)
+        result = result.scrubbed()
         if result.failed:
             result = result.model_copy(update={"failure_policy": self.config.failure_policy})
         if self.traces is not None:
@@ -221,6 +247,18 @@ class BaseScorer(Generic[C]):
         if self.config.strip_think:
             text = strip_think(text)
         return clip_middle(text.strip(), self.config.max_answer_chars)
+
+    def empty_note(self, original: str, cleaned: str) -> str | None:
+        """Why an answer reaches no judge: it is empty, or nothing is left once reasoning is cut.
+
+        Such an answer meets no criterion (reward 0) without a judge call; the note says so in
+        its verdict record, so a truncated reasoning is not mistaken for a judged wrong answer.
+        """
+        if cleaned.strip():
+            return None
+        if original.strip():
+            return "empty after removing reasoning (no text outside <think>)"
+        return "empty answer"
 
     def settings(self, group: Group) -> dict[str, Any]:
         """What is recorded with every result of this scorer."""

@@ -125,7 +125,17 @@ class GroupScorer(BaseScorer[ScorerConfig]):
             rubrics, judged = await self._score_per_pair(
                 prompt_text, references, students, distinct, book, group.id
             )
-        return self._result(group, rubrics, judged, first_of, len(references), book)
+        notes = {
+            ("student", i): self.empty_note(group.student_responses[i], students[i])
+            for i in range(len(students))
+        }
+        notes.update(
+            {
+                ("teacher", j): self.empty_note(t, references[j])
+                for j, t in enumerate(self._used_references(group))
+            }
+        )
+        return self._result(group, rubrics, judged, first_of, len(references), book, notes)
 
     def _pool(
         self, students: list[str], chosen: list[int], references: list[str]
@@ -175,6 +185,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         first_of: list[int],
         num_references: int,
         book: UsageBook,
+        notes: dict[tuple[str, int], str | None],
     ) -> GroupResult:
         def scored(source: Source, index: int, key: tuple[str, int], duplicate_of: int | None):
             rubric_index, (label, verdict) = judged[key]
@@ -188,6 +199,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
                 rubric_index=rubric_index,
                 label=label,
                 duplicate_of=duplicate_of,
+                note=notes.get((source, index)),
             )
             return score, answer
 

@@ -7,6 +7,7 @@ surface-format criteria are capped at 1 point whatever the judge wrote.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ropd.llm.config import RoleConfig
@@ -37,6 +38,15 @@ def validate_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) 
         }
     rubric = Rubric.model_validate(data)
     rubric.check_size(min_criteria, max_criteria)
+    first_with: dict[str, str] = {}
+    for c in rubric.criteria:  # a repeated check would count its points twice
+        key = _comparable(c.criterion)
+        if key in first_with:
+            raise ValueError(
+                f"criteria {first_with[key]} and {c.id} are the same check; "
+                "every criterion must check something different"
+            )
+        first_with[key] = c.id
     criteria = []
     for c in rubric.criteria:
         category = c.category.strip().lower() or "general"
@@ -45,6 +55,11 @@ def validate_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) 
             Criterion(id=c.id, category=category, criterion=c.criterion.strip(), points=points)
         )
     return Rubric(criteria=criteria)
+
+
+def _comparable(text: str) -> str:
+    """Criterion text with case, spacing and punctuation ignored (to spot repeats)."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
 
 
 class RubricInducer:

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS answers (
     rubric_index INTEGER,
     label INTEGER,
     duplicate_of INTEGER,
+    note TEXT,
     PRIMARY KEY (group_pk, source, idx)
 );
 CREATE TABLE IF NOT EXISTS criteria (
@@ -249,6 +250,14 @@ class TraceStore:
         )
         self._conn.row_factory = sqlite3.Row
         self._run_info = run_info
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since version 1 (nullable, so older readers are unaffected)."""
+        with self._write() as conn:
+            have = {row["name"] for row in conn.execute("PRAGMA table_info(answers)")}
+            if "note" not in have:
+                conn.execute("ALTER TABLE answers ADD COLUMN note TEXT")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -292,6 +301,12 @@ class TraceStore:
             score = result.teacher_scores[i] if i < len(result.teacher_scores) else None
             answers.append(("teacher", i, text, score))
         error = redact(result.error) if result.error is not None else None
+        # a failed group's rewards are its failure policy's, not a judgement: no mean for it
+        reward_mean = (
+            sum(student_rewards) / len(student_rewards)
+            if student_rewards and not result.failed
+            else None
+        )
         settings = scrub_settings(result.settings)
         with self._write() as conn:
             self._ensure_run(conn, run, now)
@@ -309,12 +324,12 @@ class TraceStore:
                     step,
                     group.id,
                     now,
-                    json.dumps(group.prompt, ensure_ascii=False),
+                    redact(json.dumps(group.prompt, ensure_ascii=False)),
                     error,
                     result.failure_policy,
                     json.dumps(settings, ensure_ascii=False, default=str),
                     json.dumps(result.usage),
-                    sum(student_rewards) / len(student_rewards) if student_rewards else None,
+                    reward_mean,
                     len(group.student_responses),
                     len(group.teacher_responses),
                     num_criteria,
@@ -324,18 +339,20 @@ class TraceStore:
             rows = []
             for source, idx, text, reward in answers:
                 v = scores.get((source, idx))
-                judged = (v.score, v.rubric_index, v.label, v.duplicate_of) if v else (None,) * 4
-                rows.append((pk, source, idx, text, reward, *judged))
+                judged = (
+                    (v.score, v.rubric_index, v.label, v.duplicate_of, v.note) if v else (None,) * 5
+                )
+                rows.append((pk, source, idx, redact(text), reward, *judged))
             conn.executemany(
                 "INSERT INTO answers (group_pk, source, idx, text, reward, score, rubric_index, "
-                "label, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "label, duplicate_of, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             conn.executemany(
                 "INSERT INTO criteria (group_pk, rubric_index, position, criterion_id, category, "
                 "points, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (pk, r_i, pos, c.id, c.category, c.points, c.criterion)
+                    (pk, r_i, pos, c.id, redact(c.category), c.points, redact(c.criterion))
                     for r_i, rubric in enumerate(result.rubrics)
                     for pos, c in enumerate(rubric.criteria)
                 ],
@@ -536,6 +553,7 @@ def _traced_group(
             rubric_index=a["rubric_index"] or 0,
             label=a["label"],
             duplicate_of=a["duplicate_of"],
+            note=a["note"],
         )
         for a in answers
         if a["score"] is not None
