@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ropd.errors import RopdError
 from ropd.io import GroupsFileError
+from ropd.redact import scrub
 
 MAX_LINE_ERRORS_SHOWN = 50
 
@@ -23,12 +24,12 @@ def report(error: RopdError, console: Console | None = None) -> int:
     console = console or Console(stderr=True, soft_wrap=True)
     if isinstance(error, GroupsFileError):  # one line per bad input line, capped
         for line in error.errors[:MAX_LINE_ERRORS_SHOWN]:
-            console.print(str(line), markup=False, highlight=False)
+            console.print(scrub(str(line)), markup=False, highlight=False)
         if len(error.errors) > MAX_LINE_ERRORS_SHOWN:
             more = len(error.errors) - MAX_LINE_ERRORS_SHOWN
             console.print(f"... and {more} more bad lines", markup=False, highlight=False)
     else:
-        console.print(f"error: {error}", markup=False, highlight=False)
+        console.print(f"error: {scrub(str(error))}", markup=False, highlight=False)
     return error.exit_code
 
 
