@@ -316,7 +316,7 @@ async def test_api_key_never_reaches_errors_or_logs(monkeypatch, caplog):
         with pytest.raises(JudgeError) as info:
             await client.chat(unreachable, MESSAGES)
         messages.append(str(info.value))
-    assert "HTTP 401" in messages[0] and "***" in messages[0]
+    assert "HTTP 401" in messages[0] and "[redacted]" in messages[0]
     for text in [*messages, caplog.text, *(r.getMessage() for r in caplog.records)]:
         assert secret not in text
     assert any("retry" in r.getMessage() for r in caplog.records)

@@ -4,6 +4,12 @@ Why our own retry loop instead of the SDK's: the shared in-flight limit and the 
 be released while a request waits to retry, Retry-After must be honoured exactly, structured
 output must downgrade per endpoint, and errors must come out secret-free. The SDK's retries are
 therefore switched off (`max_retries=0`).
+
+Whatever goes wrong, `chat` raises a `JudgeError` and nothing else (bar cancellation): the
+reply body is read raw and checked here, so a 200 carrying an HTML page, cut or invalid JSON, or
+an object without usable choices is a "malformed reply", retried like a transport failure. A key
+the endpoint refuses (HTTP 401/403) or a model it does not serve (HTTP 404) is
+`JudgeUnavailable` at once: no later request can succeed either.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from openai import AsyncOpenAI
 from typing_extensions import Self
 
 from ropd import redact
+from ropd.errors import JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
 from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
@@ -77,15 +84,92 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
     return max(0.0, when.timestamp() - current)
 
 
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+class MalformedReply(Exception):
+    """A 2xx reply whose body is not a usable chat completion (its `usage` kept when readable)."""
+
+    def __init__(self, reason: str, usage: tuple[int, int] | None = None) -> None:
+        super().__init__(reason)
+        self.usage = usage
+
+
+@dataclass
+class ReplyBody:
+    """The parts of a checked chat-completion body the client uses."""
+
+    choices: list[tuple[str, str | None]]  # (content, finish_reason)
+    usage: tuple[int, int] | None  # (prompt, completion) tokens, None when not reported
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), "number" if isinstance(value, int | float) else "value")
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _usage(body: dict[str, Any]) -> tuple[int, int] | None:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def parse_completion_body(data: bytes, content_type: str = "") -> ReplyBody:
+    """Check a chat-completion body; raise `MalformedReply` with a short reason when unusable.
+
+    Unusable: not JSON (an HTML error page, a body cut short), not an object, `choices`
+    missing, empty or not a list, a choice that is not an object or has no message, content
+    that is neither a string nor null. Usage numbers that are missing or odd count as 0.
+    """
+    try:
+        body = json.loads(data)
+    except ValueError:  # JSONDecodeError and undecodable bytes alike
+        if not data.strip():
+            raise MalformedReply("empty body") from None
+        kind = content_type.split(";")[0].strip() or "no content type"
+        raise MalformedReply(f"body is not valid JSON ({kind}, {len(data)} bytes)") from None
+    if not isinstance(body, dict):
+        raise MalformedReply(f"body is a JSON {_json_type(body)}, not an object")
+    usage = _usage(body)
+    if "choices" not in body or body["choices"] is None:
+        inner = body.get("error")
+        said = inner.get("message") if isinstance(inner, dict) else inner
+        detail = f" (error: {said})" if isinstance(said, str) and said else ""
+        raise MalformedReply(f"no choices{detail}", usage)
+    choices = body["choices"]
+    if not isinstance(choices, list):
+        raise MalformedReply(f"choices is a JSON {_json_type(choices)}, not an array", usage)
+    if not choices:
+        raise MalformedReply("choices is empty", usage)
+    out: list[tuple[str, str | None]] = []
+    for index, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise MalformedReply(f"choice {index} is a JSON {_json_type(choice)}", usage)
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise MalformedReply(f"choice {index} has no message", usage)
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            kind = _json_type(content)
+            raise MalformedReply(f"choice {index}: content is a JSON {kind}, not a string", usage)
+        finish = choice.get("finish_reason")
+        out.append((content or "", finish if isinstance(finish, str) else None))
+    return ReplyBody(choices=out, usage=usage)
+
+
+def _clean(text: str) -> str:
+    """One short line with every secret scrubbed (scrubbed before cutting: no half keys)."""
+    return " ".join(redact.scrub(text).split())[:MAX_CAUSE_CHARS]
 
 
 def _error_cause(error: Exception) -> str:
     """A short human cause from an SDK error (the server's message, not the raw body)."""
+    if isinstance(error, MalformedReply):
+        return str(error)
     if isinstance(error, openai.APITimeoutError):
         return "timed out"
     if isinstance(error, openai.APIConnectionError):
@@ -113,8 +197,20 @@ def _status(error: Exception) -> int | None:
 def _retryable(error: Exception) -> bool:
     status = _status(error)
     if status is None:
-        return isinstance(error, openai.APIError)  # connection errors, timeouts, bad bodies
+        return True  # connection errors, timeouts, malformed replies, anything unforeseen
     return status in (408, 409, 429) or status >= 500
+
+
+def _failure(error: Exception) -> str:
+    """What kind of failure, as the error message says it: HTTP 503, malformed reply, ..."""
+    status = _status(error)
+    if status is not None:
+        return f"HTTP {status}"
+    if isinstance(error, MalformedReply):
+        return "malformed reply"
+    if isinstance(error, openai.APIError):
+        return "no response"  # connection errors and timeouts
+    return "transport error"
 
 
 def _mentions_format(error: Exception) -> bool:
@@ -151,6 +247,10 @@ def _with_schema_hint(messages: list[dict[str, Any]], schema: JsonSchema) -> lis
 class _Attempt:
     completions: list[Completion] | None = None
     error: Exception | None = None
+
+
+# Format modes in which the endpoint itself enforces the schema (json_schema or a grammar).
+_ENFORCED: frozenset[FormatMode] = frozenset({"json_schema", "json_object_schema"})
 
 
 class OpenAIChatClient:
@@ -307,17 +407,26 @@ class OpenAIChatClient:
         return estimate_prompt_tokens(messages) + int(expected)
 
     def _backoff(self, attempt: int, error: Exception) -> float:
-        response = getattr(error, "response", None)
-        retry_after = parse_retry_after(getattr(response, "headers", None))
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER_S)
+        if isinstance(error, openai.APIStatusError):
+            retry_after = parse_retry_after(error.response.headers)
+            if retry_after is not None:
+                return min(retry_after, MAX_RETRY_AFTER_S)
         delay = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2**attempt)
         return delay * self._rng.uniform(0.5, 1.0)
 
     async def _send(
-        self, sdk: AsyncOpenAI, kwargs: dict[str, Any], role: RoleConfig, n: int
+        self,
+        sdk: AsyncOpenAI,
+        kwargs: dict[str, Any],
+        role: RoleConfig,
+        n: int,
+        structured: bool,
     ) -> _Attempt:
-        """One HTTP request inside an in-flight slot and the rate window."""
+        """One HTTP request inside an in-flight slot and the rate window.
+
+        Every failure comes back as `_Attempt.error` (never raised): SDK errors, a malformed
+        body, or anything unforeseen while sending or reading. Only cancellation goes through.
+        """
         async with self._slots:
             self.in_flight += 1
             self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
@@ -327,20 +436,26 @@ class OpenAIChatClient:
                 )
                 started = self._clock()
                 try:
-                    response = await sdk.chat.completions.create(**kwargs)
-                except openai.APIError as error:
-                    if isinstance(error, openai.APIStatusError):
-                        self.rate_limiter.correct(booking, 0)
+                    raw = await sdk.chat.completions.with_raw_response.create(**kwargs)
+                    latency = self._clock() - started
+                    http = raw.http_response
+                    reply = parse_completion_body(
+                        http.content, http.headers.get("content-type") or ""
+                    )
+                except openai.APIStatusError as error:
+                    self.rate_limiter.correct(booking, 0)  # refused: nothing was generated
                     return _Attempt(error=error)
-                latency = self._clock() - started
+                except MalformedReply as error:
+                    if error.usage is not None:
+                        self.rate_limiter.correct(booking, sum(error.usage))
+                    return _Attempt(error=error)
+                except Exception as error:  # noqa: BLE001 - any other failure is a transport one
+                    return _Attempt(error=error)  # the estimate stays booked
             finally:
                 self.in_flight -= 1
-        usage = response.usage
-        prompt_tokens = (usage.prompt_tokens or 0) if usage else 0
-        completion_tokens = (usage.completion_tokens or 0) if usage else 0
-        if usage is not None:
+        prompt_tokens, completion_tokens = reply.usage or (0, 0)
+        if reply.usage is not None:
             self.rate_limiter.correct(booking, prompt_tokens + completion_tokens)
-        choices = list(response.choices or [])
         self.usage.add(
             role.name,
             Completion(
@@ -352,17 +467,17 @@ class OpenAIChatClient:
         )
         # Split the request's tokens over its choices so that summing completions never counts
         # a request twice; every choice carries the request's latency.
-        count = max(1, len(choices))
-        share, rest = divmod(completion_tokens, count)
+        share, rest = divmod(completion_tokens, len(reply.choices))
         completions = [
             Completion(
-                text=(choice.message.content or "") if choice.message else "",
-                finish_reason=choice.finish_reason,
+                text=text,
+                finish_reason=finish_reason,
                 prompt_tokens=prompt_tokens if i == 0 else 0,
                 completion_tokens=share + (rest if i == 0 else 0),
                 latency_s=latency,
+                structured=structured,
             )
-            for i, choice in enumerate(choices)
+            for i, (text, finish_reason) in enumerate(reply.choices)
         ]
         return _Attempt(completions=completions)
 
@@ -379,23 +494,42 @@ class OpenAIChatClient:
         if not role.base_url:
             raise JudgeError(f"{where}: no base_url (start the local server with open_chat_client)")
         try:
-            secret = role.api_key()
+            role.api_key()  # fails early when unset; remembers the value for redact.scrub
         except ValueError as error:
             self.usage.fail(role.name)
-            raise JudgeError(str(error)) from None
+            raise JudgeError(redact.scrub(str(error))) from None
         base_url = role.base_url.rstrip("/")
         sdk = self._sdk_client(role, base_url)
         attempt = 0
         while True:
             mode = self.format_mode(base_url)
             kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
-            result = await self._send(sdk, kwargs, role, n)
+            structured = schema is not None and mode in _ENFORCED
+            result = await self._send(sdk, kwargs, role, n, structured)
             if result.completions is not None:
                 return result.completions
             error = result.error
             assert error is not None
             status = _status(error)
-            cause = " ".join(_redact(_error_cause(error), [secret]).split())[:MAX_CAUSE_CHARS]
+            cause = _clean(_error_cause(error))
+            if status in (401, 403):
+                self.usage.fail(role.name)
+                variable = role.api_key_env or "OPENAI_API_KEY"
+                raise JudgeUnavailable(
+                    redact.scrub(
+                        f"{where} rejected the API key (HTTP {status}): {cause}; "
+                        f"check the variable {variable}"
+                    )
+                ) from None
+            if status == 404:
+                self.usage.fail(role.name)
+                path = urlsplit(base_url).path or "/"
+                raise JudgeUnavailable(
+                    redact.scrub(
+                        f"{where}: HTTP 404: the model is not served there, or the base URL "
+                        f"path {path} is wrong: {cause}"
+                    )
+                ) from None
             if schema is not None and mode in _DOWNGRADE and _mentions_format(error):
                 self._format_mode[base_url] = _DOWNGRADE[mode]
                 log.warning(
@@ -406,11 +540,11 @@ class OpenAIChatClient:
                     _DOWNGRADE[mode],
                 )
                 continue
-            status_text = f"HTTP {status}" if status is not None else "no response"
+            status_text = _failure(error)
             if not _retryable(error) or attempt >= self.limits.max_retries:
                 self.usage.fail(role.name)
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise JudgeError(f"{where}: {status_text}{tries}: {cause}") from None
+                raise JudgeError(redact.scrub(f"{where}: {status_text}{tries}: {cause}")) from None
             delay = self._backoff(attempt, error)
             attempt += 1
             self.retries[role.name] = self.retries.get(role.name, 0) + 1

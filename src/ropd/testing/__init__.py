@@ -9,11 +9,36 @@ real HTTP (`StubJudgeServer`, latency, failures and format quirks of real endpoi
 - `content_policy(rubric)`: "answer mentions W" criteria and verdicts that follow answer content,
   so a test knows every right verdict (engine tests); `make_client` is its in-memory client.
 
+`FaultJudgeServer` is the stub with a seeded share of faults (HTTP errors, hangs, resets, HTML or
+cut JSON with status 200, wrong-shaped or truncated content), for robustness tests.
+
 This package is for tests: `ropd.llm` and `ropd.reward` never import it.
 """
 
 from __future__ import annotations
 
+from ropd.testing.faults import (
+    ALL_FAULTS,
+    CONTENT_FAULTS,
+    EMPTY_CONTENT,
+    ENVELOPE_FAULTS,
+    FINISH_LENGTH,
+    HANG,
+    HTML_200,
+    HTTP_429,
+    HTTP_429_RETRY_AFTER,
+    HTTP_500,
+    HTTP_502,
+    HTTP_503,
+    INVALID_JSON_200,
+    NO_CHOICES_200,
+    RESET,
+    SELF_REPORTED_TOTALS,
+    TRANSPORT_FAULTS,
+    TRUNCATED_JSON_200,
+    WRONG_SHAPE,
+    FaultJudgeServer,
+)
 from ropd.testing.replies import (
     ReplyError,
     ReplyPolicy,
@@ -27,6 +52,26 @@ from ropd.testing.scripted import ScriptedCall, ScriptedChatClient, make_client,
 from ropd.testing.stub_server import StubJudgeServer
 
 __all__ = [
+    "ALL_FAULTS",
+    "CONTENT_FAULTS",
+    "EMPTY_CONTENT",
+    "ENVELOPE_FAULTS",
+    "FINISH_LENGTH",
+    "HANG",
+    "HTML_200",
+    "HTTP_429",
+    "HTTP_429_RETRY_AFTER",
+    "HTTP_500",
+    "HTTP_502",
+    "HTTP_503",
+    "INVALID_JSON_200",
+    "NO_CHOICES_200",
+    "RESET",
+    "SELF_REPORTED_TOTALS",
+    "TRANSPORT_FAULTS",
+    "TRUNCATED_JSON_200",
+    "WRONG_SHAPE",
+    "FaultJudgeServer",
     "ReplyError",
     "ReplyPolicy",
     "ScriptedCall",
