@@ -1,7 +1,13 @@
 """Score a JSONL file of groups, resumably: the library behind `ropd score`.
 
 The input is validated completely (and teacher answers looked up in a store) before any judge
-call. Groups are scored concurrently, a sliding window of `batch_size` groups (the client's
+call, and so are the paths: the output and the trace database must be writable files (not
+directories, devices or unwritable places; checked without changing them), and none of input,
+output, trace database and teacher store may be the same file. Every such problem is an
+`InputError` naming the path. With K != 0 references (`num_teacher_refs`, None = all) every
+group needs at least one teacher answer, from the file or the store.
+
+Groups are scored concurrently, a sliding window of `batch_size` groups (the client's
 in-flight and rate limits decide the real request concurrency), and each result line is written
 and synced the moment its group finishes, so a killed run loses nothing: `resume=True` skips the
 ids already written and appends.
@@ -10,6 +16,7 @@ ids already written and appends.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,7 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ropd.errors import InputError, StoreError
-from ropd.io import GroupsFileError, LineError, ResultWriter, prepare_resume, read_numbered_groups
+from ropd.io import (
+    GroupsFileError,
+    LineError,
+    ResultWriter,
+    check_writable,
+    prepare_resume,
+    read_numbered_groups,
+)
+from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient
 from ropd.reward.base import GroupScoringError
@@ -77,6 +92,8 @@ def fill_teacher_answers(
     """
     from ropd.teacher.store import TeacherStore
 
+    if store_path.is_dir():
+        raise InputError(f"{store_path}: the teacher store is a directory, not a store file")
     if not store_path.is_file():
         raise InputError(f"{store_path}: teacher store not found")
     errors: list[LineError] = []
@@ -95,6 +112,9 @@ def fill_teacher_answers(
             except StoreError as exc:  # reported per line; the run stops before judging
                 errors.append(LineError(source, line, str(exc), "teacher_responses"))
                 continue
+            if not texts:
+                errors.append(LineError(source, line, NO_TEACHER_ANSWERS, "teacher_responses"))
+                continue
             groups.append(group.model_copy(update={"teacher_responses": list(texts)}))
     if errors:
         raise GroupsFileError(errors)
@@ -110,10 +130,23 @@ def plan_score_file(
     any_teacher_fingerprint: bool = False,
     resume: bool = False,
     overwrite: bool = False,
+    traces: Path | None = None,
 ) -> ScoreFilePlan:
-    """Validate options, input and output before any judge call; raise InputError otherwise."""
+    """Validate options, paths, input and output before any judge call; else raise InputError.
+
+    `traces` is the trace database (default: next to the output). Nothing is written here
+    except that `resume` cuts a half-written last line off the output.
+    """
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
+    prompts_dir = config.prompts_dir
+    if prompts_dir is not None and not Path(prompts_dir).is_dir():
+        what = "is not a folder" if Path(prompts_dir).exists() else "does not exist"
+        raise InputError(f"{prompts_dir}: the prompts folder {what}")
+    traces = traces if traces is not None else default_traces_path(output)
+    check_paths(groups_file, output, traces, teacher_store)
+    check_writable(output, "output file")
+    check_writable(traces, "trace database", sidecars=True)
     if output.exists() and output.stat().st_size > 0 and not (resume or overwrite):
         raise InputError(
             f"{output} exists; pass --resume to continue it or --overwrite to start over"
@@ -130,12 +163,46 @@ def plan_score_file(
         )
     else:
         groups = [group for _, group in numbered]
+    if k != 0:  # every group needs a reference, whichever way it came
+        empty = [
+            LineError(str(groups_file), line, NO_TEACHER_ANSWERS, "teacher_responses")
+            for (line, _), group in zip(numbered, groups, strict=True)
+            if not group.teacher_responses
+        ]
+        if empty:
+            raise GroupsFileError(empty)
     done_ids: set[str] = set()
     dropped = 0
     if resume:
         done_ids, dropped = prepare_resume(output)
     todo = [g for g in groups if g.id not in done_ids]
     return ScoreFilePlan(groups=groups, todo=todo, dropped_bytes=dropped)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        pass
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # e.g. a symlink loop
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_paths(
+    groups_file: Path, output: Path, traces: Path, teacher_store: Path | None = None
+) -> None:
+    """No two of input, output, trace database and teacher store may be the same file."""
+    named = [("the input", groups_file), ("the output", output), ("the trace database", traces)]
+    if teacher_store is not None:
+        named.append(("the teacher store", teacher_store))
+    for i, (first, a) in enumerate(named):
+        for second, b in named[i + 1 :]:
+            if _same_file(a, b):
+                raise InputError(
+                    f"{b}: {second} is the same file as {first} ({a}); give another path"
+                )
 
 
 def _resumed_run(traces_path: Path, output: Path, resume: bool) -> str:
@@ -177,6 +244,7 @@ def score_file(
     groups_file, output = Path(groups_file), Path(output)
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    traces_path = Path(traces) if traces is not None else default_traces_path(output)
     plan = plan_score_file(
         groups_file,
         output,
@@ -185,8 +253,8 @@ def score_file(
         any_teacher_fingerprint=any_teacher_fingerprint,
         resume=resume,
         overwrite=overwrite,
+        traces=traces_path,
     )
-    traces_path = Path(traces) if traces is not None else default_traces_path(output)
     run_info = {
         "command": "score",
         "input": str(groups_file),

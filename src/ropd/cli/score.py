@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -159,28 +160,31 @@ def score(
     run_id: Annotated[str | None, typer.Option(help="Name of this run in the trace store.")] = None,
 ) -> None:
     """Score groups of student answers with the ROPD rubric reward."""
-    judge = judge_role(base_url, model, api_key_env, temperature, max_tokens, timeout)
-    config = ScorerConfig(
-        judge=judge,
-        rubricator=role_override(
-            "rubricator", rubricator_base_url, rubricator_model, rubricator_api_key_env, judge
-        ),
-        verifier=role_override(
-            "verifier", verifier_base_url, verifier_model, verifier_api_key_env, judge
-        ),
-        num_teacher_refs=k,
-        min_criteria=min_criteria,
-        max_criteria=max_criteria,
-        rubric_mode=rubric_mode.value,
-        blind=blind,
-        teacher_in_pool=teacher_in_pool,
-        strip_think=strip_think,
-        failure_policy=failure_policy.value,
-        constant_reward=constant_reward,
-        seed=seed,
-        prompts_dir=prompts_dir,
-    )
-    limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
+    try:  # a flag value the configs refuse is an input error naming the flag
+        judge = judge_role(base_url, model, api_key_env, temperature, max_tokens, timeout)
+        config = ScorerConfig(
+            judge=judge,
+            rubricator=role_override(
+                "rubricator", rubricator_base_url, rubricator_model, rubricator_api_key_env, judge
+            ),
+            verifier=role_override(
+                "verifier", verifier_base_url, verifier_model, verifier_api_key_env, judge
+            ),
+            num_teacher_refs=k,
+            min_criteria=min_criteria,
+            max_criteria=max_criteria,
+            rubric_mode=rubric_mode.value,
+            blind=blind,
+            teacher_in_pool=teacher_in_pool,
+            strip_think=strip_think,
+            failure_policy=failure_policy.value,
+            constant_reward=constant_reward,
+            seed=seed,
+            prompts_dir=prompts_dir,
+        )
+        limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
+    except ValidationError as exc:
+        raise InputError(_flag_errors(exc)) from None
     err = Console(stderr=True)
     with _progress(err) as progress:
         task = progress.add_task("scoring", total=None, failed=0, tokens=0)
@@ -215,6 +219,33 @@ def score(
         err.print(f"stopped: {stats.aborted}", markup=False, highlight=False)
         err.print("finished groups are saved; run again with --resume to continue")
         raise typer.Exit(1)
+
+
+# Config fields whose flag is not simply `--field-name`.
+_FLAG_OF = {
+    "num_teacher_refs": "-k/--num-teacher-refs",
+    "timeout_s": "--timeout",
+    "requests_per_minute": "--rpm",
+    "tokens_per_minute": "--tpm",
+}
+
+
+def _flag_errors(exc: ValidationError) -> str:
+    """A config's validation error as `--flag: problem` lines."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        msg = error["msg"].removeprefix("Value error, ")
+        if not loc:
+            lines.append(f"invalid options: {msg}")
+            continue
+        field = loc[-1]
+        flag = _FLAG_OF.get(field, "--" + field.replace("_", "-"))
+        if len(loc) > 1 and loc[0] in ("rubricator", "verifier"):
+            flag = f"--{loc[0]}-{field.replace('_', '-')}"
+        shown = f" (got {error['input']!r})" if "input" in error else ""
+        lines.append(f"{flag}: {msg}{shown}")
+    return "\n".join(lines)
 
 
 def judge_role(

@@ -3,6 +3,20 @@
 The whole file is checked first and every bad line is reported (`groups.jsonl:7: field
 'student_responses': ...`), so a user fixes all problems in one go and no judge tokens are spent
 on a run that would stop halfway.
+
+What a line must be is `ropd.reward.types.Group` (see its module doc: string or integer ids,
+chat roles and content, valid Unicode everywhere); on top of that, the file rules:
+
+- The file is UTF-8, one JSON object per line; blank lines are skipped. A UTF-8 byte order mark
+  at the start of the file (or of a line, as when such files are concatenated) is ignored; a
+  UTF-16 or UTF-32 file is refused as a whole with one message.
+- A line that is not valid UTF-8, not JSON, JSON nested too deeply for the parser, an object
+  with the same key twice, or not an object is an error of that line.
+- `teacher_responses` must be present and non-empty when `require_teacher` (the default; with
+  K = 0 references or a teacher store to look them up the caller passes False). Empty answer
+  strings are allowed.
+- Ids are unique across the file (resume is keyed on them); `1` and `"1"` are the same id.
+- A path that does not exist, is a directory, or cannot be read is one error naming it.
 """
 
 from __future__ import annotations
@@ -15,7 +29,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ropd.errors import InputError
+from ropd.reward.input_checks import GroupFieldError
 from ropd.reward.types import Group
+
+NO_TEACHER_ANSWERS = (
+    "no teacher answers; give at least one, or score without references "
+    "(num_teacher_refs=0, `-k 0`)"
+)
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,35 @@ class GroupsFileError(InputError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+class _DuplicateKeyError(InputError):
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(key)
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def _parse_line(text: str) -> tuple[Any, str | None]:
+    """(value, None), or (None, why the line is not usable JSON)."""
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_duplicate_keys), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except _DuplicateKeyError as exc:
+        return None, f"invalid JSON: the key {exc.key!r} appears twice in one object"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        return None, f"invalid JSON: {exc}"
+
+
 def _field_name(loc: tuple[int | str, ...]) -> str:
     name = ""
     for part in loc:
@@ -48,28 +98,14 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
-def _validation_errors(path: str, line: int, raw: dict[str, Any], exc: ValidationError) -> list:
-    """Turn pydantic errors into line errors; union branches of `prompt` become one message."""
+def _validation_errors(path: str, line: int, exc: ValidationError) -> list[LineError]:
+    """Turn pydantic errors into line errors, naming the exact place inside the prompt."""
     out: list[LineError] = []
-    prompt_done = False
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
-        if loc and loc[0] == "prompt" and len(loc) > 1 and isinstance(loc[1], str):
-            # `prompt` is str | list[messages]: report the branch matching what was given.
-            value = raw.get("prompt")
-            if isinstance(value, list) and loc[1].startswith("list"):
-                out.append(LineError(path, line, err["msg"], _field_name(("prompt", *loc[2:]))))
-            elif not isinstance(value, list | str) and not prompt_done:
-                out.append(
-                    LineError(
-                        path,
-                        line,
-                        "must be a string or a list of chat messages "
-                        f"({{'role', 'content'}}), got {type(value).__name__}",
-                        "prompt",
-                    )
-                )
-                prompt_done = True
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, GroupFieldError):  # a place inside the field, e.g. prompt[1].role
+            out.append(LineError(path, line, cause.message, cause.where))
             continue
         msg = err["msg"]
         if err.get("type") == "missing":
@@ -85,8 +121,9 @@ def _validation_errors(path: str, line: int, raw: dict[str, Any], exc: Validatio
 def read_groups(path: str | Path, *, require_teacher: bool = True) -> list[Group]:
     """Every group of a JSONL file, or GroupsFileError listing every bad line.
 
-    `require_teacher=False` lets lines omit `teacher_responses` (they are looked up in a teacher
-    store later). Blank lines are skipped; ids must be unique (resume is keyed on them).
+    `require_teacher=False` lets lines omit `teacher_responses` or leave it empty (they are
+    looked up in a teacher store later, or K = 0). Blank lines are skipped; ids must be unique
+    (resume is keyed on them).
     """
     return [group for _, group in read_numbered_groups(path, require_teacher=require_teacher)]
 
@@ -97,61 +134,84 @@ def read_numbered_groups(
     """Like `read_groups`, with the line number of each group (for later per-line errors)."""
     shown = str(path)
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise GroupsFileError([LineError(shown, None, "is a directory, not a groups file")])
+    if not p.exists():
         raise GroupsFileError([LineError(shown, None, "file not found")])
+    try:
+        with p.open("rb") as handle:
+            return _read_lines(handle, shown, require_teacher)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise GroupsFileError(
+            [LineError(shown, None, f"cannot read the file ({reason})")]
+        ) from None
+
+
+def _read_lines(handle: Any, shown: str, require_teacher: bool) -> list[tuple[int, Group]]:
     errors: list[LineError] = []
     groups: list[tuple[int, Group]] = []
     first_line: dict[str, int] = {}
-    with p.open("rb") as handle:
-        for number, raw_line in enumerate(handle, start=1):
-            try:
-                text = raw_line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                errors.append(LineError(shown, number, f"not valid UTF-8 ({exc.reason})"))
-                continue
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                errors.append(
-                    LineError(shown, number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+    for number, raw_line in enumerate(handle, start=1):
+        if number == 1 and raw_line.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise GroupsFileError(
+                [
+                    LineError(
+                        shown,
+                        None,
+                        "encoded as UTF-16 or UTF-32 (byte order mark at the start); "
+                        "save it as UTF-8",
+                    )
+                ]
+            )
+        try:
+            text = raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(LineError(shown, number, f"not valid UTF-8 ({exc.reason})"))
+            continue
+        text = text.removeprefix(_BOM)
+        if not text.strip():
+            continue
+        data, problem = _parse_line(text)
+        if problem is not None:
+            errors.append(LineError(shown, number, problem))
+            continue
+        if not isinstance(data, dict):
+            errors.append(
+                LineError(shown, number, f"expected a JSON object, got {type(data).__name__}")
+            )
+            continue
+        line_errors: list[LineError] = []
+        group: Group | None = None
+        try:
+            group = Group.model_validate(data)
+        except ValidationError as exc:
+            line_errors.extend(_validation_errors(shown, number, exc))
+        if require_teacher and "teacher_responses" not in data:
+            line_errors.append(
+                LineError(
+                    shown,
+                    number,
+                    "required field is missing (or give a teacher store to look answers up)",
+                    "teacher_responses",
                 )
-                continue
-            if not isinstance(data, dict):
-                errors.append(
-                    LineError(shown, number, f"expected a JSON object, got {type(data).__name__}")
-                )
-                continue
-            line_errors: list[LineError] = []
-            group: Group | None = None
-            try:
-                group = Group.model_validate(data)
-            except ValidationError as exc:
-                line_errors.extend(_validation_errors(shown, number, data, exc))
-            if require_teacher and "teacher_responses" not in data:
+            )
+        elif require_teacher and group is not None and not group.teacher_responses:
+            line_errors.append(LineError(shown, number, NO_TEACHER_ANSWERS, "teacher_responses"))
+        if group is not None and not line_errors:
+            if group.id in first_line:
                 line_errors.append(
                     LineError(
                         shown,
                         number,
-                        "required field is missing (or give a teacher store to look answers up)",
-                        "teacher_responses",
+                        f"duplicate id {group.id!r} (first on line {first_line[group.id]})",
+                        "id",
                     )
                 )
-            if group is not None and not line_errors:
-                if group.id in first_line:
-                    line_errors.append(
-                        LineError(
-                            shown,
-                            number,
-                            f"duplicate id {group.id!r} (first on line {first_line[group.id]})",
-                            "id",
-                        )
-                    )
-                else:
-                    first_line[group.id] = number
-                    groups.append((number, group))
-            errors.extend(line_errors)
+            else:
+                first_line[group.id] = number
+                groups.append((number, group))
+        errors.extend(line_errors)
     if not errors and not groups:
         errors.append(LineError(shown, None, "no groups in the file"))
     if errors:

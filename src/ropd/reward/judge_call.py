@@ -1,8 +1,9 @@
 """One structured judge request, re-asked with the validation error when the reply is unusable.
 
 Shared by every judge call (ROPD's Rubricator and Verifier, the T-Judge baseline, the eval
-grader): which object of a reply counts is decided by `ropd.jsonparse.choose_valid` (a rule no
-answer text can game), its content is validated strictly, and a judge that keeps failing raises
+grader): a reply cut off at max_tokens is never read (what survives a cut may be only a quoted
+object); which object of a reply counts is decided by `ropd.jsonparse.choose_valid` (a rule no
+answer text can game); its content is validated strictly; and a judge that keeps failing raises
 `InvalidJudgeReply` for the caller's failure policy to handle. Error texts are scrubbed of
 secrets: a judge that echoes the API key cannot carry it into a trace or a score line.
 """
@@ -49,6 +50,9 @@ async def ask_json(
             raise
         book.add(role.name, completion)
         try:
+            if completion.finish_reason == "length":
+                # A cut reply is never read: what survives the cut may be only a quoted object.
+                raise JsonExtractionError("the reply was cut off at max_tokens")
             return choose_valid(completion.text, validate, structured=completion.structured)
         except AmbiguousReply as exc:
             last_error = f"ambiguous reply: {exc}"
@@ -59,8 +63,6 @@ async def ask_json(
             )
         except (JsonExtractionError, ValueError) as exc:  # pydantic errors are ValueErrors
             last_error = short_error(exc)
-            if completion.finish_reason == "length":
-                last_error += " (the reply was cut off at max_tokens)"
             again = (
                 f"That reply is invalid: {last_error}. Reply again with the complete JSON "
                 f"object only, {form_hint}."

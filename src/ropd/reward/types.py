@@ -1,4 +1,7 @@
-"""Inputs and outputs of group scoring."""
+"""Inputs and outputs of group scoring.
+
+`Group` validates itself completely on construction; the rules are in `input_checks`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ropd.redact import scrub
+from ropd.reward.input_checks import Text, check_id, check_prompt
 from ropd.rubric import Rubric
 
 Prompt = str | list[dict[str, Any]]
@@ -13,33 +18,27 @@ Source = Literal["student", "teacher"]
 
 
 class Group(BaseModel):
-    """One prompt with the student's G answers and the teacher's K reference answers."""
+    """One prompt with the student's G answers and the teacher's K reference answers.
+
+    Validated completely on construction (see the module doc for the rules).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     prompt: Prompt
-    student_responses: list[str] = Field(min_length=1)
-    teacher_responses: list[str] = Field(default_factory=list)
+    student_responses: list[Text] = Field(min_length=1)
+    teacher_responses: list[Text] = Field(default_factory=list)
 
     @field_validator("id", mode="before")
     @classmethod
-    def _id_to_str(cls, value: object) -> object:
-        return str(value) if isinstance(value, int) else value
+    def _check_id(cls, value: object) -> object:
+        return check_id(value)
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _check_prompt(cls, value: Prompt) -> Prompt:
-        if isinstance(value, str):
-            if not value.strip():
-                raise ValueError("prompt is empty")
-            return value
-        if not value:
-            raise ValueError("prompt has no messages")
-        for i, message in enumerate(value):
-            if not isinstance(message, dict) or "role" not in message or "content" not in message:
-                raise ValueError(f"message {i} needs 'role' and 'content'")
-        return value
+    def _check_prompt(cls, value: object) -> object:
+        return check_prompt(value)
 
 
 class AnswerVerdicts(BaseModel):
@@ -72,6 +71,24 @@ class GroupResult(BaseModel):
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    def scrubbed(self) -> GroupResult:
+        """This result with secrets removed from the texts a judge wrote (error, criteria)."""
+        rubrics = [
+            rubric.model_copy(
+                update={
+                    "criteria": [
+                        c.model_copy(
+                            update={"criterion": scrub(c.criterion), "category": scrub(c.category)}
+                        )
+                        for c in rubric.criteria
+                    ]
+                }
+            )
+            for rubric in self.rubrics
+        ]
+        error = scrub(self.error) if self.error is not None else None
+        return self.model_copy(update={"rubrics": rubrics, "error": error})
 
     @property
     def rubric(self) -> Rubric | None:
