@@ -46,6 +46,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from ropd.testing.replies import ReplyPolicy, schema_reply
@@ -171,13 +172,9 @@ class FaultJudgeServer(StubJudgeServer):
 
     # -- lifecycle and stats -------------------------------------------------------------------
 
-    def start(self) -> FaultJudgeServer:
-        super().start()
-        assert self._server is not None
-        # The stub's handler, with its reply step able to send raw bodies or none at all; the
-        # server builds a handler per connection from this attribute.
-        self._server.RequestHandlerClass = _fault_handler(self._server.RequestHandlerClass, self)
-        return self
+    def _handler_class(self, base: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
+        # The stub's handler, with its reply step able to send raw bodies or none at all.
+        return _fault_handler(base, self)
 
     def reset_stats(self) -> None:
         super().reset_stats()

@@ -143,13 +143,17 @@ class StubJudgeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), self._handler_class(Handler))
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
         return self
+
+    def _handler_class(self, base: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
+        """The request handler to serve with; subclasses may extend `base` (fault injection)."""
+        return base
 
     def stop(self) -> None:
         if self._server is not None:
