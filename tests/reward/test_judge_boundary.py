@@ -133,3 +133,33 @@ async def test_a_key_echoed_by_the_judge_reaches_no_result_and_no_trace(monkeypa
         assert key not in result.model_dump_json()
         assert REDACTED in result.model_dump_json()
         assert key.encode() not in (tmp_path / f"{name}.db").read_bytes()
+
+
+async def test_tjudge_stops_on_an_unusable_judge_too():
+    from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
+
+    def refuse(messages, schema):
+        raise JudgeUnavailable("role judge: model m at h rejected the API key (HTTP 401)")
+
+    scorer = TJudgeScorer(TJudgeConfig(), ScriptedChatClient({"tjudge": refuse}))
+    with pytest.raises(JudgeUnavailable):
+        await scorer.score_groups([group()])
+
+
+def test_a_teacher_build_stops_at_once_when_the_key_is_rejected(tmp_path, monkeypatch):
+    from ropd.llm.config import LimitsConfig
+    from ropd.teacher.builder import PromptItem, build_store
+    from ropd.testing import StubJudgeServer
+
+    monkeypatch.setenv("TEACHER_KEY", "tk-1234567")
+    items = [
+        PromptItem(key=f"k{i}", messages=[{"role": "user", "content": f"q{i}"}], record_id=str(i))
+        for i in range(20)
+    ]
+    with StubJudgeServer(latency_s=0.0, status_script=[401] * 1000) as stub:
+        role = RoleConfig(
+            name="teacher", base_url=stub.base_url, model="m", api_key_env="TEACHER_KEY"
+        )
+        with pytest.raises(JudgeUnavailable, match="TEACHER_KEY"):
+            build_store(items, tmp_path / "t.db", role, 2, limits=LimitsConfig(max_in_flight=4))
+        assert stub.requests <= 8  # not one failing request per prompt

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ropd.errors import JudgeUnavailable
 from ropd.eval.types import EvalError, GenerationSettings
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JudgeError
@@ -95,6 +96,8 @@ class EndpointGenerator:
                 completions = await self.client.chat(
                     role, messages, n=request.count, seed=request_seed(settings, request.key)
                 )
+            except JudgeUnavailable:
+                raise  # key rejected or model not served: stop instead of failing every sample
             except JudgeError as exc:
                 on_result(request, exc)
                 return

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from ropd import redact
-from ropd.errors import InputError, JudgeError
+from ropd.errors import InputError, JudgeError, JudgeUnavailable
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import load_template
@@ -91,8 +91,10 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
             return_exceptions=True,
         )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
-        for error in errors:
-            if not isinstance(error, JudgeError | InputError):
+        for error in errors:  # an unusable judge stops the run; anything unknown is not ours
+            if isinstance(error, JudgeUnavailable) or not isinstance(
+                error, JudgeError | InputError
+            ):
                 raise error
         rewards = [self.failure_reward if isinstance(o, BaseException) else o for o in outcomes]
         error = f"{len(errors)}/{len(outcomes)} answers unscored: {errors[0]}" if errors else None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ropd.data.records import Record, record_id, to_prompt_messages
-from ropd.errors import InputError, JudgeError
+from ropd.errors import InputError, JudgeError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, Completion
 from ropd.teacher.fingerprint import TEMPLATE_VERSION, TeacherFingerprint, prompt_key
@@ -171,6 +171,8 @@ class _Builder:
             completions: Sequence[Completion] = await self.client.chat(
                 self.role, item.messages, n=n
             )
+        except JudgeUnavailable:
+            raise  # key rejected or model not served: every request would fail the same way
         except JudgeError as error:
             self.report.failed_requests += 1
             self.failures_in_a_row += 1

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ropd.errors import JudgeUnavailable
 from ropd.eval.types import SampleScore
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
@@ -136,6 +137,8 @@ async def score_rubric(
         grades = await asyncio.gather(
             *(grade_item(client, role, conversation, response, item) for item in rubrics)
         )
+    except JudgeUnavailable:
+        raise
     except JudgeError as exc:
         return SampleScore(None, error=f"grader failed: {exc}")
     met = [g.criteria_met for g in grades]
