@@ -85,7 +85,9 @@ async def test_the_scorer_survives_a_55_percent_fault_mix(fault_server, monkeypa
 
 @pytest.mark.slow  # ~40 s: three policies, SIGKILL and resume through the real CLI
 def test_ropd_score_killed_and_resumed_under_faults_loses_nothing(tmp_path):
-    figures = run_fault_bench(groups=24, kills=1, seed=5, timeout_s=0.4, work_dir=tmp_path)
+    figures = run_fault_bench(
+        groups=24, kills=1, seed=5, timeout_s=0.4, work_dir=tmp_path, bad_inputs=False
+    )
     for report in figures["policies"]:
         assert report["crashed_runs"] == 0, report["notes"]
         assert report["groups_lost"] == report["groups_duplicated"] == 0

@@ -17,7 +17,10 @@ the answers' content and checks the output and trace files:
   from what the answer's own content earns (a forged reward success is one of those);
 - silent zeros: a 0 reward where the content earns more, in a group not marked failed;
 - failed groups without a recorded cause; groups lost or written twice across kills;
-- occurrences of the key in the output, the trace store and everything the CLI printed.
+- occurrences of the key in the output, the trace store and everything the CLI printed;
+- bad inputs with a clear message / total: every case of `ropd.testing.bad_inputs` (bad groups
+  lines, paths, options) run against a stub judge must exit 2 with its expected message, no
+  traceback, no judge request and nothing left behind (cases root cannot provoke are skipped).
 """
 
 from __future__ import annotations
@@ -38,8 +41,11 @@ import typer
 
 from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
 from ropd.rubric import weighted_score
+from ropd.testing.bad_inputs import CASES as BAD_INPUT_CASES
+from ropd.testing.bad_inputs import run_case
 from ropd.testing.faults import FaultJudgeServer
 from ropd.testing.replies import answers_in, content_verifier, rubric_reply, schema_reply
+from ropd.testing.stub_server import StubJudgeServer
 from ropd.text import clip_middle, strip_think
 
 WORDS = (("alpha", 5), ("bravo", 3), ("charlie", 2), ("delta", 1))
@@ -235,6 +241,22 @@ def audit(report: PolicyReport, groups: list[dict[str, Any]], work: Path, printe
     )
 
 
+def run_bad_inputs(work: Path) -> dict[str, Any]:
+    """Run every bad-input case (each in its own folder under `work`) against a stub judge."""
+    clear = skipped = 0
+    unclear: list[str] = []
+    with StubJudgeServer(latency_s=0.0) as stub:
+        for case in BAD_INPUT_CASES:
+            outcome = run_case(case, work / case.name, stub.base_url, dict(os.environ), stub=stub)
+            if outcome.skipped:
+                skipped += 1
+            elif outcome.clear:
+                clear += 1
+            else:
+                unclear.append(case.name)
+    return {"total": len(BAD_INPUT_CASES), "clear": clear, "skipped": skipped, "unclear": unclear}
+
+
 def run_fault_bench(
     groups: int = 200,
     fault_rate: float = 0.55,
@@ -243,6 +265,7 @@ def run_fault_bench(
     timeout_s: float = 0.5,
     policies: tuple[str, ...] = POLICIES,
     work_dir: Path | None = None,
+    bad_inputs: bool = True,
 ) -> dict[str, Any]:
     """Run every policy against one fault server; return the audited figures."""
     data = make_groups(groups, seed)
@@ -273,11 +296,13 @@ def run_fault_bench(
                 audit(report, data, work, printed)
                 reports.append(report)
             server_stats = server.stats()
+        bad = run_bad_inputs(work / "bad_inputs") if bad_inputs else None
     return {
         "groups": groups,
         "fault_rate": fault_rate,
         "server": server_stats,
         "policies": [asdict(r) for r in reports],
+        "bad_inputs": bad,
     }
 
 
