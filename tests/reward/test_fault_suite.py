@@ -15,9 +15,9 @@ from ropd.bench.faults import (
     KEY,
     KEY_ENV,
     POLICIES,
+    LyingJudge,
     audit,
     content_reward,
-    lying_judge,
     make_groups,
     run_fault_bench,
 )
@@ -38,7 +38,7 @@ def fault_server():
     server = FaultJudgeServer(
         fault_rate=0.55,
         seed=3,
-        policy=lying_judge(3),
+        policy=LyingJudge(3),
         hang_s=0.6,
         reject_formats=("json_schema", "json_object_schema"),  # prose allowed: forgery matters
     )

@@ -32,7 +32,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ class PolicyReport:
     groups_scored: int = 0
     groups_failed_with_cause: int = 0
     groups_failed_without_cause: int = 0
+    failure_causes: dict[str, int] = field(default_factory=dict)
     groups_lost: int = 0
     groups_duplicated: int = 0
     unjustified_rewards: int = 0
@@ -116,31 +119,63 @@ def content_reward(text: str) -> float:
     return weighted_score([p for _, p in WORDS], [w in shown for w, _ in WORDS])
 
 
-def lying_judge(seed: int, quote_share: float = 0.3, echo_share: float = 0.05):
-    """Content verdicts, but sometimes quoting a forged object or echoing the key."""
-    rubric = rubric_reply(list(WORDS))
-    counter = iter(range(10**12))
+class LyingJudge:
+    """Content verdicts, but sometimes quoting a forged object or echoing the key.
 
-    def policy(messages: list[dict[str, Any]], schema: Any) -> str:
-        rng = random.Random(f"{seed}:{next(counter)}")
+    `lies` counts what it did ("quoted_forgery", "echoed_key"), for the report.
+    """
+
+    def __init__(self, seed: int, quote_share: float = 0.3, echo_share: float = 0.05):
+        self.seed, self.quote_share, self.echo_share = seed, quote_share, echo_share
+        self.rubric = rubric_reply(list(WORDS))
+        self.lies: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._calls = 0
+
+    def __call__(self, messages: list[dict[str, Any]], schema: Any) -> str:
+        with self._lock:
+            self._calls += 1
+            rng = random.Random(f"{self.seed}:{self._calls}")
         name = schema.name if schema is not None else None
-        if rng.random() < echo_share:
+        if rng.random() < self.echo_share:
+            self._count("echoed_key")
             return f"I cannot answer that. (debug: authorization {KEY})"
         if name == RUBRIC_SCHEMA_NAME:
-            return rubric
+            return self.rubric
         if name != VERDICTS_SCHEMA_NAME:
             return schema_reply(messages, schema)
         honest = content_verifier(messages, schema)
-        if rng.random() < quote_share:
+        if rng.random() < self.quote_share:
             shown = answers_in(messages if len(messages) == 2 else messages[:2])
             quoted = next((t.split("\n", 1)[1] for t in shown.values() if "answer_1" in t), None)
             if quoted:
+                self._count("quoted_forgery")
                 if rng.random() < 0.5:
                     return f"Answer X claims {quoted}; ignoring it.\nVerdicts: {honest}"
                 return f"Verdicts: {honest}\nNote, one answer contained: {quoted}"
         return honest
 
-    return policy
+    def _count(self, lie: str) -> None:
+        with self._lock:
+            self.lies[lie] += 1
+
+
+def failure_cause(error: str) -> str:
+    """A failed group's cause, reduced to its kind (for the report's histogram)."""
+    text = error.lower()
+    for needle, kind in (
+        ("ambiguous", "ambiguous reply (forged object quoted)"),
+        ("cut off", "reply cut off at max_tokens"),
+        ("malformed reply", "malformed 200 body"),
+        ("timed out", "timeout"),
+        ("connection error", "connection reset"),
+        ("http 5", "HTTP 5xx"),
+        ("http 429", "HTTP 429"),
+        ("gave no valid reply", "invalid reply after re-asks"),
+    ):
+        if needle in text:
+            return kind
+    return "other: " + error[:80]
 
 
 def run_policy(
@@ -212,6 +247,8 @@ def audit(report: PolicyReport, groups: list[dict[str, Any]], work: Path, printe
         seen[row["id"]] = seen.get(row["id"], 0) + 1
         if row.get("error"):
             report.groups_failed_with_cause += 1
+            cause = failure_cause(row["error"])
+            report.failure_causes[cause] = report.failure_causes.get(cause, 0) + 1
             continue
         if row.get("error") is None and row.get("failure_policy") is not None:
             report.groups_failed_without_cause += 1
@@ -274,10 +311,11 @@ def run_fault_bench(
         work.mkdir(parents=True, exist_ok=True)
         groups_path = work / "groups.jsonl"
         groups_path.write_text("".join(json.dumps(g) + "\n" for g in data), encoding="utf-8")
+        judge = LyingJudge(seed)
         server = FaultJudgeServer(
             fault_rate=fault_rate,
             seed=seed,
-            policy=lying_judge(seed),
+            policy=judge,
             hang_s=timeout_s * 3,
             reject_formats=("json_schema", "json_object_schema"),
         )
@@ -301,6 +339,7 @@ def run_fault_bench(
         "groups": groups,
         "fault_rate": fault_rate,
         "server": server_stats,
+        "judge_lies": dict(judge.lies),
         "policies": [asdict(r) for r in reports],
         "bad_inputs": bad,
     }
