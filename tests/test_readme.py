@@ -32,7 +32,7 @@ def test_readme_python_section_runs_as_written(tmp_path: Path, monkeypatch, caps
             pytest.fail("port 8000 is taken: the README example talks to 127.0.0.1:8000")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with StubJudgeServer(latency_s=0.0, port=8000) as judge:
+    with StubJudgeServer(latency_s=0.0, port=8000, models=["Qwen/Qwen3-30B-A3B"]) as judge:
         namespace: dict[str, object] = {"__name__": "readme"}
         for block in blocks:
             exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
@@ -42,4 +42,4 @@ def test_readme_python_section_runs_as_written(tmp_path: Path, monkeypatch, caps
     results = namespace["results"]
     assert [r.id for r in results] == ["q1"] and not results[0].failed  # type: ignore[attr-defined]
     assert all(0.0 <= r <= 1.0 for r in results[0].rewards)  # type: ignore[attr-defined]
-    assert "q1 [" in printed and (tmp_path / "traces.sqlite").is_file()
+    assert "q1 [" in printed and (tmp_path / "traces.db").is_file()

@@ -11,6 +11,7 @@ code in one place (`ropd.cli.errors`); nothing else decides exit codes.
     │   └── JudgeUnavailable         cannot be started or reached at all (exit 2)
     ├── StoreError (RuntimeError)    a teacher, trace or results store that cannot be used (exit 2)
     └── RunStopped (RuntimeError)    a run stopped on purpose, its work kept (quality gate: exit 3)
+        └── Interrupted              stopped by the user (Ctrl-C), saying what is kept (exit 130)
 """
 
 from __future__ import annotations
@@ -56,9 +57,16 @@ class RunStopped(RopdError, RuntimeError):
     exit_code = 3
 
 
+class Interrupted(RunStopped):
+    """The user stopped the run (Ctrl-C); the message says what is saved and how to resume."""
+
+    exit_code = 130
+
+
 __all__ = [
     "ConfigError",
     "InputError",
+    "Interrupted",
     "JudgeError",
     "JudgeUnavailable",
     "RopdError",

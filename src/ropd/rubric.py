@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EPSILON = 1e-6
+"""Total points at or below this count as none: such a rubric scores 0.0 (nothing to earn)."""
 
 
 class Criterion(BaseModel):
@@ -63,10 +64,18 @@ class Rubric(BaseModel):
 def weighted_score(
     points: Sequence[int], verdicts: Sequence[bool], epsilon: float = EPSILON
 ) -> float:
-    """s = sum(w * v) / (sum(w) + eps): the weighted pass rate, always in [0, 1)."""
+    """s = sum(w * v) / sum(w): the weighted pass rate, in [0, 1].
+
+    Exactly 1.0 when every criterion worth points passed and exactly 0.0 when none did, so a
+    perfect answer is told apart from a nearly perfect one. `epsilon` only guards a rubric
+    without points (empty, or all weights 0), which scores 0.0 instead of dividing by zero.
+    """
     if len(points) != len(verdicts):
         raise ValueError(f"{len(verdicts)} verdicts for {len(points)} criteria")
     if any(p < 0 for p in points):
         raise ValueError("criterion points must be non-negative")
+    total = sum(points)
+    if total <= epsilon:
+        return 0.0
     earned = sum(p for p, v in zip(points, verdicts) if v)
-    return earned / (sum(points) + epsilon)
+    return earned / total

@@ -11,6 +11,11 @@ Groups are scored concurrently, a sliding window of `batch_size` groups (the cli
 in-flight and rate limits decide the real request concurrency), and each result line is written
 and synced the moment its group finishes, so a killed run loses nothing: `resume=True` skips the
 ids already written and appends.
+
+One writer per output: for its whole duration a run holds an advisory lock (`ropd.io.lock`) on
+the output and on the trace database, so a second run on either refuses at once (`InputError`,
+naming the holder) instead of judging everything again and interleaving lines. The lock is taken
+once the paths are checked and before the plan reads (and, on resume, repairs) the output.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ropd.errors import InputError, StoreError
+from ropd.errors import InputError, JudgeError, StoreError
 from ropd.io import (
     GroupsFileError,
     LineError,
+    OutputLock,
     ResultWriter,
     check_writable,
+    hold_locks,
     prepare_resume,
     read_numbered_groups,
 )
@@ -43,14 +50,25 @@ from ropd.reward.types import Group, GroupResult
 from ropd.teacher.references import DEFAULT_ANSWERS
 
 
+class AllGroupsFailed(JudgeError):
+    """Every group a run scored failed: the output holds no reward at all (exit 1)."""
+
+
 @dataclass
 class ScoreFileStats:
-    """What one scoring of a file did."""
+    """What one scoring of a file did (updated as groups finish, for progress displays).
+
+    `scored` counts the lines this run wrote, `ok` those without an error; `failed` also counts
+    the group that stopped a run under policy `raise` (not written). `first_error` is the first
+    failure's cause, `id: error`.
+    """
 
     total: int = 0
     skipped: int = 0
     scored: int = 0
+    ok: int = 0
     failed: int = 0
+    first_error: str | None = None
     aborted: str | None = None
     rewards: list[float] = field(default_factory=list)
     tokens: int = 0
@@ -62,6 +80,16 @@ class ScoreFileStats:
     @property
     def reward_mean(self) -> float | None:
         return sum(self.rewards) / len(self.rewards) if self.rewards else None
+
+    @property
+    def saved(self) -> int:
+        """Groups of the input whose line is in the output (from before and from this run)."""
+        return self.skipped + self.scored
+
+    @property
+    def all_failed(self) -> bool:
+        """This run scored at least one group and none of them succeeded."""
+        return self.scored > 0 and self.ok == 0
 
 
 @dataclass(frozen=True)
@@ -234,22 +262,64 @@ def score_file(
     client: ChatClient | None = None,
     on_start: Callable[[ScoreFileStats], None] | None = None,
     on_result: Callable[[GroupResult, ScoreFileStats], None] | None = None,
+    probe: bool = True,
 ) -> ScoreFileStats:
     """Score every group of `groups_file` into `output` (JSONL), resumably; see the module doc.
 
     A failure under policy `raise` stops new groups from starting: the groups in flight finish
-    and are written, and the returned stats have `aborted` set. `on_start` and `on_result` let a
-    caller show progress; `client` scores through another `ChatClient` (tests).
+    and are written, and the returned stats have `aborted` set. A run where every group failed
+    still returns its stats (`stats.all_failed`; the command line turns it into
+    `AllGroupsFailed`). `on_start` and `on_result` let a caller show progress; `client` scores
+    through another `ChatClient` (tests); `probe=False` skips the endpoint check before the
+    first group (`GroupScorer.open`). The output and trace database are locked for the
+    whole call (`FileLockedError` if another run holds either); KeyboardInterrupt cancels the
+    requests in flight and releases the locks, every finished line staying in the output.
     """
     groups_file, output = Path(groups_file), Path(output)
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     traces_path = Path(traces) if traces is not None else default_traces_path(output)
+    store_path = Path(teacher_store) if teacher_store is not None else None
+    # the lock files go next to these paths: check them first (nothing is changed by this)
+    check_paths(groups_file, output, traces_path, store_path)
+    check_writable(output, "output file")
+    check_writable(traces_path, "trace database", sidecars=True)
+    with hold_locks(
+        OutputLock(output, advice="wait for it or use another --output"),
+        OutputLock(traces_path, advice="wait for it or use another --traces"),
+    ):
+        return _run(
+            groups_file, output, config, limits=limits, traces_path=traces_path,
+            teacher_store=store_path, any_teacher_fingerprint=any_teacher_fingerprint,
+            resume=resume, overwrite=overwrite, batch_size=batch_size, run_id=run_id,
+            client=client, on_start=on_start, on_result=on_result, probe=probe,
+        )  # fmt: skip
+
+
+def _run(
+    groups_file: Path,
+    output: Path,
+    config: ScorerConfig,
+    *,
+    limits: LimitsConfig | None,
+    traces_path: Path,
+    teacher_store: Path | None,
+    any_teacher_fingerprint: bool,
+    resume: bool,
+    overwrite: bool,
+    batch_size: int,
+    run_id: str | None,
+    client: ChatClient | None,
+    on_start: Callable[[ScoreFileStats], None] | None,
+    on_result: Callable[[GroupResult, ScoreFileStats], None] | None,
+    probe: bool,
+) -> ScoreFileStats:
+    """`score_file` once its locks are held: plan (resume repairs the output), then score."""
     plan = plan_score_file(
         groups_file,
         output,
         config,
-        teacher_store=Path(teacher_store) if teacher_store is not None else None,
+        teacher_store=teacher_store,
         any_teacher_fingerprint=any_teacher_fingerprint,
         resume=resume,
         overwrite=overwrite,
@@ -271,6 +341,12 @@ def score_file(
         dropped_bytes=plan.dropped_bytes,
         traces=traces_path,
     )
+    if probe and client is None and plan.todo:
+        # before any file is created: a dead endpoint leaves no empty output behind
+        from ropd.llm.probe import probe_endpoints
+
+        asyncio.run(probe_endpoints(config.roles()))
+        probe = False
     with TraceStore(
         traces_path, run_info=run_info, run_id=run_id or _resumed_run(traces_path, output, resume)
     ) as store:
@@ -281,7 +357,7 @@ def score_file(
             if plan.todo:
                 asyncio.run(
                     _score_into(plan.todo, config, limits, store, client, writer, stats,
-                                batch_size, on_result)
+                                batch_size, on_result, probe)
                 )  # fmt: skip
     return stats
 
@@ -296,17 +372,22 @@ async def _score_into(
     stats: ScoreFileStats,
     batch_size: int,
     on_result: Callable[[GroupResult, ScoreFileStats], None] | None,
+    probe: bool = True,
 ) -> None:
     started = time.monotonic()
     async with GroupScorer.open(
-        config, limits=limits, traces=store, client=client, run_id=store.run_id
+        config, limits=limits, traces=store, client=client, run_id=store.run_id, probe=probe
     ) as scorer:
         try:
             async for result in scorer.stream(todo, window=batch_size):
                 writer.write(result.to_output_row())
                 stats.scored += 1
-                stats.failed += int(result.failed)
-                if not result.failed:
+                if result.failed:
+                    stats.failed += 1
+                    if stats.first_error is None:
+                        stats.first_error = f"{result.id}: {result.error}"
+                else:
+                    stats.ok += 1
                     stats.rewards.extend(r for r in result.rewards if r is not None)
                 stats.tokens = scorer.usage.total_tokens
                 if on_result is not None:

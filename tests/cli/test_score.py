@@ -126,6 +126,7 @@ def test_score_writes_one_documented_line_per_group(stub, three_groups, tmp_path
 
 def test_options_reach_the_scorer(stub, three_groups, tmp_path):
     stub.latency_s = 0.2  # long enough for every allowed request to be in flight at once
+    stub.models = ["m1", "m2"]  # what /v1/models lists: both pass the probe
     out = tmp_path / "o.jsonl"
     result = run(
         "score", three_groups, "-o", out, "--base-url", stub.base_url, "--model", "m1",
@@ -289,7 +290,7 @@ def test_api_key_is_checked_up_front_and_never_written(stub, three_groups, tmp_p
     out = tmp_path / "scores.jsonl"
     missing = run(
         "score", three_groups, "-o", out, "--base-url", stub.base_url,
-        "--model", "m", "--api-key-env", "ROPD_TEST_UNSET_KEY",
+        "--model", "stub", "--api-key-env", "ROPD_TEST_UNSET_KEY",
     )  # fmt: skip
     assert missing.exit_code == 2 and "ROPD_TEST_UNSET_KEY" in missing.stderr
     assert stub.requests == 0
@@ -297,7 +298,7 @@ def test_api_key_is_checked_up_front_and_never_written(stub, three_groups, tmp_p
     secret = "sk-test-0123456789abcdefSECRET"
     ok = run(
         "score", three_groups, "-o", out, "--base-url", stub.base_url,
-        "--model", "m", "--api-key-env", "ROPD_TEST_KEY",
+        "--model", "stub", "--api-key-env", "ROPD_TEST_KEY",
         env={"ROPD_TEST_KEY": secret},
     )  # fmt: skip
     assert ok.exit_code == 0, ok.output

@@ -1,4 +1,4 @@
-"""`ropd eval` end to end with a tiny local model, resume, `ropd eval compare`, CLI errors."""
+"""`ropd eval` end to end with a tiny local model: settings, samples, resume, flags, CLI errors."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from ropd.cli import app
 from ropd.eval.items import load_items
-from ropd.eval.runner import score_sync
+from ropd.eval.runner import gold, score_sync
 from ropd.eval.tasks import parse_tasks
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,7 +33,7 @@ def _eval(model: Path, out: Path, *extra: str):
         str(model),
         "--tasks",
         TASKS,
-        "--n",
+        "--num-samples",
         "2",
         "--max-tokens",
         "8",
@@ -52,6 +51,7 @@ def _samples(out: Path) -> list[dict]:
 
 
 def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tiny_model_dir
     out = tmp_path / "run"
     result = _eval(tiny_model_dir, out)
     assert result.exit_code == 0, result.output
@@ -60,14 +60,23 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == "transformers"
     assert summary["model_fingerprint"].startswith("sha256:")
-    assert summary["generation"] == {
-        "n": 2,
+    assert summary["settings"] == {
+        "model": str(model_dir),
+        "backend": "transformers",
+        "dtype": "float32",  # --dtype auto resolved to what the weights were loaded in
+        "device": "cpu",
+        "num_samples": 2,
         "temperature": 1.0,
         "top_p": 0.95,
-        "max_new_tokens": 8,
-        "system_prompt": None,
+        "max_tokens": 8,
         "seed": 0,
+        "system_prompt": None,
+        "system_prompt_sha256": None,
+        "limit": None,
+        "grader": None,
+        "grader_max_tokens": None,
     }
+    assert summary["generation"]["n"] == 2  # the older block stays for older readers
     assert set(summary["tasks"]) == set(SIZES)
     for name, items in SIZES.items():
         task = summary["tasks"][name]
@@ -78,7 +87,10 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
             0,
         )
         assert 0.0 <= task["pass_at_1"] <= 1.0
-    assert (out / "summary.md").read_text().startswith("# Evaluation of")
+    markdown = (out / "summary.md").read_text()
+    assert markdown.startswith("# Evaluation of")
+    assert "| dtype | `float32` |" in markdown and "| max new tokens | 8 |" in markdown
+    assert "| limit (first N items per task) | none (all items) |" in markdown
 
     # Every stored score is what the scorer gives for the stored completion.
     samples = _samples(out)
@@ -88,6 +100,13 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
         spec, item = items[(sample["task"], sample["item_id"])]
         assert sample["completion_tokens"] <= 8
         assert sample["score"] == score_sync(spec.family, item, sample["completion"]).score
+        # What was asked and what the scorer compared with travel with every sample.
+        assert sample["prompt"] == item.messages and sample["gold"] == gold(spec.family, item)
+    by_item = {(s["task"], s["item_id"]): s for s in samples}
+    assert by_item[("math", "p2")]["gold"] == "\\frac{3}{4}"
+    assert "17 * 23" in by_item[("math", "p1")]["prompt"][-1]["content"]
+    red = by_item[("mcq", "q1")]
+    assert f"{red['gold']}) Mars" in red["prompt"][-1]["content"]  # the letter of Mars
 
     # Same command again: nothing is regenerated.
     again = _eval(tiny_model_dir, out)
@@ -104,52 +123,50 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
     } == by_key
 
 
-def _summary(folder: Path, model: str, scores: dict[str, float]) -> Path:
-    folder.mkdir(parents=True)
-    tasks = {
-        t: {"family": "math", "pass_at_1": v, "pass_at_1_std": 0.01, "n": 16, "items": 30}
-        for t, v in scores.items()
-    }
-    (folder / "summary.json").write_text(json.dumps({"model": model, "tasks": tasks}))
-    return folder
-
-
-def test_compare_table_and_gap_closed(tmp_path: Path) -> None:
-    base = _summary(tmp_path / "base", "student-0", {"aime24": 0.20, "aime25": 0.10})
-    teacher = _summary(tmp_path / "teacher", "big", {"aime24": 0.60, "aime25": 0.50})
-    ropd = _summary(tmp_path / "ropd", "student-ropd", {"aime24": 0.50, "aime25": 0.30})
-
-    result = runner.invoke(app, ["eval", "compare", str(base), str(teacher), str(ropd), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert (data["base"], data["teacher"]) == ("base", "teacher")
-    gaps = data["runs"]["ropd"]["gap_closed"]
-    assert gaps["aime24"] == pytest.approx(0.75)
-    assert gaps["aime25"] == pytest.approx(0.5)
-    assert gaps["average"] == pytest.approx((0.40 - 0.15) / (0.55 - 0.15))
-
-    table = runner.invoke(app, ["eval", "compare", str(base), str(teacher), str(ropd)])
-    assert table.exit_code == 0, table.output
-    assert "50.0 ± 1.0" in table.output and "75.0%" in table.output
-
-
-def test_compare_with_explicit_base_and_teacher(tmp_path: Path) -> None:
-    small = _summary(tmp_path / "runs" / "a", "s", {"t": 0.1})
-    large = _summary(tmp_path / "runs" / "b", "l", {"t": 0.9})
-    mid = _summary(tmp_path / "runs" / "c", "m", {"t": 0.5})
-    result = runner.invoke(
-        app, ["eval", "compare", str(mid), "--base", str(small), "--teacher", str(large), "--json"]
+def test_old_n_flag_and_limit_are_recorded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`--n` (the old name of --num-samples) still works; `--limit` is in summary and report."""
+    out = tmp_path / "quick"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ropd",
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--tasks",
+            f"math={FIXTURES / 'math.jsonl'}",
+            "--n",
+            "3",
+            "--limit",
+            "1",
+            "--max-tokens",
+            "4",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
     )
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["runs"]["c"]["gap_closed"]["t"] == pytest.approx(0.5)
-    assert set(data["runs"]) == {"a", "b", "c"}
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["settings"]["num_samples"], summary["settings"]["limit"]) == (3, 1)
+    task = summary["tasks"]["math"]
+    assert (task["items"], task["n"], task["limit"], task["samples"]) == (1, 3, 1, 3)
+    assert "| limit (first N items per task) | 1 |" in (out / "summary.md").read_text()
+    assert "--limit 1: only the first 1 items" in " ".join(proc.stderr.split())
+    assert "failed 0 of 3" in proc.stdout
+    assert "warning" not in proc.stderr  # 3 samples of 4 tokens: no big-run warning
 
 
-def test_compare_without_summary_is_a_clear_error(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["eval", "compare", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "no summary.json" in result.output
+def test_n_and_num_samples_must_agree(tmp_path: Path) -> None:
+    args = ["eval", "--model", "x", "--tasks", f"math={FIXTURES / 'math.jsonl'}", "-o"]
+    both = runner.invoke(app, [*args, str(tmp_path), "--n", "2", "--num-samples", "3"])
+    assert both.exit_code == 2
+    assert "--n 2 and --num-samples 3 disagree" in both.output
 
 
 def test_eval_usage_errors(tmp_path: Path) -> None:
@@ -172,12 +189,40 @@ def test_eval_usage_errors(tmp_path: Path) -> None:
 
 
 def test_help_reads_well() -> None:
-    top = runner.invoke(app, ["eval", "--help"])
-    assert top.exit_code == 0
-    for word in ("--model", "--tasks", "--output", "--base-url", "--grader-model", "compare"):
-        assert word in top.output
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    top = subprocess.run(
+        [sys.executable, "-m", "ropd", "eval", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert top.returncode == 0
+    words = (
+        "--model",
+        "--tasks",
+        "--output",
+        "--num-samples",
+        "--max-tokens",
+        "--base-url",
+        "--api-key-env",
+        "--max-in-flight",
+        "--rpm",
+        "--tpm",
+        "--max-retries",
+        "--timeout",
+        "--dry-run",
+        "--no-probe",
+        "--grader-model",
+        "compare",
+        "vllm serve",
+    )
+    for word in words:
+        assert word in top.stdout, word
+    assert "--n " not in top.stdout  # the old name works but is not advertised
     sub = runner.invoke(app, ["eval", "compare", "--help"])
-    assert sub.exit_code == 0 and "--teacher" in sub.output
+    assert sub.exit_code == 0 and "--teacher" in sub.output and "--force" in sub.output
 
 
 def test_unreachable_hub_says_so(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_eval_against_the_local_llama_cpp_server(local_server, tmp_path: Path) -
         model,
         "--tasks",
         f"math={FIXTURES / 'math.jsonl'},rubric={FIXTURES / 'rubric.jsonl'}",
-        "--n",
+        "--num-samples",
         "2",
         "--limit",
         "1",
@@ -48,12 +48,16 @@ def test_eval_against_the_local_llama_cpp_server(local_server, tmp_path: Path) -
     assert summary["backend"] == "openai-compatible"
     assert summary["model_fingerprint"] == f"endpoint:{model}"
     assert summary["grader"] == model
+    settings = summary["settings"]
+    assert (settings["grader"], settings["grader_max_tokens"], settings["limit"]) == (model, 96, 1)
+    assert (settings["num_samples"], settings["max_tokens"]) == (2, 48)
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 4 and all(s["completion"].strip() for s in samples)
     assert all(s["completion_tokens"] <= 48 for s in samples)
     rubric = [s for s in samples if s["task"] == "rubric"]
     # The grader answered every rubric item of every sample with parseable JSON.
     assert all(s["score"] is not None and len(s["details"]["met"]) == 3 for s in rubric)
+    assert all(len(s["gold"]) == 3 and s["prompt"][-1]["role"] == "user" for s in rubric)
     assert summary["tasks"]["rubric"]["failed"] == 0
 
     again = CliRunner().invoke(app, args)

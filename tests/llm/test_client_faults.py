@@ -268,7 +268,7 @@ async def test_refused_default_key_names_openai_api_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with StubJudgeServer(0.0, status_script=[401]) as server:
         async with OpenAIChatClient() as client:
-            with pytest.raises(JudgeUnavailable, match="check the variable OPENAI_API_KEY"):
+            with pytest.raises(JudgeUnavailable, match="no key was sent: name the variable"):
                 await client.chat(role_for(server), MESSAGES)
 
 

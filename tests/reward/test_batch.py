@@ -120,7 +120,8 @@ def test_metrics_from_results() -> None:
     failed = GroupResult(id="b", rewards=[None, None], error="JudgeError: down")
     m = batch_metrics([ok, failed])
     assert m["ropd/failed_group_rate"] == 0.5
-    assert m["ropd/reward_mean"] == 0.5 and math.isclose(m["ropd/reward_std"], 0.5)
+    assert m["ropd/reward_mean"] == 0.5 and math.isclose(m["ropd/reward_std"], math.sqrt(0.5))
+    assert math.isclose(m["ropd/reward_std_within_group_mean"], math.sqrt(0.5))
     assert m["ropd/beat_teacher_rate"] == 1.0
     assert m["ropd/pass_rate/correctness"] == 0.5 and m["ropd/pass_rate/format"] == 1.0
     assert m["ropd/judge/verifier/latency_s"] == 1.5 and m["ropd/judge/verifier/tokens"] == 16

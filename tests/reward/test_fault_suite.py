@@ -140,7 +140,7 @@ def test_a_rejected_key_stops_ropd_score_at_once_with_exit_2(tmp_path, monkeypat
         for policy in POLICIES:
             command = [sys.executable, "-m", "ropd", "score", str(groups), "-o",
                        str(tmp_path / f"{policy}.jsonl"), "--base-url", stub.base_url,
-                       "--model", "m", "--api-key-env", KEY_ENV, "--failure-policy", policy]  # fmt: skip
+                       "--model", "stub", "--api-key-env", KEY_ENV, "--failure-policy", policy]  # fmt: skip
             out = subprocess.run(
                 command, check=False, capture_output=True, text=True, env=env, timeout=120
             )

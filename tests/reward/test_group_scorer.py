@@ -42,7 +42,7 @@ async def test_rewards_are_recomputed_from_booleans_and_mapped_back():
     assert result.error is None
     assert result.rewards == pytest.approx([expected(t) for t in g.student_responses])
     assert result.teacher_scores == pytest.approx([expected(t) for t in g.teacher_responses])
-    assert all(0.0 <= r < 1.0 for r in result.rewards)
+    assert all(0.0 <= r <= 1.0 for r in result.rewards)
     assert [c.id for c in result.rubric.criteria] == ["C1", "C2", "C3", "C4"]
     assert len(client.calls_for("rubricator")) == 1
     assert len(client.calls_for("verifier")) == 1
@@ -58,7 +58,7 @@ async def test_judge_written_totals_are_ignored():
         return json.dumps({"answers": listed, "total_score": 17.0})
 
     result = await GroupScorer(ScorerConfig(), make_client(RUBRIC, verifier)).score_group(group())
-    assert max(result.rewards) < 1.0
+    assert result.rewards == [expected(t) for t in group().student_responses]  # not 99
 
 
 async def test_pool_is_shuffled_reproducibly_and_teachers_anonymised():

@@ -158,7 +158,7 @@ def test_a_teacher_build_stops_at_once_when_the_key_is_rejected(tmp_path, monkey
     ]
     with StubJudgeServer(latency_s=0.0, status_script=[401] * 1000) as stub:
         role = RoleConfig(
-            name="teacher", base_url=stub.base_url, model="m", api_key_env="TEACHER_KEY"
+            name="teacher", base_url=stub.base_url, model="stub", api_key_env="TEACHER_KEY"
         )
         with pytest.raises(JudgeUnavailable, match="TEACHER_KEY"):
             build_store(items, tmp_path / "t.db", role, 2, limits=LimitsConfig(max_in_flight=4))

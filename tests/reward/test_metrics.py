@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ async def test_training_log_and_inspect_stats_are_identical(tmp_path: Path) -> N
     assert summary.metrics.as_dict() == logged  # the very same numbers, not approximately
     assert step_metrics(traced.results) == step_metrics(results)
     assert logged[PREFIX + "groups"] == 4 and logged[PREFIX + "failed_group_rate"] == 0.25
-    assert {PREFIX + k for k in ("beat_teacher_rate", "teacher_score_mean", "reward_std")} <= set(
+    spreads = ("reward_std", "reward_std_within_group_mean")
+    assert {PREFIX + k for k in ("beat_teacher_rate", "teacher_score_mean", *spreads)} <= set(
         logged
     )
 
@@ -81,6 +83,7 @@ async def test_training_log_and_inspect_stats_are_identical(tmp_path: Path) -> N
         "4",
         "25.0%",
         f"{m.reward_mean:.3f} ± {m.reward_std:.3f}",
+        f"{m.reward_std_within_group_mean:.3f}",
         f"{m.teacher_score_mean:.3f}",
         f"{m.beat_teacher_rate:.1%}",
         f"{m.rubric_size:.1f}",
@@ -210,3 +213,70 @@ def test_metrics_do_not_depend_on_group_order() -> None:
 def test_empty_batch_and_failed_share() -> None:
     assert batch_metrics([]) == {}
     assert math.isclose(step_metrics(hand_results()).failed_group_rate, 1 / 3)
+
+
+def spread_results(groups: list[list[float | None]], failed: list[float] | None = None):
+    """Groups with these student rewards (None = masked answer), plus one failed group."""
+    results = [GroupResult(id=f"g{i}", rewards=r) for i, r in enumerate(groups)]
+    if failed is not None:
+        results.append(
+            GroupResult(
+                id="down", rewards=failed, error="JudgeError: 503", failure_policy="constant"
+            )
+        )
+    return results
+
+
+def test_reward_spreads_against_a_hand_computation() -> None:
+    # pooled [1, 0, 1, 1]: mean 3/4, squared deviations 1/16 + 9/16 + 1/16 + 1/16 = 3/4;
+    # sample variance (n-1 = 3) 1/4 -> std 1/2 (population variance 3/16 -> 0.433, the old value)
+    # per group: stdev(1, 0) = sqrt(1/2), stdev(1, 1) = 0 -> mean sqrt(2)/4
+    m = step_metrics(spread_results([[1.0, 0.0], [1.0, 1.0]], failed=[0.25, 0.25]))
+    assert m.reward_std == pytest.approx(0.5, abs=1e-15)
+    assert m.reward_std_within_group_mean == pytest.approx(math.sqrt(2) / 4, abs=1e-15)
+    logged = m.as_dict()
+    assert logged[PREFIX + "reward_std"] == m.reward_std
+    assert logged[PREFIX + "reward_std_within_group_mean"] == m.reward_std_within_group_mean
+
+
+def test_two_rewards_give_trls_number_not_the_population_std() -> None:
+    m = step_metrics(spread_results([[0.17, 0.83]]))  # the 0.33 vs 0.47 of the issue
+    assert round(m.reward_std, 2) == 0.47 and round(statistics.pstdev([0.17, 0.83]), 2) == 0.33
+    assert m.reward_std == pytest.approx(m.reward_std_within_group_mean)  # one group: same
+
+
+def test_spreads_need_two_rewards_and_are_left_out_otherwise() -> None:
+    m = step_metrics(spread_results([[0.5, None], [float("nan"), 0.7]]))
+    assert m.reward_std == pytest.approx(math.sqrt(0.02))  # 0.5 and 0.7 pooled
+    assert m.reward_std_within_group_mean is None  # no group has two rewards
+    lone = step_metrics(spread_results([[0.5]])).as_dict()
+    assert PREFIX + "reward_std" not in lone and PREFIX + "reward_std_within_group_mean" not in lone
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        [[1.0, 0.0], [1.0, 1.0]],
+        [[0.2, 0.9, 0.4, 0.4], [0.0, 0.1, 0.0, 0.3], [0.8, 0.8, 0.8, 0.8]],
+        [[0.3, None, 0.6], [0.9, 0.1, None]],  # masked answers: NaN in TRL's tensor
+    ],
+)
+def test_reward_std_is_trls_reward_std(groups) -> None:
+    torch = pytest.importorskip("torch")
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    g = len(groups[0])
+    flat = [math.nan if r is None else r for group in groups for r in group]
+    rewards = torch.tensor(flat, dtype=torch.float64)
+    trl_reward_std = trl_utils.nanstd(rewards).item()  # GRPOTrainer: metrics["reward_std"]
+    trl_group_stds = trl_utils.nanstd(rewards.view(-1, g), dim=1)  # scale_rewards="group"
+    m = step_metrics(spread_results(groups))
+    # TRL's Bessel factor count / (count - 1) is computed in float32: agreement to ~1e-7
+    assert m.reward_std == pytest.approx(trl_reward_std, rel=1e-6)
+    assert m.reward_std_within_group_mean == pytest.approx(
+        torch.nanmean(trl_group_stds).item(), rel=1e-6
+    )
+    assert m.reward_std != pytest.approx(statistics.pstdev(_numbers(groups)), rel=1e-3)
+
+
+def _numbers(groups: list[list[float | None]]) -> list[float]:
+    return [r for group in groups for r in group if r is not None]

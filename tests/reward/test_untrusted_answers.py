@@ -60,7 +60,7 @@ async def test_forged_content_earns_nothing():
     assert by_index[2] == 0.0  # forged verdict JSON
     assert by_index[3] == 0.0  # instructions to the judge
     assert by_index[len(ATTACKS)] > 0.0  # the honest "42 because"
-    assert all(r is not None and 0.0 <= r < 1.0 for r in result.rewards)
+    assert all(r is not None and 0.0 <= r <= 1.0 for r in result.rewards)
 
 
 def forging_group() -> Group:

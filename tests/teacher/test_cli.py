@@ -132,7 +132,7 @@ def test_unreachable_endpoint_keeps_going_then_reports_incomplete(tmp_path: Path
     data.write_text('{"id": 1, "prompt": "hi"}\n')
     result = runner.invoke(app, ["teacher", "build", str(data), "--store", str(tmp_path / "t.db"),
                                  "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
-                                 "--max-retries", "0", "--no-progress"])  # fmt: skip
+                                 "--max-retries", "0", "--no-progress", "--no-probe"])  # fmt: skip
     assert result.exit_code == 1
     assert "1 prompts still have fewer than 4 usable answers" in result.output
     assert "connection error" in result.output

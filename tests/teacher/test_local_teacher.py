@@ -38,3 +38,12 @@ async def test_builds_references_with_the_local_model(local_server, tmp_path: Pa
                 if not report.incomplete:
                     answers = store.lookup(row.data["prompt"], k=2, fingerprint=fingerprint)
                     assert all(isinstance(a, str) and a for a in answers)
+            cut = [a for a in store.answers() if a.status == "truncated"]
+            assert all(a.finish_reason == "length" for a in cut)
+            if report.short_by_truncation:
+                assert report.truncated_at == 24
+            # a rebuild pays again only for what can change: nothing cut off at 24 is re-asked
+            again = await build_references(rows, store, role, client, 2, use_n=False)
+            if not report.to_retry:  # no empty or refused answers were left to replace
+                assert again.requests == 0
+                assert again.short_by_truncation == report.short_by_truncation

@@ -21,6 +21,7 @@ from ropd.teacher import (
     prompt_key,
 )
 from ropd.teacher.legacy import raw_prompt_hash
+from ropd.teacher.store import Truncation
 
 ROLE = RoleConfig(name="teacher", base_url="http://a.example/v1", model="m1", temperature=1.0)
 FP = TeacherFingerprint.from_role(ROLE)
@@ -275,3 +276,50 @@ def test_reference_index_errors_name_line_and_field(store: TeacherStore, tmp_pat
     with pytest.raises(DataError, match=re.escape(f"{path}:1: missing field 'uid'")):
         store.import_jsonl(path)
     assert store.stats()["answers"] == 0
+
+
+# -- truncated answers --------------------------------------------------------------------------
+
+
+def cut(text: str = "It is") -> Completion:
+    return Completion(text=text, finish_reason="length", completion_tokens=64)
+
+
+def test_truncations_count_this_limit_and_higher_ones_of_the_same_teacher(
+    store: TeacherStore,
+) -> None:
+    at = {m: TeacherFingerprint.from_role(ROLE.model_copy(update={"max_tokens": m}))
+          for m in (32, 64, 128)}  # fmt: skip
+    hotter = TeacherFingerprint.from_role(ROLE.model_copy(update={"temperature": 0.5}))
+    other = [{"role": "user", "content": "What is 3 + 3?"}]
+    store.add_answers(QUESTION, at[64], [ok("4"), cut(), cut()])
+    store.add_answers(QUESTION, at[128], [cut()])
+    store.add_answers(QUESTION, at[32], [cut()])  # a lower limit says nothing about 64
+    store.add_answers(QUESTION, hotter, [cut()])  # another teacher
+    store.add_answers(other, at[32], [cut()])
+    key, other_key = prompt_key(QUESTION), prompt_key(other)
+
+    assert store.truncations([key, other_key], at[64]) == {key: Truncation(3, 128)}
+    assert store.truncations([key, other_key], at[128]) == {key: Truncation(1, 128)}
+    assert store.truncations([key, other_key], at[32]) == {
+        key: Truncation(4, 128),
+        other_key: Truncation(1, 32),
+    }
+    assert store.truncations([other_key], at[64]) == {}  # only the keys asked for
+    by_limit = {e["fields"]["max_tokens"]: e["truncated"] for e in store.stats()["fingerprints"]
+                if e["fields"]["temperature"] == 1.0}  # fmt: skip
+    assert by_limit == {64: 2, 128: 1, 32: 2}
+
+
+def test_truncations_without_a_known_limit_count_only_their_own_fingerprint(
+    store: TeacherStore,
+) -> None:
+    unknown = TeacherFingerprint(model="m1", temperature=1.0)  # e.g. an imported index
+    known = TeacherFingerprint(model="m1", temperature=1.0, max_tokens=999)
+    store.add_answers(QUESTION, unknown, [cut()])
+    store.add_answers(QUESTION, known, [cut(), cut()])
+    key = prompt_key(QUESTION)
+    assert store.truncations([key], unknown) == {key: Truncation(1, None)}
+    assert store.truncations([key], known.model_copy(update={"max_tokens": 10})) == {
+        key: Truncation(2, 999)
+    }

@@ -129,8 +129,11 @@ def test_cli_bad_config_fails_before_any_model_loads(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cfg.yaml:2" in result.output and "warmup_ratioo" in result.output
     assert "/no/such/model" not in result.output
+    # the paper's setting validates anywhere once what this machine lacks is switched off
+    # (vLLM, the key, the GPU server: see test_preflight.py for what is reported otherwise)
+    args = ["train", "--config", str(EXAMPLES / "paper-math.yaml"), "--dry-run", "--no-probe"]
     result = CliRunner().invoke(
-        app, ["train", "--config", str(EXAMPLES / "paper-math.yaml"), "--dry-run"]
+        app, [*args, "--set", "use_vllm=false"], env={"TEACHER_API_KEY": "any"}
     )
     assert result.exit_code == 0, result.output
     assert "config is valid" in result.output

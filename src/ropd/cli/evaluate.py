@@ -9,8 +9,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from ropd.cli.options import (
+    MaxInFlight,
+    MaxRetries,
+    NoProbe,
+    Rpm,
+    Tpm,
+    field_help,
+    limits_from_flags,
+)
 from ropd.errors import InputError
+from ropd.llm.config import RoleConfig
 
 eval_app = typer.Typer(
     help=(
@@ -19,8 +30,11 @@ eval_app = typer.Typer(
     ),
     epilog=(
         "Examples:\n\n"
-        "ropd eval --model ./outputs/checkpoint-200 --tasks aime24,gpqa_diamond,ifeval "
-        "--n 16 -o results/ropd\n\n"
+        "vllm serve ./outputs/checkpoint-200 --port 8000   # real sizes: serve the checkpoint\n\n"
+        "ropd eval --base-url http://127.0.0.1:8000/v1 --model ./outputs/checkpoint-200 "
+        "--tasks aime24,gpqa_diamond,ifeval -o results/ropd\n\n"
+        "ropd eval --model ./outputs/checkpoint-200 --tasks aime24 --limit 5 --num-samples 2 "
+        "--max-tokens 1024 -o /tmp/smoke   # a quick local look (transformers)\n\n"
         "ropd eval --base-url http://127.0.0.1:8000/v1 --model my-model --tasks healthbench "
         "--grader-base-url https://api.openai.com/v1 --grader-model gpt-4.1 "
         "--grader-api-key-env OPENAI_API_KEY -o results/teacher\n\n"
@@ -41,6 +55,17 @@ def register(app: typer.Typer) -> None:
 def _fail(message: str) -> None:
     """A bad option (printed and mapped to exit 2 by `ropd.cli.errors`)."""
     raise InputError(message)
+
+
+def _num_samples(ctx: typer.Context, num_samples: int, n_alias: int | None) -> int:
+    """`--num-samples`, or the older `--n` (kept working, hidden from --help)."""
+    if n_alias is None:
+        return num_samples
+    source = ctx.get_parameter_source("num_samples")
+    given = source is not None and source.name == "COMMANDLINE"  # typer may vendor click
+    if given and num_samples != n_alias:
+        _fail(f"--n {n_alias} and --num-samples {num_samples} disagree; give only --num-samples")
+    return n_alias
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -71,32 +96,54 @@ def run(
             help="Result folder (samples.jsonl, summary.json, summary.md).",
         ),
     ] = None,
-    n: Annotated[int, typer.Option(help="Samples per item; pass@1 is their mean.", min=1)] = 16,
-    temperature: Annotated[float, typer.Option(min=0.0)] = 1.0,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
+    num_samples: Annotated[
+        int,
+        typer.Option(
+            "--num-samples",
+            help="Samples per item; pass@1 is their mean (the paper: 16).",
+            min=1,
+        ),
+    ] = 16,
+    n_alias: Annotated[
+        int | None, typer.Option("--n", hidden=True, min=1, help="Old name of --num-samples.")
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Sampling temperature (the paper: 1.0).")
+    ] = 1.0,
+    top_p: Annotated[
+        float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling (the paper: 0.95).")
+    ] = 0.95,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="Generation budget per sample (new tokens).", min=1)
+        int,
+        typer.Option("--max-tokens", help="Generation budget per sample, in new tokens.", min=1),
     ] = 8192,
     system_prompt: Annotated[
         str | None, typer.Option("--system-prompt", help="System message put before every prompt.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seeds sampling and the option shuffling.")] = 0,
     limit: Annotated[
-        int | None, typer.Option(help="Only the first N items of each task (quick checks).", min=1)
+        int | None,
+        typer.Option(
+            help="Only the first N items of each task (quick checks; recorded in the summary).",
+            min=1,
+        ),
     ] = None,
     base_url: Annotated[
         str | None,
         typer.Option(
             "--base-url",
-            help="OpenAI-compatible endpoint to sample from ('local' = the embedded llama.cpp "
-            "server). Without it, --model is loaded with transformers.",
+            help="OpenAI-compatible endpoint to sample from (e.g. `vllm serve CKPT` at "
+            "http://127.0.0.1:8000/v1; 'local' = the embedded llama.cpp server). Without it, "
+            "--model is loaded with transformers (slow for real sizes).",
         ),
     ] = None,
     api_key_env: Annotated[
         str | None,
-        typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key."),
+        typer.Option("--api-key-env", help=field_help(RoleConfig, "api_key_env")),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per endpoint request.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(help=field_help(RoleConfig, "timeout_s", "Student and grader."))
+    ] = 600.0,
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="transformers: prompts per generate call.", min=1)
     ] = 8,
@@ -126,16 +173,22 @@ def run(
             "--grader-api-key-env", help="Environment variable holding the grader's API key."
         ),
     ] = None,
-    grader_max_tokens: Annotated[int, typer.Option("--grader-max-tokens", min=1)] = 1024,
-    max_in_flight: Annotated[
-        int,
+    grader_max_tokens: Annotated[
+        int, typer.Option("--grader-max-tokens", min=1, help="Reply budget of the grader.")
+    ] = 1024,
+    max_in_flight: MaxInFlight = 64,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    max_retries: MaxRetries = 4,
+    no_probe: NoProbe = False,
+    dry_run: Annotated[
+        bool,
         typer.Option(
-            "--max-in-flight",
-            help="Endpoint requests open at once (student and grader).",
-            min=1,
+            "--dry-run",
+            help="Load and check the tasks, print the work they ask for, and stop before any "
+            "model is loaded or called.",
         ),
-    ] = 64,
-    max_retries: Annotated[int, typer.Option("--max-retries", min=0)] = 4,
+    ] = False,
 ) -> None:
     """Run the evaluation: `ropd eval --model M --tasks T -o DIR` (re-running resumes)."""
     if ctx.invoked_subcommand is not None:
@@ -148,10 +201,12 @@ def run(
     if missing:
         _err.print(ctx.get_help())
         _fail(f"missing {', '.join(missing)}")
+    if base_url and base_url != "local" and not base_url.startswith(("http://", "https://")):
+        _fail(f"--base-url {base_url!r}: give an http(s) URL such as http://127.0.0.1:8000/v1")
     from ropd.eval.types import GenerationSettings
 
     settings = GenerationSettings(
-        n=n,
+        n=_num_samples(ctx, num_samples, n_alias),
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_tokens,
@@ -176,23 +231,60 @@ def run(
             grader_model=grader_model,
             grader_api_key_env=grader_api_key_env,
             grader_max_tokens=grader_max_tokens,
-            max_in_flight=max_in_flight,
-            max_retries=max_retries,
+            limits=limits_from_flags(max_in_flight, rpm, tpm, max_retries),
+            probe=not no_probe,
+            dry_run=dry_run,
         )
     )
+    if result is None:  # --dry-run
+        return
     _report(result)
+    result.check()  # failed samples: SamplesFailedError, exit 1 (ropd.cli.errors)
+
+
+def _print_plan(estimate: Any, backend: str) -> None:
+    """What --dry-run shows: per task the items, samples and the token budget."""
+    from rich.table import Table
+
+    from ropd.eval.plan import human_tokens
+
+    table = Table(title=f"planned work ({backend})")
+    for column in ("task", "family", "items", "samples", "max new tokens", "grader calls"):
+        table.add_column(column, justify="left" if column in ("task", "family") else "right")
+    for task in estimate.tasks:
+        table.add_row(
+            task.name,
+            task.family,
+            str(task.items),
+            str(task.samples),
+            human_tokens(task.max_generated_tokens),
+            str(task.grader_calls) if task.family == "rubric" else "-",
+        )
+    _console.print(table)
+    _console.print(
+        f"total: {estimate.items} items, {estimate.samples} samples, up to "
+        f"{human_tokens(estimate.max_generated_tokens)} generated tokens "
+        "(finished samples in the output folder are reused)"
+    )
 
 
 async def _run(**opts: Any) -> Any:
     from ropd.eval.generate import EndpointGenerator, TransformersGenerator
+    from ropd.eval.plan import estimate_work, local_run_warning
     from ropd.eval.runner import Grader, prepare, run_eval
     from ropd.eval.tasks import parse_tasks
-    from ropd.llm.config import LimitsConfig, RoleConfig
 
     settings = opts["settings"]
     prepared = prepare(parse_tasks(opts["tasks"]), limit=opts["limit"], seed=settings.seed)
+    local = not opts["base_url"]
+    estimate = estimate_work(prepared, settings)
+    if opts["dry_run"]:
+        _print_plan(estimate, "transformers" if local else f"endpoint {opts['base_url']}")
+    if local and (warning := local_run_warning(estimate, opts["model"])):
+        # Before the model is loaded: a big checkpoint takes minutes just to load.
+        _err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     roles: list[RoleConfig] = []
-    if opts["base_url"]:
+    if not local:
         roles.append(
             RoleConfig(
                 name="student",
@@ -225,37 +317,47 @@ async def _run(**opts: Any) -> Any:
                 timeout_s=opts["timeout"],
             )
         )
+    if opts["dry_run"]:
+        _console.print("dry run: nothing was loaded, generated or written")
+        return None
     out_dir = opts["output"]
-    if not roles:
-        generator = TransformersGenerator(
+
+    def local_generator() -> TransformersGenerator:
+        return TransformersGenerator(
             opts["model"],
             dtype=opts["dtype"],
             device=opts["device"],
             batch_size=opts["batch_size"],
             gguf_file=opts["gguf_file"],
         )
-        return await run_eval(prepared, generator, settings, out_dir, console=_err)
+
+    if not roles:
+        return await run_eval(
+            prepared, local_generator(), settings, out_dir, console=_err, limit=opts["limit"]
+        )
 
     from ropd.llm.client import open_chat_client
 
-    limits = LimitsConfig(max_in_flight=opts["max_in_flight"], max_retries=opts["max_retries"])
-    async with open_chat_client(roles, limits) as (client, resolved):
+    async with open_chat_client(roles, opts["limits"], probe=opts["probe"]) as (client, resolved):
         by_name = {role.name: role for role in resolved}
         grader = Grader(client, by_name["grader"]) if "grader" in by_name else None
         if "student" in by_name:
             generator: Any = EndpointGenerator(client, by_name["student"])
         else:
-            generator = TransformersGenerator(
-                opts["model"],
-                dtype=opts["dtype"],
-                device=opts["device"],
-                batch_size=opts["batch_size"],
-                gguf_file=opts["gguf_file"],
-            )
-        return await run_eval(prepared, generator, settings, out_dir, grader=grader, console=_err)
+            generator = local_generator()
+        return await run_eval(
+            prepared,
+            generator,
+            settings,
+            out_dir,
+            grader=grader,
+            console=_err,
+            limit=opts["limit"],
+        )
 
 
 def _report(result: Any) -> None:
+    """The per-task table (failed = not generated or not graded), then what went wrong."""
     from rich.table import Table
 
     from ropd.eval.summary import pct
@@ -263,7 +365,8 @@ def _report(result: Any) -> None:
     table = Table(title=f"{result.summary['model']} → {result.out_dir}")
     for column in ("task", "pass@1 (%)", "std", "items", "n", "failed", "truncated"):
         table.add_column(column, justify="left" if column == "task" else "right")
-    for name, task in result.summary["tasks"].items():
+    for name in result.tasks:
+        task = result.summary["tasks"][name]
         table.add_row(
             name,
             pct(task["pass_at_1"]),
@@ -274,20 +377,28 @@ def _report(result: Any) -> None:
             str(task["truncated"]),
         )
     _console.print(table)
+    totals = result.totals()
     _console.print(
-        f"generated {result.generated} samples, re-used {result.reused}, scored {result.scored}"
+        f"generated {result.generated} samples, re-used {result.reused}, scored {result.scored}, "
+        f"failed {totals['failed']} of {totals['expected']}"
     )
-    for failure in result.failed[:10]:
-        _err.print(f"[yellow]generation failed:[/] {failure}", highlight=False)
-    unscored = sum(t["failed"] for t in result.summary["tasks"].values())
-    if unscored:
+    limit = result.summary["settings"]["limit"]
+    if limit is not None:
         _err.print(
-            f"[yellow]{unscored} samples could not be graded[/] (see 'error' in samples.jsonl)",
+            f"[yellow]note:[/] --limit {limit}: only the first {limit} items of each task "
+            "(recorded in summary.json; `compare` will not mix it with full runs)",
             highlight=False,
         )
-    if result.failed or unscored:
-        _err.print("re-run the same command to retry them; finished samples are kept")
-        raise typer.Exit(code=1)
+    for failure in result.failed[:10]:
+        _err.print(f"[yellow]generation failed:[/] {escape(failure)}", highlight=False)
+    if len(result.failed) > 10:
+        _err.print(f"... and {len(result.failed) - 10} more failed requests", highlight=False)
+    if totals["failed_grading"]:
+        _err.print(
+            f"[yellow]{totals['failed_grading']} samples could not be graded[/] "
+            "(see 'error' in samples.jsonl)",
+            highlight=False,
+        )
 
 
 @eval_app.command("compare")
@@ -303,14 +414,31 @@ def compare(
         Path | None, typer.Option(help="The teacher's result (default: a folder named 'teacher').")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Compare even when the rows were generated with different settings "
+            "(temperature, samples, max tokens, limit, grader...); a warning names them.",
+        ),
+    ] = False,
 ) -> None:
     """Side-by-side pass@1 table, and the share of the base-to-teacher gap each model closes.
+
+    Rows must share their generation settings (only the model may differ); otherwise the
+    command stops and lists the differences, unless --force.
 
     Example: ropd eval compare results/base results/teacher results/ropd results/lopd
     """
     from ropd.eval.compare import build_comparison, render_gap_table, render_table
 
     comparison = build_comparison(results, base=base, teacher=teacher)
+    check = comparison.settings_check
+    if (unchecked := check.unchecked_warning()) is not None:
+        _err.print(unchecked, markup=False, highlight=False, soft_wrap=True)
+    comparison.require_same_settings(force=force)  # IncomparableRunsError: exit 2
+    if check.differences:
+        _err.print(check.force_warning(), markup=False, highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(comparison.as_dict(), indent=2))
         return

@@ -1,21 +1,29 @@
 """`ropd inspect`: show what produced a group's rewards, from the trace store.
 
-One group: the prompt, the rubric (id, category, points, criterion), a table of every answer's
-verdicts and reward, and the answer texts. `--list` lists traced groups, `--stats` prints the
-per-step numbers the training log got: the trace store rebuilds each step's results and
-`ropd.reward.metrics` computes them, the same function training calls.
+One group: the prompt, the rubric (id, category, points, criterion), every answer's verdicts
+and reward, and the answer texts. The verdicts are a grid (one column per criterion) when it fits
+the terminal, else stacked: per answer, its reward and the ids it passed and failed, wrapped.
+`--list` lists traced groups, `--stats` prints the per-step numbers the training log got: the
+trace store rebuilds each step's results and `ropd.reward.metrics` computes them, the same
+function training calls.
+
+Without `--traces` the store is found in the current folder (`traces.db`, else the one
+`*.traces.db` or `traces.sqlite`), so `ropd inspect` works where `ropd score` wrote its output.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.console import Group as RichGroup
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -23,9 +31,78 @@ from rich.text import Text
 from ropd.errors import InputError, RopdError
 from ropd.reward.metrics import judge_usage
 from ropd.reward.traces import TracedGroup, TraceStore
-from ropd.reward.types import AnswerVerdicts
+from ropd.reward.types import AnswerVerdicts, GroupResult
+from ropd.rubric import Rubric
 
 TRUNCATE_CHARS = 600
+DEFAULT_TRACES = "traces.db"
+TRACE_PATTERNS = ("*.traces.db", "traces.sqlite")  # `ropd score` output; older training runs
+NEARBY_DEPTH = 2  # how deep the "found nearby" hint of a failed search looks
+NEARBY_MAX_DIRS = 2000
+UNBOUNDED_WIDTH = 100_000  # to measure the width a table wants, not what the terminal allows
+
+
+class Layout(str, Enum):
+    """How the verdicts of a group are laid out."""
+
+    auto = "auto"  # the grid when it fits the terminal, else stacked
+    grid = "grid"
+    stacked = "stacked"
+
+
+def find_traces(folder: Path) -> Path:
+    """The trace store in `folder`: `traces.db`, else the only `*.traces.db` / `traces.sqlite`.
+
+    Several candidates, or none, raise `InputError` naming what was found and how to choose, so
+    a bare `ropd inspect` never guesses between two runs.
+    """
+    exact = folder / DEFAULT_TRACES
+    if exact.is_file():
+        return exact
+    found = sorted({p for pattern in TRACE_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+    if len(found) == 1:
+        return found[0]
+    where = "the current folder" if folder == Path() else str(folder)
+    if found:
+        names = ", ".join(p.name for p in found)
+        raise InputError(f"several trace stores in {where}: {names}; choose one with --traces PATH")
+    nearby = _nearby_traces(folder)
+    hint = f"; found nearby: {', '.join(map(str, nearby))}" if nearby else ""
+    raise InputError(
+        f"no trace store in {where} (looked for {DEFAULT_TRACES}, *.traces.db, traces.sqlite): "
+        "pass --traces PATH. `ropd score OUT.jsonl` writes OUT.traces.db next to its output, "
+        f"`ropd train` writes traces.db in its output_dir (older runs: traces.sqlite){hint}"
+    )
+
+
+def _nearby_traces(folder: Path, limit: int = 5) -> list[Path]:
+    """Trace stores up to NEARBY_DEPTH folders below `folder` (hidden folders skipped)."""
+    found: list[Path] = []
+    for visited, (root, dirs, files) in enumerate(os.walk(folder), start=1):
+        depth = len(Path(root).relative_to(folder).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")) and d != "node_modules")
+        if depth >= NEARBY_DEPTH:
+            dirs.clear()
+        if depth > 0:
+            found += [
+                Path(root) / f
+                for f in sorted(files)
+                if f in (DEFAULT_TRACES, "traces.sqlite") or f.endswith(".traces.db")
+            ]
+        if len(found) >= limit or visited >= NEARBY_MAX_DIRS:
+            break
+    return found[:limit]
+
+
+def resolve_traces(traces: Path | None) -> tuple[Path, bool]:
+    """The trace file to open and whether it was found rather than named exactly."""
+    if traces is None:
+        return find_traces(Path()), True
+    if traces.is_dir():
+        return find_traces(traces), True
+    if not traces.is_file():
+        raise InputError(f"{traces}: no trace database there")
+    return traces, False
 
 
 def _clip(text: str, full: bool, limit: int = TRUNCATE_CHARS) -> str:
@@ -48,8 +125,14 @@ def _fmt(x: float | None) -> str:
     return "null" if x is None else f"{x:.3f}"
 
 
-def render_group(traced: TracedGroup, *, full: bool = False) -> RichGroup:
-    """The rich view of one traced group."""
+def render_group(
+    traced: TracedGroup,
+    *,
+    full: bool = False,
+    console: Console | None = None,
+    layout: Layout = Layout.auto,
+) -> RichGroup:
+    """The rich view of one traced group; `console` sets the width the verdicts must fit."""
     result = traced.result
     header = Text()
     header.append(f"group {traced.group_id}", style="bold")
@@ -71,34 +154,7 @@ def render_group(traced: TracedGroup, *, full: bool = False) -> RichGroup:
             table.add_row(c.id, c.category, str(c.points), c.criterion)
         parts.append(table)
 
-    judged: dict[tuple[str, int], AnswerVerdicts] = {
-        (v.source, v.index): v for v in result.verdicts
-    }
-    ids = list(dict.fromkeys(c.id for r in result.rubrics for c in r.criteria))
-    answers = Table(title="answers (pass/fail per criterion; label = number shown to the verifier)")
-    for name in ("source", "#", "label"):
-        answers.add_column(name, no_wrap=True)
-    for cid in ids:
-        answers.add_column(cid, justify="center", no_wrap=True)
-    answers.add_column("reward", justify="right", no_wrap=True)
-    rows = [("student", i, r) for i, r in enumerate(result.rewards)] + [
-        ("teacher", j, s) for j, s in enumerate(result.teacher_scores)
-    ]
-    for source, index, reward in rows:
-        v = judged.get((source, index))
-        marks = []
-        for cid in ids:
-            if v is None or cid not in v.verdicts:
-                marks.append(Text("·", style="dim"))
-            else:
-                marks.append(
-                    Text("pass", style="green") if v.verdicts[cid] else Text("fail", style="red")
-                )
-        label = "" if v is None or v.label is None else str(v.label)
-        if v is not None and v.duplicate_of is not None:
-            label += f" (= #{v.duplicate_of})"
-        answers.add_row(source, str(index), label, *marks, _fmt(reward))
-    parts.append(answers)
+    parts.append(render_verdicts(result, console=console, layout=layout))
 
     texts = [("student", i, t) for i, t in enumerate(traced.student_responses)] + [
         ("teacher", j, t) for j, t in enumerate(traced.teacher_responses)
@@ -114,6 +170,103 @@ def render_group(traced: TracedGroup, *, full: bool = False) -> RichGroup:
         parts.append(Text(f"usage  {usage}", style="dim"))
     if result.settings:
         parts.append(Text(f"settings  {json.dumps(result.settings)}", style="dim"))
+    return RichGroup(*parts)
+
+
+_Row = tuple[str, int, float | None, AnswerVerdicts | None]
+GRID_TITLE = "answers (pass/fail per criterion; label = number shown to the verifier)"
+
+
+def render_verdicts(
+    result: GroupResult, *, console: Console | None = None, layout: Layout = Layout.auto
+) -> RenderableType:
+    """Every answer's verdicts and reward: the grid if it fits `console`'s width, else stacked.
+
+    A grid of 12 criteria needs about 120 columns; squeezed into fewer, rich would cut the
+    criterion ids down to "…", so narrow terminals get one block per answer instead.
+    """
+    judged = {(v.source, v.index): v for v in result.verdicts}
+    ids = list(dict.fromkeys(c.id for r in result.rubrics for c in r.criteria))
+    rows: list[_Row] = [
+        ("student", i, r, judged.get(("student", i))) for i, r in enumerate(result.rewards)
+    ] + [("teacher", j, s, judged.get(("teacher", j))) for j, s in enumerate(result.teacher_scores)]
+    grid = _verdict_grid(ids, rows)
+    if layout is Layout.grid:
+        return grid
+    if layout is Layout.auto:
+        console = console or Console()
+        unbounded = console.options.update_width(UNBOUNDED_WIDTH)  # else rich caps the measure
+        if Measurement.get(console, unbounded, grid).maximum <= console.width:
+            return grid
+    return _verdict_stack(ids, rows, result.rubrics)
+
+
+def _label(v: AnswerVerdicts | None) -> str:
+    label = "" if v is None or v.label is None else str(v.label)
+    if v is not None and v.duplicate_of is not None:
+        label += f" (= #{v.duplicate_of})"
+    return label
+
+
+def _verdict_grid(ids: list[str], rows: list[_Row]) -> Table:
+    answers = Table(title=GRID_TITLE)
+    for name in ("source", "#", "label"):
+        answers.add_column(name, no_wrap=True)
+    for cid in ids:
+        answers.add_column(cid, justify="center", no_wrap=True)
+    answers.add_column("reward", justify="right", no_wrap=True)
+    for source, index, reward, v in rows:
+        marks = []
+        for cid in ids:
+            if v is None or cid not in v.verdicts:
+                marks.append(Text("·", style="dim"))
+            else:
+                marks.append(
+                    Text("pass", style="green") if v.verdicts[cid] else Text("fail", style="red")
+                )
+        answers.add_row(source, str(index), _label(v), *marks, _fmt(reward))
+    return answers
+
+
+def _verdict_stack(ids: list[str], rows: list[_Row], rubrics: list[Rubric]) -> RichGroup:
+    """Per answer: source, number, label and reward, then its passed and failed ids, wrapped.
+
+    With one rubric per answer (`per_pair`), an answer's ids are those of its own rubric.
+    """
+    parts: list[RenderableType] = [
+        Text("answers (label = number shown to the verifier)", style="italic")
+    ]
+    for source, index, reward, v in rows:
+        head = Text()
+        head.append(f"{source} #{index}", style="bold")
+        if _label(v):
+            head.append(f"   label {_label(v)}")
+        if len(rubrics) > 1 and v is not None:
+            head.append(f"   rubric {v.rubric_index}")
+        head.append("   reward ")
+        head.append(_fmt(reward), style="bold")
+        body = Table.grid(padding=(0, 1))
+        body.add_column(no_wrap=True)
+        body.add_column(ratio=1, overflow="fold")
+        if v is None:
+            body.add_row("   ", Text("no verdicts", style="dim"))
+        else:
+            own = ids
+            if len(rubrics) > 1 and 0 <= v.rubric_index < len(rubrics):
+                own = [c.id for c in rubrics[v.rubric_index].criteria]
+            passed = [c for c in own if v.verdicts.get(c) is True]
+            failed = [c for c in own if v.verdicts.get(c) is False]
+            missing = [c for c in own if c not in v.verdicts]
+            for name, marked, style in (
+                ("pass", passed, "green"),
+                ("fail", failed, "red"),
+                ("·", missing, "dim"),
+            ):
+                if marked or name != "·":
+                    body.add_row(Text(f"   {name}", style=style), " ".join(marked) or "-")
+            if v.note:
+                body.add_row("   ", Text(v.note, style="dim"))
+        parts += [head, body]
     return RichGroup(*parts)
 
 
@@ -144,7 +297,9 @@ def render_stats(store: TraceStore, *, run: str | None, step: int | None) -> Tab
     """The per-step numbers of the training log (`ropd.reward.metrics`), one row per step."""
     table = Table(title=f"per-step summary of {store.path}", expand=True)
     table.caption = (
-        "failed groups count in groups and failure rate only; their rewards are left out"
+        "std: sample std of all rewards (TRL's reward_std); std in groups: mean of the groups' "
+        "stds (the spread GRPO learns from). Failed groups count in groups and failure rate "
+        "only; their rewards are left out"
     )
     for name in (
         "run",
@@ -152,6 +307,7 @@ def render_stats(store: TraceStore, *, run: str | None, step: int | None) -> Tab
         "groups",
         "failure rate",
         "reward mean ± std",
+        "std in groups",
         "teacher mean",
         "beat teacher",
         "rubric size",
@@ -161,13 +317,16 @@ def render_stats(store: TraceStore, *, run: str | None, step: int | None) -> Tab
         table.add_column(name)
     for s in store.summary(run_id=run, step=step):
         m = s.metrics
-        reward = "null" if m.reward_mean is None else f"{m.reward_mean:.3f} ± {m.reward_std:.3f}"
+        reward = _fmt(m.reward_mean)
+        if m.reward_std is not None:
+            reward += f" ± {m.reward_std:.3f}"
         table.add_row(
             s.run_id,
             "" if s.step is None else str(s.step),
             str(m.groups),
             f"{m.failed_group_rate:.1%}",
             reward,
+            _fmt(m.reward_std_within_group_mean),
             _fmt(m.teacher_score_mean),
             "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
             "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
@@ -182,8 +341,15 @@ def inspect(
         str | None, typer.Argument(help="Group id to show.", show_default=False)
     ] = None,
     traces: Annotated[
-        Path, typer.Option(help="Trace database written by `ropd score` or training.")
-    ] = Path("traces.db"),
+        Path | None,
+        typer.Option(
+            help="Trace database written by `ropd score` (OUT.traces.db, next to its output) or "
+            "`ropd train` (traces.db in its output_dir), or a folder holding one. "
+            "Default: traces.db, else the only *.traces.db or traces.sqlite, in the current "
+            "folder.",
+            show_default=False,
+        ),
+    ] = None,
     run: Annotated[str | None, typer.Option(help="Only this run id.")] = None,
     step: Annotated[int | None, typer.Option(help="Only this training step.")] = None,
     list_groups: Annotated[
@@ -203,12 +369,22 @@ def inspect(
     full: Annotated[
         bool, typer.Option("--full", help="Show prompt and answers untruncated.")
     ] = False,
+    layout: Annotated[
+        Layout,
+        typer.Option(
+            help="Verdicts as a grid (a column per criterion), stacked (per answer, the ids it "
+            "passed and failed), or auto: the grid when it fits the terminal's width."
+        ),
+    ] = Layout.auto,
 ) -> None:
     """Show the rubric, verdicts and rewards of one scored group (or list groups)."""
     console = Console()
-    if not traces.is_file():
-        raise InputError(f"{traces}: no trace database there")
-    with TraceStore(traces, run_id="inspect") as store:
+    path, found = resolve_traces(traces)
+    if found:
+        Console(stderr=True, highlight=False).print(
+            f"trace store: {path} (found; --traces PATH picks another)", markup=False
+        )
+    with TraceStore(path, run_id="inspect") as store:
         if stats:
             console.print(render_stats(store, run=run, step=step))
             return
@@ -222,8 +398,8 @@ def inspect(
                 for name, value in (("run", run), ("step", step))
                 if value is not None
             )
-            raise RopdError(f"no group {group_id!r}{where} in {traces}")  # exit 1: not found
-        console.print(render_group(traced, full=full))
+            raise RopdError(f"no group {group_id!r}{where} in {path}")  # exit 1: not found
+        console.print(render_group(traced, full=full, console=console, layout=layout))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 
 from ropd.errors import InputError
-from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.config import LOCAL, LimitsConfig, RoleConfig
 
 
 def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
@@ -32,6 +32,18 @@ Tpm = Annotated[
 ]
 MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
 
+# Every command that opens an endpoint probes it first (reachable, key accepted, model served);
+# the flag is the way out for a gateway whose `/models` listing does not match what it serves.
+# Use it as `no_probe: NoProbe = False` and pass `probe=not no_probe` on.
+NoProbe = Annotated[
+    bool,
+    typer.Option(
+        "--no-probe",
+        help="Do not probe the endpoints before starting (reachable, API key accepted, model "
+        "listed at /models); the first real request finds any problem instead.",
+    ),
+]
+
 
 def role_from_flags(
     name: str,
@@ -42,12 +54,24 @@ def role_from_flags(
 ) -> RoleConfig:
     """A role from `--base-url/--model/--api-key-env` and sampling flags.
 
-    Without a base URL the role is the embedded local model; with one, `--model` is required.
+    Without a base URL (or with `--base-url local`) the role is the embedded local model; with
+    one, `--model` is required. `--model` alone is refused: scoring with the embedded 135M model
+    while the traces say `gpt-4o` is worse than stopping.
     """
-    if base_url is not None and not model:
+    local = base_url is not None and base_url.strip().lower() == LOCAL
+    if base_url is None and model:
+        raise InputError(
+            f"--model {model} needs --base-url (the endpoint serving it); for the embedded "
+            "local model leave both out or pass --base-url local"
+        )
+    if base_url is not None and not local and not model:
         raise InputError(f"--model is required with --base-url ({base_url})")
     return RoleConfig(
-        name=name, base_url=base_url, model=model or "local", api_key_env=api_key_env, **sampling
+        name=name,
+        base_url=None if local else base_url,
+        model=model or LOCAL,
+        api_key_env=api_key_env,
+        **sampling,
     )
 
 

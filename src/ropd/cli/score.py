@@ -1,6 +1,8 @@
 """`ropd score`: score a JSONL file of groups with the ROPD reward, resumably.
 
-Only flags and printing live here; the work is `ropd.score_file.score_file`.
+Only flags and printing live here; the work is `ropd.score_file.score_file`. Progress goes to
+stderr (`ropd.cli.progress`); Ctrl-C ends with what is saved and the command that resumes (exit
+130); a run in which every group failed ends with `AllGroupsFailed` (exit 1).
 """
 
 from __future__ import annotations
@@ -12,29 +14,23 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from ropd.cli.options import (
     MaxInFlight,
     MaxRetries,
+    NoProbe,
     Rpm,
     Tpm,
     field_help,
     limits_from_flags,
     role_from_flags,
 )
-from ropd.errors import InputError
-from ropd.llm.config import RoleConfig
+from ropd.cli.progress import RunProgress, resume_command
+from ropd.errors import InputError, Interrupted, JudgeError
+from ropd.llm.config import LOCAL, RoleConfig
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
-from ropd.score_file import ScoreFileStats, default_traces_path, score_file
+from ropd.score_file import AllGroupsFailed, ScoreFileStats, default_traces_path, score_file
 
 __all__ = ["default_traces_path", "register", "score"]
 
@@ -50,18 +46,14 @@ class FailurePolicyChoice(str, Enum):
     raise_ = "raise"
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("failed {task.fields[failed]}"),
-        TextColumn("judge tokens {task.fields[tokens]:,}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+class ScoringStopped(JudgeError):
+    """Policy `raise` stopped the run after a failed group; finished groups are saved (exit 1)."""
+
+
+# How `ropd score` resumes the run this process is doing.
+RESUME_ADD = ("--resume",)
+RESUME_REMOVE = ("--overwrite", "--no-resume")
+MAX_CAUSE_CHARS = 400
 
 
 def score(
@@ -158,6 +150,14 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help=field_help(ScorerConfig, "seed"))] = 0,
     run_id: Annotated[str | None, typer.Option(help="Name of this run in the trace store.")] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="Show progress on stderr: a bar on a terminal, else a line every "
+            "ROPD_PROGRESS_EVERY seconds (default 30)."
+        ),
+    ] = True,
+    no_probe: NoProbe = False,
 ) -> None:
     """Score groups of student answers with the ROPD rubric reward."""
     try:  # a flag value the configs refuse is an input error naming the flag
@@ -185,40 +185,75 @@ def score(
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
     except ValidationError as exc:
         raise InputError(_flag_errors(exc)) from None
-    err = Console(stderr=True)
-    with _progress(err) as progress:
-        task = progress.add_task("scoring", total=None, failed=0, tokens=0)
+    err = Console(stderr=True, soft_wrap=True)
+    seen: list[ScoreFileStats] = []  # the run's live stats, once the plan is done
+    display = RunProgress("scoring", "groups", enabled=progress, console=err)
 
-        def on_start(stats: ScoreFileStats) -> None:
-            if stats.dropped_bytes:
-                err.print(
-                    f"{output}: dropped a half-written last line ({stats.dropped_bytes} bytes)"
-                )
-            progress.update(task, total=stats.total, completed=stats.skipped)
-
-        def on_result(result: GroupResult, stats: ScoreFileStats) -> None:
-            progress.update(task, advance=1, failed=stats.failed, tokens=stats.tokens)
-
-        stats = score_file(
-            groups_file,
-            output,
-            config,
-            limits=limits,
-            traces=traces,
-            teacher_store=teacher_store,
-            any_teacher_fingerprint=any_teacher_fingerprint,
-            resume=resume,
-            overwrite=overwrite,
-            batch_size=batch_size,
-            run_id=run_id,
-            on_start=on_start,
-            on_result=on_result,
+    def on_start(stats: ScoreFileStats) -> None:
+        seen.append(stats)
+        if stats.dropped_bytes:
+            err.print(
+                f"{output}: dropped a half-written last line ({stats.dropped_bytes} bytes)",
+                markup=False,
+                highlight=False,
+            )
+        display.start(
+            total=stats.total, done=stats.skipped, failed=stats.failed, judge_tokens=stats.tokens
         )
+
+    def on_result(result: GroupResult, stats: ScoreFileStats) -> None:
+        display.update(done=stats.saved, failed=stats.failed, judge_tokens=stats.tokens)
+
+    try:
+        with display:
+            stats = score_file(
+                groups_file,
+                output,
+                config,
+                limits=limits,
+                traces=traces,
+                teacher_store=teacher_store,
+                any_teacher_fingerprint=any_teacher_fingerprint,
+                resume=resume,
+                overwrite=overwrite,
+                batch_size=batch_size,
+                run_id=run_id,
+                on_start=on_start,
+                on_result=on_result,
+                probe=not no_probe,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_message(seen[0] if seen else None, output)) from None
     _print_summary(Console(), stats, output)
     if stats.aborted is not None:
-        err.print(f"stopped: {stats.aborted}", markup=False, highlight=False)
-        err.print("finished groups are saved; run again with --resume to continue")
-        raise typer.Exit(1)
+        raise ScoringStopped(
+            f"stopped: {stats.aborted}\n"
+            f"finished groups are saved in {output}; run again with --resume to continue: "
+            f"{resume_command(RESUME_ADD, RESUME_REMOVE)}"
+        )
+    if stats.all_failed:
+        cause = " ".join((stats.first_error or "unknown").split())
+        if len(cause) > MAX_CAUSE_CHARS:
+            cause = cause[: MAX_CAUSE_CHARS - 1] + "…"
+        raise AllGroupsFailed(f"every group failed ({stats.scored} scored); first cause: {cause}")
+    if stats.failed:
+        err.print(
+            f"{stats.failed} of {stats.scored} groups failed (their error is in the output; "
+            f"`ropd inspect --traces {stats.traces} --list --failed` lists them)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _interrupted_message(stats: ScoreFileStats | None, output: Path) -> str:
+    """What Ctrl-C leaves behind, and the exact command that continues."""
+    command = resume_command(RESUME_ADD, RESUME_REMOVE)
+    if stats is None:
+        return f"interrupted before scoring started; resume with: {command}"
+    return (
+        f"interrupted: {stats.saved} of {stats.total} groups are saved in {output} "
+        f"(traces: {stats.traces})\nresume with: {command}"
+    )
 
 
 # Config fields whose flag is not simply `--field-name`.
@@ -275,11 +310,23 @@ def role_override(
     api_key_env: str | None,
     judge: RoleConfig,
 ) -> dict[str, str] | None:
-    """A role's own flags as a partial override of the judge (None when it has none)."""
+    """A role's own flags as a partial override of the judge (None when it has none).
+
+    The same rules as the judge's flags: a base URL needs a model, except `local` (the embedded
+    model); a model needs an endpoint, its own or the judge's.
+    """
+    local = base_url is not None and base_url.strip().lower() == LOCAL
+    if base_url is not None and not local and model is None:
+        raise InputError(f"--{name}-model is required with a base URL ({name} at {base_url})")
+    if model is not None and base_url is None and judge.base_url is None:
+        raise InputError(
+            f"--{name}-model {model} needs an endpoint: give --{name}-base-url (or --base-url); "
+            f"for the embedded local model leave it out or pass --{name}-base-url local"
+        )
+    if local:  # the embedded model on purpose, whatever the judge uses
+        return {"base_url": None, "model": model or LOCAL, "api_key_env": api_key_env}
     own = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
     own = {key: value for key, value in own.items() if value is not None}
-    if base_url is not None and model is None:
-        raise InputError(f"--{name}-model is required with a base URL ({name} at {base_url})")
     return own or None
 
 

@@ -1,8 +1,16 @@
-"""`ropd teacher build | stats | export | import`: the offline teacher store from the shell."""
+"""`ropd teacher build | stats | export | import`: the offline teacher store from the shell.
+
+A build holds the store's lock (`ropd.io.lock`) for its whole duration, so a second build into
+the same store refuses at once instead of paying for the same answers twice. Progress goes to
+stderr (`ropd.cli.progress`); Ctrl-C ends with what is saved and the command that continues
+(the same command: builds resume on their own), exit 130.
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,13 +18,39 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ropd.cli.options import MaxInFlight, MaxRetries, Rpm, Tpm, limits_from_flags, role_from_flags
+from ropd.cli.options import (
+    MaxInFlight,
+    MaxRetries,
+    NoProbe,
+    Rpm,
+    Tpm,
+    limits_from_flags,
+    role_from_flags,
+)
+from ropd.cli.progress import RunProgress, resume_command
 from ropd.data.records import load_records
-from ropd.errors import InputError, JudgeError
+from ropd.errors import InputError, Interrupted
+from ropd.io.lock import OutputLock
 from ropd.llm.config import RoleConfig
-from ropd.teacher.builder import BuildAborted, build_store, prompt_items
+from ropd.teacher.builder import (
+    BuildAborted,
+    PromptItem,
+    answers_needed,
+    build_store,
+    prompt_items,
+)
+from ropd.teacher.fingerprint import TeacherFingerprint
 from ropd.teacher.status import STATUSES
 from ropd.teacher.store import TeacherStore
+
+# -k means K, teacher answers per prompt, in every command (`ropd score -k` too).
+K_FLAGS = ("-k", "--num-teacher-refs")
+K_BUILD_HELP = "K: teacher answers per prompt; the build makes sure each prompt has K usable ones."
+K_STATS_HELP = "K: teacher answers per prompt; also count prompts with at least K ok answers."
+USE_N_HELP = (
+    "Ask for all missing answers of a prompt in one request (the API's n parameter) instead of "
+    "one request per answer. Default: on for --base-url endpoints, off for the embedded model."
+)
 
 teacher_app = typer.Typer(
     help="Offline teacher references: build, inspect, export and import the store.",
@@ -69,7 +103,7 @@ def build(
         ),
     ],
     store: Annotated[Path, typer.Option(help="Teacher store (SQLite file, created if missing).")],
-    k: Annotated[int, typer.Option("-k", help="Usable answers wanted per prompt (K).")] = 4,
+    k: Annotated[int, typer.Option(*K_FLAGS, help=K_BUILD_HELP)] = 4,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -91,12 +125,10 @@ def build(
     max_retries: MaxRetries = 4,
     use_n: Annotated[
         bool | None,
-        typer.Option(
-            "--n/--no-n",
-            help="Ask for all missing answers of a prompt in one request (n). "
-            "Default: on for --base-url endpoints, off for the embedded model.",
-            show_default=False,
-        ),
+        typer.Option("--use-n/--no-use-n", help=USE_N_HELP, show_default=False),
+    ] = None,
+    old_n: Annotated[  # the former spelling, kept working
+        bool | None, typer.Option("--n/--no-n", hidden=True, show_default=False)
     ] = None,
     prompt_field: Annotated[
         str, typer.Option(help="Field with the prompt (string or chat messages).")
@@ -123,8 +155,15 @@ def build(
     max_rounds: Annotated[
         int, typer.Option(help="Requests rounds per prompt in this run (tops up unusable answers).")
     ] = 3,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="Show progress on stderr: a bar on a terminal, else a line every "
+            "ROPD_PROGRESS_EVERY seconds (default 30)."
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    no_probe: NoProbe = False,
 ) -> None:
     """Ask the teacher for K answers per prompt; run again to resume or top up."""
     usable = {"ok", *(accept or [])}
@@ -150,21 +189,43 @@ def build(
     )
     if not items:
         raise _fail(f"{data}: no prompts")
+    if use_n is not None and old_n is not None and use_n != old_n:
+        raise _fail("--use-n/--no-use-n and its old spelling --n/--no-n disagree; give one")
+    chosen_n = use_n if use_n is not None else old_n
 
+    show = progress and not as_json
+    on_terminal = Console(stderr=True).is_terminal
+    counts = _StoreCounts(store, usable)
+    display = RunProgress(
+        "teacher build",
+        "usable answers",
+        enabled=show and not on_terminal,  # a terminal gets the builder's own bar
+        poll=counts.poll,
+    )
     try:
-        report = build_store(
-            items,
-            store,
-            role,
-            k,
-            limits=limits,
-            system_prompt=system_prompt,
-            usable=usable,
-            use_n=base_url is not None if use_n is None else use_n,
-            max_pending=max_pending,
-            max_rounds=max_rounds,
-            progress=progress and not as_json,
-        )
+        with OutputLock(store, advice="wait for it or use another --store"), display:
+            counts.begin()
+            display.start(total=_answers_needed(store, items, role, k, usable, system_prompt))
+            report = build_store(
+                items,
+                store,
+                role,
+                k,
+                limits=limits,
+                system_prompt=system_prompt,
+                usable=usable,
+                use_n=role.base_url is not None if chosen_n is None else chosen_n,
+                max_pending=max_pending,
+                max_rounds=max_rounds,
+                progress=show and on_terminal,
+                probe=not no_probe,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {counts.saved_message()}\n"
+            f"the same command continues (a build asks only for what is missing): "
+            f"{resume_command()}"
+        ) from None
     except BuildAborted as exc:
         raise BuildAborted(f"{exc} (finished answers are kept in {store})") from None
     summary = report.as_dict()
@@ -172,8 +233,13 @@ def build(
         print(json.dumps(summary))
     else:
         console = Console(soft_wrap=True)
+        skipped = (
+            f", {report.skipped_truncated} not asked again (answers cut off at this max_tokens)"
+            if report.skipped_truncated
+            else ""
+        )
         console.print(
-            f"{report.prompts} prompts, {report.complete_before} already complete; "
+            f"{report.prompts} prompts, {report.complete_before} already complete{skipped}; "
             f"{report.requests} requests ({report.failed_requests} failed), "
             f"{report.answers_stored} answers stored {dict(report.by_status)} "
             f"in {report.wall_s:.1f} s -> {store}",
@@ -182,11 +248,84 @@ def build(
         )
         for line in report.errors[:5]:
             console.print(f"  {line}", markup=False, highlight=False)
-    if report.incomplete:
-        raise JudgeError(  # exit 1: the teacher did not deliver; what it did deliver is kept
-            f"{len(report.incomplete)} prompts still have fewer than {k} usable answers "
-            f"(e.g. {', '.join(report.incomplete[:3])}); run the same command again to top them up"
+        note = report.truncation_note()  # also in the --json report as "note"
+        if note:
+            console.print(note, markup=False, highlight=False)
+    error = report.shortfall_error()  # None if only cut-off answers are short and some exist
+    if error is not None:
+        raise error  # exit 1: the teacher did not deliver; what it did deliver is kept
+
+
+class _StoreCounts:
+    """Answers in the store, read on its own read-only connection while the build writes.
+
+    The builder reports progress only to its terminal bar, so plain progress lines and the
+    Ctrl-C message count rows instead (every answer is committed the moment it arrives, and the
+    build holds the store's lock, so the rows added since `begin` are this run's).
+    """
+
+    def __init__(self, path: Path, usable: Collection[str]) -> None:
+        self.path = path
+        self.usable = sorted(usable)
+        self.at_begin = (0, 0)
+
+    def read(self) -> tuple[int, int]:
+        """(answers, usable answers) in the store now; (0, 0) before it has its tables."""
+        if not self.path.is_file():
+            return 0, 0
+        marks = ",".join("?" * len(self.usable))
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(status IN ({marks})), 0) FROM answers",
+                    self.usable,
+                ).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return 0, 0
+        return int(row[0]), int(row[1])
+
+    def begin(self) -> None:
+        self.at_begin = self.read()
+
+    def poll(self) -> tuple[int, dict[str, float | str]]:
+        answers, usable = self.read()
+        return usable - self.at_begin[1], {"answers stored": answers - self.at_begin[0]}
+
+    def saved_message(self) -> str:
+        answers, _ = self.read()
+        return (
+            f"{answers} teacher answers are saved in {self.path} "
+            f"({answers - self.at_begin[0]} from this run)"
         )
+
+
+def _answers_needed(
+    store: Path,
+    items: Sequence[PromptItem],
+    role: RoleConfig,
+    k: int,
+    usable: Collection[str],
+    system_prompt: str | None,
+) -> int | None:
+    """Usable answers this build still has to get (the progress total); None when unknown.
+
+    Unknown for the embedded model: its fingerprint names the served model, known only once
+    the server runs.
+    """
+    if role.base_url is None:
+        return None
+    if not store.is_file():
+        return len(items) * k
+    fingerprint = TeacherFingerprint.from_role(role, system_prompt=system_prompt)
+    try:
+        with TeacherStore(store) as teacher_store:
+            # the builder's own rule: answers cut off at this max_tokens are not asked again
+            return answers_needed(teacher_store, items, fingerprint, k, usable)
+    except (sqlite3.Error, InputError, RuntimeError):
+        return None  # the build itself reports an unusable store
 
 
 def _existing_store(path: Path) -> TeacherStore:
@@ -198,9 +337,7 @@ def _existing_store(path: Path) -> TeacherStore:
 @teacher_app.command("stats")
 def stats(
     store: Annotated[Path, typer.Option(help="Teacher store (SQLite file).")],
-    k: Annotated[
-        int | None, typer.Option("-k", help="Also count prompts with at least K ok answers.")
-    ] = None,
+    k: Annotated[int | None, typer.Option(*K_FLAGS, help=K_STATS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Prompts, answers by status, fingerprints and tokens in a store."""

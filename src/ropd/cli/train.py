@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ropd.cli.options import NoProbe
 from ropd.errors import RunStopped
 
 EXIT_GATE = RunStopped.exit_code
@@ -91,8 +92,13 @@ def train(
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="validate the config and print the plan; load nothing"),
+        typer.Option(
+            "--dry-run",
+            help="validate the config, check that this machine can run it (packages, API-key "
+            "variables, endpoints) and print the plan; load nothing",
+        ),
     ] = False,
+    no_probe: NoProbe = False,
 ) -> None:
     """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`."""
     from ropd.train.config import load_config
@@ -101,10 +107,12 @@ def train(
         config, _overrides(set_, method, output_dir, max_steps), check_paths=not dry_run
     )
     if dry_run:
-        cfg.trl_args()
+        from ropd.train.preflight import check_ready
+
         for line in _describe(cfg):
             typer.echo(line)
-        typer.echo("config is valid (dry run: nothing was loaded)")
+        check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
+        typer.echo("config is valid and this machine can run it (dry run: nothing was loaded)")
         return
 
     import os
@@ -115,7 +123,7 @@ def train(
     if main:
         for line in _describe(cfg):
             typer.echo(line)
-    report = run(cfg, resume=resume)
+    report = run(cfg, resume=resume, probe=not no_probe)
     if main:
         typer.echo("")
         for line in report.lines():

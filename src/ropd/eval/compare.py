@@ -2,6 +2,11 @@
 
 gap closed = (model − base) / (teacher − base), per task and on the task average; it is
 undefined (n/a) where teacher and base score the same.
+
+Rows are only comparable when they were generated the same way: `SettingsCheck` lists every
+generation setting (temperature, samples, token budget, limit, grader...) on which rows differ,
+and which rows are too old to say. Which model ran, and how (backend, endpoint, dtype), may
+differ: that is what a comparison is for.
 """
 
 from __future__ import annotations
@@ -14,7 +19,32 @@ from typing import Any
 from rich.table import Table
 
 from ropd.eval.summary import SUMMARY_JSON, pct
-from ropd.eval.types import EvalError
+from ropd.eval.types import EvalError, IncomparableRunsError
+
+# Settings that must agree between rows (None for the grader ones: the run had no rubric task).
+COMPARED_SETTINGS = (
+    "num_samples",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "system_prompt",
+    "limit",
+    "grader",
+    "grader_max_tokens",
+)
+_ONLY_WHEN_SET = ("grader", "grader_max_tokens")
+# Per-task fields that must agree for a task several rows share.
+COMPARED_TASK_FIELDS = ("items", "n")
+# Summaries written before `settings` existed recorded these under `generation`.
+_LEGACY_GENERATION = {
+    "n": "num_samples",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_new_tokens": "max_tokens",
+    "seed": "seed",
+    "system_prompt": "system_prompt",
+}
 
 
 @dataclass
@@ -30,6 +60,113 @@ class RunSummary:
     def std(self, task: str) -> float | None:
         entry = self.data.get("tasks", {}).get(task)
         return None if entry is None else entry.get("pass_at_1_std")
+
+    def settings(self) -> dict[str, Any]:
+        """The recorded settings; from `generation` for older summaries; {} when none."""
+        recorded = self.data.get("settings")
+        if isinstance(recorded, dict):
+            return recorded
+        generation = self.data.get("generation")
+        if not isinstance(generation, dict):
+            return {}
+        settings = {
+            new: generation[old] for old, new in _LEGACY_GENERATION.items() if old in generation
+        }
+        if "grader" in self.data:
+            settings["grader"] = self.data["grader"]
+        return settings
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return str(value)
+
+
+@dataclass
+class SettingsCheck:
+    """Where rows disagree, and which rows are too old to tell.
+
+    `differences`: setting -> row label -> value, for every setting with more than one value.
+    `unrecorded`: rows whose summary records no settings at all (cannot be checked).
+    `unknown`: row label -> the settings its (older) summary does not record.
+    """
+
+    differences: dict[str, dict[str, Any]]
+    unrecorded: list[str]
+    unknown: dict[str, list[str]]
+
+    def difference_lines(self) -> list[str]:
+        return [
+            f"{setting}: " + ", ".join(f"{label}={_show(v)}" for label, v in values.items())
+            for setting, values in self.differences.items()
+        ]
+
+    def refusal(self) -> str:
+        lines = "\n".join(f"  {line}" for line in self.difference_lines())
+        return (
+            "these results were generated with different settings, so their numbers are not "
+            f"comparable:\n{lines}\nre-run the odd ones out with the same settings, or pass "
+            "--force to compare anyway"
+        )
+
+    def force_warning(self) -> str:
+        return "warning: compared with --force although the rows differ in " + "; ".join(
+            self.difference_lines()
+        )
+
+    def unchecked_warning(self) -> str | None:
+        parts = [f"{label}: no settings recorded" for label in self.unrecorded]
+        parts += [
+            f"{label}: {', '.join(missing)} not recorded" for label, missing in self.unknown.items()
+        ]
+        if not parts:
+            return None
+        return (
+            "warning: these rows come from summaries written by an older ropd and cannot be "
+            f"fully checked ({'; '.join(parts)}); re-run their `ropd eval` command to record "
+            "the settings (finished samples are reused)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "differences": self.differences,
+            "unrecorded": self.unrecorded,
+            "unknown": self.unknown,
+        }
+
+
+def check_settings(runs: list[RunSummary]) -> SettingsCheck:
+    """Compare every row's generation settings and shared tasks' sizes; the model may differ."""
+    recorded = {run.label: run.settings() for run in runs}
+    unrecorded = [label for label, settings in recorded.items() if not settings]
+    differences: dict[str, dict[str, Any]] = {}
+    unknown: dict[str, list[str]] = {}
+    for setting in COMPARED_SETTINGS:
+        values = {}
+        for label, settings in recorded.items():
+            if not settings:
+                continue
+            if setting not in settings:
+                # the grader's token budget only matters for a row that was graded at all
+                if setting != "grader_max_tokens" or settings.get("grader") is not None:
+                    unknown.setdefault(label, []).append(setting)
+            elif settings[setting] is not None or setting not in _ONLY_WHEN_SET:
+                values[label] = settings[setting]
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            differences[setting] = values
+    for task in sorted({task for run in runs for task in run.data["tasks"]}):
+        for name in COMPARED_TASK_FIELDS:
+            values = {}
+            for run in runs:
+                entry = run.data["tasks"].get(task)
+                if isinstance(entry, dict) and name in entry:
+                    values[run.label] = entry[name]
+            if len({json.dumps(v) for v in values.values()}) > 1:
+                differences[f"{name} of {task}"] = values
+    return SettingsCheck(differences, unrecorded, unknown)
 
 
 def load_run(path: Path) -> RunSummary:
@@ -59,6 +196,17 @@ class Comparison:
     base: RunSummary | None
     teacher: RunSummary | None
 
+    @property
+    def settings_check(self) -> SettingsCheck:
+        return check_settings(self.runs)
+
+    def require_same_settings(self, *, force: bool = False) -> SettingsCheck:
+        """Raise `IncomparableRunsError` when rows differ, unless `force`; return the check."""
+        check = self.settings_check
+        if check.differences and not force:
+            raise IncomparableRunsError(check.refusal())
+        return check
+
     def average(self, run: RunSummary) -> float | None:
         values = [run.score(t) for t in self.tasks]
         if not values or any(v is None for v in values):
@@ -84,6 +232,7 @@ class Comparison:
             rows[run.label] = {
                 "path": str(run.path),
                 "model": run.data.get("model"),
+                "settings": run.settings() or None,
                 "pass_at_1": {t: run.score(t) for t in self.tasks},
                 "pass_at_1_std": {t: run.std(t) for t in self.tasks},
                 "average": self.average(run),
@@ -93,6 +242,7 @@ class Comparison:
             "base": self.base.label if self.base else None,
             "teacher": self.teacher.label if self.teacher else None,
             "tasks": self.tasks,
+            "settings_check": self.settings_check.as_dict(),
             "runs": rows,
         }
 

@@ -50,6 +50,10 @@ class Generator(Protocol):
         """Call `on_result` once per request, as soon as its completions (or its error) arrive."""
         ...
 
+    def describe(self) -> dict[str, Any]:
+        """How this backend runs the model (endpoint, dtype...), recorded in `summary.json`."""
+        ...
+
 
 def with_system_prompt(messages: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
     """Prepend the run's system prompt unless the item already brings one."""
@@ -78,6 +82,12 @@ class EndpointGenerator:
         # The endpoint URL is left out on purpose: the same model behind another gateway is the
         # same model, and its samples stay reusable.
         self.fingerprint = f"endpoint:{role.model}"
+
+    def describe(self) -> dict[str, Any]:
+        """The endpoint's host and port only: credentials and paths never reach a summary."""
+        from ropd.llm.client import endpoint_host
+
+        return {"endpoint": endpoint_host(self.role.base_url)}
 
     async def generate(
         self, requests: list[Request], settings: GenerationSettings, on_result: OnResult
@@ -186,6 +196,13 @@ class TransformersGenerator:
             commit = getattr(self.lm.config, "_commit_hash", None)
             self.fingerprint = f"hf:{model}@{commit}" if commit else f"hf:{model}"
         self.fingerprint += f"|{gguf_file}" if gguf_file else ""
+
+    def describe(self) -> dict[str, Any]:
+        """The dtype the weights were loaded in and the device: both change the numbers."""
+        return {
+            "dtype": str(getattr(self.lm, "dtype", "unknown")).removeprefix("torch."),
+            "device": str(self.device),
+        }
 
     def render(self, messages: list[dict[str, Any]]) -> str:
         """The prompt text: the chat template, or plain turns for models that have none."""

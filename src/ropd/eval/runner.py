@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import ropd
-from ropd.eval.generate import Generation, Generator, Request
+from ropd.eval.generate import Generation, Generator, Request, with_system_prompt
 from ropd.eval.items import load_items
 from ropd.eval.scoring.ifeval import check_available, score_ifeval
 from ropd.eval.scoring.math import score_math
@@ -28,7 +28,13 @@ from ropd.eval.scoring.rubric import score_rubric
 from ropd.eval.store import SampleStore
 from ropd.eval.summary import summarize_task, write_summary
 from ropd.eval.tasks import TaskSpec
-from ropd.eval.types import EvalError, EvalItem, GenerationSettings, SampleScore
+from ropd.eval.types import (
+    EvalError,
+    EvalItem,
+    GenerationSettings,
+    SampleScore,
+    SamplesFailedError,
+)
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient
 
@@ -45,12 +51,47 @@ class Grader:
 
 @dataclass
 class RunResult:
+    """What one run did; `summary` is what `summary.json` says about every task."""
+
     out_dir: Path
     summary: dict[str, Any]
     generated: int = 0
     reused: int = 0
     scored: int = 0
-    failed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # one message per failed request
+    tasks: list[str] = field(default_factory=list)  # this run's (the summary may keep older ones)
+
+    def totals(self) -> dict[str, int]:
+        """Samples wanted, and how many failed to generate or to be graded, over this run."""
+        by_name = self.summary.get("tasks", {})
+        tasks = [by_name[name] for name in self.tasks if name in by_name]
+        return {
+            "expected": sum(t["n"] * t["items"] for t in tasks),
+            "failed": sum(t["failed"] for t in tasks),
+            "failed_generation": sum(t["failed_generation"] for t in tasks),
+            "failed_grading": sum(t["failed_grading"] for t in tasks),
+        }
+
+    def check(self) -> None:
+        """Raise `SamplesFailedError` when any sample has no score: the numbers are partial."""
+        totals = self.totals()
+        if not totals["failed"]:
+            return
+        causes = (
+            f"{totals['failed_generation']} could not be generated, "
+            f"{totals['failed_grading']} could not be graded"
+        )
+        first = f"; first error: {self.failed[0]}" if self.failed else ""
+        if totals["failed"] == totals["expected"]:
+            raise SamplesFailedError(
+                f"all {totals['expected']} samples failed ({causes}){first}; nothing was "
+                "scored, so there is no result: fix the endpoint or model and run again"
+            )
+        raise SamplesFailedError(
+            f"{totals['failed']} of {totals['expected']} samples failed ({causes}){first}; "
+            "pass@1 covers only the scored ones. Re-run the same command to retry them; "
+            "finished samples are kept"
+        )
 
 
 def prepare(
@@ -84,14 +125,20 @@ async def run_eval(
     *,
     grader: Grader | None = None,
     console: Console | None = None,
+    limit: int | None = None,
 ) -> RunResult:
-    """Generate, score and summarise `tasks` into `out_dir`; re-use finished samples."""
+    """Generate, score and summarise `tasks` into `out_dir`; re-use finished samples.
+
+    `limit` is only recorded (the items were already cut by `prepare`), so that a summary of a
+    quick look is never mistaken for a full run. Failed samples are counted in the summary,
+    not raised: call `RunResult.check()` to turn them into an error.
+    """
     if any(spec.family == "rubric" for spec, _ in tasks) and grader is None:
         raise EvalError("rubric tasks need a grader model (--grader-model / --grader-base-url)")
     out_dir.mkdir(parents=True, exist_ok=True)
     gen_key = settings.key(generator.fingerprint)
     store = SampleStore(out_dir / SAMPLES_FILE)
-    result = RunResult(out_dir=out_dir, summary={})
+    result = RunResult(out_dir=out_dir, summary={}, tasks=[spec.name for spec, _ in tasks])
     items_by_key = {
         (spec.name, item.item_id): (spec, item) for spec, items in tasks for item in items
     }
@@ -110,7 +157,12 @@ async def run_eval(
                     for offset, generation in enumerate(outcome):
                         store.put(
                             _sample_record(
-                                task_name, item_id, first + offset, gen_key, generator, generation
+                                items_by_key[(task_name, item_id)],
+                                first + offset,
+                                gen_key,
+                                generator,
+                                generation,
+                                settings,
                             )
                         )
                     result.generated += len(outcome)
@@ -121,7 +173,8 @@ async def run_eval(
             result.scored = await _score_pending(
                 store, items_by_key, gen_key, settings.n, grader, progress
             )
-        result.summary = _summary(tasks, store, gen_key, generator, settings, grader)
+        _add_prompt_and_gold(store, items_by_key, gen_key, settings)
+        result.summary = _summary(tasks, store, gen_key, generator, settings, grader, limit)
         write_summary(out_dir, result.summary)
     finally:
         store.compact()
@@ -172,15 +225,44 @@ def _missing(
     return requests, reused
 
 
-def _sample_record(
-    task: str, item_id: str, index: int, gen_key: str, generator: Generator, gen: Generation
+def gold(family: str, item: EvalItem) -> Any:
+    """What the scorer compares a completion with: the answer, the letter, the checks, the rubric."""
+    target = item.target
+    if family == "math":
+        return target["answer"]
+    if family == "mcq":
+        return target["correct"]
+    if family == "ifeval":
+        return {"instruction_id_list": target["instruction_id_list"], "kwargs": target["kwargs"]}
+    return target["rubrics"]
+
+
+def _prompt_and_gold(
+    spec: TaskSpec, item: EvalItem, settings: GenerationSettings
 ) -> dict[str, Any]:
+    # The messages as sent (system prompt included), so a sample can be checked by eye.
     return {
-        "task": task,
-        "item_id": item_id,
+        "prompt": with_system_prompt(item.messages, settings.system_prompt),
+        "gold": gold(spec.family, item),
+    }
+
+
+def _sample_record(
+    task_item: tuple[TaskSpec, EvalItem],
+    index: int,
+    gen_key: str,
+    generator: Generator,
+    gen: Generation,
+    settings: GenerationSettings,
+) -> dict[str, Any]:
+    spec, item = task_item
+    return {
+        "task": spec.name,
+        "item_id": item.item_id,
         "sample_index": index,
         "gen_key": gen_key,
         "model": generator.model,
+        **_prompt_and_gold(spec, item, settings),
         "completion": gen.text,
         "finish_reason": gen.finish_reason,
         "completion_tokens": gen.completion_tokens,
@@ -189,6 +271,19 @@ def _sample_record(
         "error": None,
         "created_at": _now(),
     }
+
+
+def _add_prompt_and_gold(
+    store: SampleStore,
+    items_by_key: dict[tuple[str, str], tuple[TaskSpec, EvalItem]],
+    gen_key: str,
+    settings: GenerationSettings,
+) -> None:
+    """Give samples written by older versions their prompt and gold (in memory; compacted)."""
+    for record in store.records.values():
+        task_item = items_by_key.get((record["task"], record["item_id"]))
+        if record["gen_key"] == gen_key and task_item is not None and "gold" not in record:
+            record.update(_prompt_and_gold(*task_item, settings))
 
 
 def _now() -> str:
@@ -268,6 +363,7 @@ def _summary(
     generator: Generator,
     settings: GenerationSettings,
     grader: Grader | None,
+    limit: int | None,
 ) -> dict[str, Any]:
     per_task: dict[str, Any] = {}
     for spec, items in tasks:
@@ -278,16 +374,27 @@ def _summary(
             if (r := store.get((spec.name, item.item_id, i, gen_key))) is not None
         ]
         per_task[spec.name] = summarize_task(
-            spec.name, spec.family, spec.source, records, settings.n, len(items)
+            spec.name, spec.family, spec.source, records, settings.n, len(items), limit=limit
         )
     uses_grader = grader is not None and any(s.family == "rubric" for s, _ in tasks)
+    grader_model = grader.role.model if uses_grader and grader else None
     return {
         "model": generator.model,
         "model_fingerprint": generator.fingerprint,
         "backend": generator.backend,
-        "generation": settings.model_dump(),
+        # Every setting that shapes the numbers, under the flags' names: `compare` checks them.
+        "settings": {
+            "model": generator.model,
+            "backend": generator.backend,
+            **generator.describe(),
+            **settings.record(),
+            "limit": limit,
+            "grader": grader_model,
+            "grader_max_tokens": grader.role.max_tokens if grader_model and grader else None,
+        },
+        "generation": settings.model_dump(),  # the same, as GenerationSettings (older readers)
         "generation_key": gen_key,
-        "grader": grader.role.model if uses_grader and grader else None,
+        "grader": grader_model,
         "ropd_version": ropd.__version__,
         "created_at": _now(),
         "tasks": per_task,

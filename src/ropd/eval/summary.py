@@ -3,6 +3,10 @@
 pass@1 is the mean score over all items and samples. Its spread is reported as the standard
 deviation, over the n sample indices, of the per-index accuracy (the run-to-run spread you
 would see evaluating n times with one sample each): that is the paper's "avg@n ± std".
+
+`failed` counts every wanted sample without a score: not generated (the request failed) or not
+graded (the grader failed). A summary is only written at the end of a run, when every missing
+sample has been tried, so a missing sample is a failed one.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarize_task(
-    name: str, family: str, source: str, records: list[dict[str, Any]], n: int, items: int
+    name: str,
+    family: str,
+    source: str,
+    records: list[dict[str, Any]],
+    n: int,
+    items: int,
+    *,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Aggregate one task's sample records (one per item and sample index)."""
     scored = [r for r in records if r.get("score") is not None]
@@ -34,13 +45,19 @@ def summarize_task(
         "family": family,
         "source": source,
         "pass_at_1": _mean([float(r["score"]) for r in scored]),
-        "pass_at_1_std": statistics.stdev(per_index) if len(per_index) > 1 else 0.0,
+        # no score at all: no spread either (n/a, not a reassuring 0.0)
+        "pass_at_1_std": (
+            None if not scored else statistics.stdev(per_index) if len(per_index) > 1 else 0.0
+        ),
         "n": n,
         "items": items,
+        "limit": limit,
         "samples": len(records),
-        "missing": n * items - len(records),
         "scored": len(scored),
-        "failed": len(records) - len(scored),
+        "failed": n * items - len(scored),
+        "failed_generation": n * items - len(records),
+        "failed_grading": len(records) - len(scored),
+        "missing": n * items - len(records),  # = failed_generation; kept for older readers
         "truncated": sum(1 for r in records if r.get("finish_reason") == "length"),
     }
     summary.update(_family_metrics(family, scored))
@@ -81,20 +98,40 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+SETTING_LABELS = {
+    "model": "model",
+    "backend": "backend",
+    "endpoint": "endpoint",
+    "dtype": "dtype",
+    "device": "device",
+    "num_samples": "samples per item (--num-samples)",
+    "temperature": "temperature",
+    "top_p": "top-p",
+    "max_tokens": "max new tokens",
+    "seed": "seed",
+    "system_prompt": "system prompt",
+    "system_prompt_sha256": "system prompt sha256",
+    "limit": "limit (first N items per task)",
+    "grader": "rubric grader",
+    "grader_max_tokens": "grader max tokens",
+}
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
-    gen = summary["generation"]
+    settings = summary["settings"]
     lines = [
         f"# Evaluation of `{summary['model']}`",
         "",
-        f"- backend: {summary['backend']}; fingerprint: `{summary['model_fingerprint']}`",
-        (
-            f"- n = {gen['n']}, temperature = {gen['temperature']}, top-p = {gen['top_p']}, "
-            f"max new tokens = {gen['max_new_tokens']}, seed = {gen['seed']}"
-        ),
-        f"- system prompt: {gen['system_prompt']!r}",
+        f"Model fingerprint: `{summary['model_fingerprint']}`",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
     ]
-    if summary.get("grader"):
-        lines.append(f"- rubric grader: `{summary['grader']}`")
+    for key, value in settings.items():
+        if key in ("grader", "grader_max_tokens") and value is None:
+            continue
+        shown = "none (all items)" if key == "limit" and value is None else _cell(value)
+        lines.append(f"| {SETTING_LABELS.get(key, key)} | {shown} |")
     lines += [
         "",
         "| task | family | pass@1 (%) | std | items | n | failed | truncated |",
@@ -117,4 +154,27 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"instruction loose {pct(task['inst_level_loose'])}"
             ),
         ]
+    tasks = summary["tasks"].values()
+    failed = sum(t["failed"] for t in tasks)
+    if failed:
+        generation = sum(t.get("failed_generation", 0) for t in tasks)
+        grading = sum(t.get("failed_grading", 0) for t in tasks)
+        lines += [
+            "",
+            (
+                f"**{failed} samples failed**: {generation} could not be generated (the "
+                f"command printed why), {grading} could not be graded (`error` in "
+                "samples.jsonl). pass@1 covers only the scored samples; re-run the same "
+                "command to retry the failed ones."
+            ),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    """A value for a Markdown table cell (pipes and newlines would break the row)."""
+    if value is None:
+        return "none"
+    if not isinstance(value, str):
+        return json.dumps(value)
+    return "`" + value.replace("|", "\\|").replace("\n", " ").replace("`", "'") + "`"

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ropd.errors import InputError
+from ropd.errors import InputError, JudgeError
 
 Family = Literal["math", "mcq", "ifeval", "rubric"]
 FAMILIES: tuple[str, ...] = ("math", "mcq", "ifeval", "rubric")
@@ -17,6 +17,18 @@ FAMILIES: tuple[str, ...] = ("math", "mcq", "ifeval", "rubric")
 
 class EvalError(InputError):
     """A problem the user can fix (bad task spec, malformed file, missing extra, no hub)."""
+
+
+class IncomparableRunsError(EvalError):
+    """`ropd eval compare` rows made under different settings: their numbers would mislead."""
+
+
+class SamplesFailedError(JudgeError):
+    """Samples that could not be generated or graded: the numbers are incomplete (exit 1).
+
+    Raised after the summary is written, so what did finish is kept; re-running retries only
+    the failed samples.
+    """
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,21 @@ class GenerationSettings(BaseModel):
         payload["model"] = model_fingerprint
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def record(self) -> dict[str, Any]:
+        """These settings under the command line's names, as `summary.json` records them."""
+        system = self.system_prompt
+        return {
+            "num_samples": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "system_prompt": system,
+            "system_prompt_sha256": (
+                None if system is None else hashlib.sha256(system.encode()).hexdigest()[:16]
+            ),
+        }
 
 
 @dataclass

@@ -514,12 +514,16 @@ class OpenAIChatClient:
             cause = _clean(_error_cause(error))
             if status in (401, 403):
                 self.usage.fail(role.name)
-                variable = role.api_key_env or "OPENAI_API_KEY"
+                variable = role.key_variable
+                fix = (
+                    f"check the variable {variable}"
+                    if variable
+                    else "no key was sent: name the variable holding this endpoint's key with "
+                    "--api-key-env / api_key_env (OPENAI_API_KEY is sent unnamed only to "
+                    "api.openai.com)"
+                )
                 raise JudgeUnavailable(
-                    redact.scrub(
-                        f"{where} rejected the API key (HTTP {status}): {cause}; "
-                        f"check the variable {variable}"
-                    )
+                    redact.scrub(f"{where} rejected the API key (HTTP {status}): {cause}; {fix}")
                 ) from None
             if status == 404:
                 self.usage.fail(role.name)
@@ -562,16 +566,19 @@ class OpenAIChatClient:
 
 @asynccontextmanager
 async def open_chat_client(
-    roles: Sequence[RoleConfig], limits: LimitsConfig | None = None
+    roles: Sequence[RoleConfig], limits: LimitsConfig | None = None, *, probe: bool = True
 ) -> AsyncIterator[tuple[OpenAIChatClient, list[RoleConfig]]]:
     """A client for `roles`, starting the embedded local server if any role needs it.
 
     Roles with `base_url=None` come back as copies pointing at one shared local server (its URL
     and model name filled in); the server is stopped when the block exits, also on errors and
-    Ctrl-C.
+    Ctrl-C. With `probe` (the default) every other endpoint is probed once before the block
+    runs (`ropd.llm.probe`): unreachable, key rejected or model not served raise
+    `JudgeUnavailable` before any paid request.
     """
     server = None
     resolved = list(roles)
+    remote = [role for role in roles if role.base_url is not None]
     if any(role.base_url is None for role in roles):
         from ropd.llm.local_server import LocalServer
 
@@ -588,6 +595,10 @@ async def open_chat_client(
         # llama-cpp-python takes {"type": "json_object", "schema": ...}, not json_schema
         client.set_format_mode(server.base_url, "json_object_schema")
     try:
+        if probe and remote:
+            from ropd.llm.probe import probe_endpoints
+
+            await probe_endpoints(remote)
         yield client, resolved
     finally:
         await client.aclose()

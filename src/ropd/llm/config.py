@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ropd import redact
 from ropd.errors import ConfigError
+
+# `base_url: local` (or `--base-url local`) asks for the embedded model explicitly.
+LOCAL = "local"
+# The only host `OPENAI_API_KEY` is sent to without being named: a key set for OpenAI must not
+# leak to whatever other endpoint a role points at.
+OPENAI_HOST = "api.openai.com"
+DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
 
 
 class RoleConfig(BaseModel):
     """Where and how to call the model that plays one role.
 
-    `base_url=None` means the embedded local server (started on demand). The API key itself is
-    never stored here: only the name of the environment variable that holds it.
+    `base_url=None` (or "local") means the embedded local server (started on demand). The API key
+    itself is never stored here: only the name of the environment variable that holds it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -28,12 +36,15 @@ class RoleConfig(BaseModel):
     name: str = Field(default="judge", description="Role name (usage and traces are per role).")
     base_url: str | None = Field(
         default=None,
-        description="OpenAI-compatible endpoint (…/v1); none = the embedded local model.",
+        description="OpenAI-compatible endpoint (…/v1); none or 'local' = the embedded local "
+        "model.",
     )
     model: str = Field(default="local", description="Model name served at base_url.")
     api_key_env: str | None = Field(
         default=None,
-        description="Environment variable holding the API key (default: OPENAI_API_KEY if set).",
+        description="Environment variable holding the API key. Unset: OPENAI_API_KEY for "
+        "api.openai.com only; any other endpoint gets no key (name OPENAI_API_KEY here to send "
+        "it elsewhere).",
     )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
@@ -43,16 +54,38 @@ class RoleConfig(BaseModel):
         default_factory=dict, description="Extra request fields sent as they are (vLLM options…)."
     )
 
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _local_is_embedded(cls, value: Any) -> Any:
+        """`local` is the embedded model, like no base URL at all (but said on purpose)."""
+        if isinstance(value, str) and value.strip().lower() == LOCAL:
+            return None
+        return value
+
+    @property
+    def key_variable(self) -> str | None:
+        """The variable the key is read from; None when no key is sent ("EMPTY").
+
+        `OPENAI_API_KEY` is only used unnamed for OpenAI's own API: sent to any endpoint, it
+        would hand an OpenAI key to a local stub, a colleague's vLLM or a third-party gateway.
+        """
+        if self.api_key_env is not None:
+            return self.api_key_env
+        if self.base_url and urlsplit(self.base_url).hostname == OPENAI_HOST:
+            return DEFAULT_KEY_VARIABLE
+        return None
+
     def api_key(self) -> str:
         """Read the key from the environment at call time (never logged, never stored)."""
-        if self.api_key_env is None:
-            value = os.environ.get("OPENAI_API_KEY", "EMPTY")
-        else:
-            value = os.environ.get(self.api_key_env, "")
-            if not value:
-                raise ConfigError(
-                    f"role {self.name!r}: environment variable {self.api_key_env} is not set"
-                )
+        variable = self.key_variable
+        if variable is None:
+            return "EMPTY"  # OpenAI-compatible servers without auth accept any key
+        value = os.environ.get(variable, "")
+        if not value:
+            where = f" (the key for {OPENAI_HOST})" if self.api_key_env is None else ""
+            raise ConfigError(
+                f"role {self.name!r}: environment variable {variable} is not set{where}"
+            )
         redact.remember(value)  # from now on scrubbed from every error, trace and log line
         return value
 

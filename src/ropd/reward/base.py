@@ -92,6 +92,7 @@ class BaseScorer(Generic[C]):
         client: ChatClient | None = None,
         run_id: str | None = None,
         run_info: dict[str, Any] | None = None,
+        probe: bool = True,
     ) -> AsyncIterator[Self]:
         """A scorer that owns its judge connection (and the embedded server, when needed).
 
@@ -99,7 +100,9 @@ class BaseScorer(Generic[C]):
         stopped on exit. `traces` is a path (a trace store opened and closed here) or an open
         `TraceStore`. Pass `client` to score through another `ChatClient` (tests, custom
         transports); `limits` then does not apply. Unset API-key variables fail here, before any
-        group is scored.
+        group is scored; with `probe` (the default, unless `client` is given) every endpoint is
+        probed once too: unreachable, key rejected or model not served is `JudgeUnavailable`
+        before the first group (`ropd.llm.probe`).
         """
         for role in cls.roles_of(config):
             role.check_api_key()
@@ -108,7 +111,7 @@ class BaseScorer(Generic[C]):
                 from ropd.llm.client import open_chat_client
 
                 client, resolved = await stack.enter_async_context(
-                    open_chat_client(cls.roles_of(config), limits)
+                    open_chat_client(cls.roles_of(config), limits, probe=probe)
                 )
                 config = cls.config_with_roles(config, resolved)
             store = traces

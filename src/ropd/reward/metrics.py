@@ -9,6 +9,22 @@ A failed group's rewards are what its failure policy put there (None, or one con
 answer), not a judgement of its answers, so failed groups are left out of every reward, teacher
 score, rubric and pass-rate number; they count in the group total, the failure rate and the
 judge usage (their calls were spent).
+
+Reward spread, two numbers that answer two questions:
+
+- `ropd/reward_std`: the sample standard deviation (Bessel's n-1) of every student reward of the
+  step, all groups pooled. It is TRL's definition of its own `reward_std` (GRPOTrainer logs
+  `nanstd(rewards)` over the gathered batch, with Bessel's correction), so the two agree for the
+  same rewards. They still differ when a failure policy other than `nan` put a constant into a
+  failed group: TRL counts that constant, ropd leaves the failed group out. Up to ropd 0.2.0
+  this name held the population std (divide by n), smaller by a factor sqrt((n-1)/n): 0.33
+  against TRL's 0.47 for a step of two rewards.
+- `ropd/reward_std_within_group_mean`: the mean over groups of each group's sample std (groups
+  with fewer than two rewards left out). GRPO's advantage is a reward minus its group's mean
+  (divided by the group's std under TRL's default `scale_rewards="group"`), so this is the spread
+  that carries a learning signal: 0 when every group's answers scored alike, however different
+  the groups are from each other. The pooled `reward_std` also counts differences between
+  prompts (an easy prompt beside a hard one), which teach nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +66,8 @@ class StepMetrics:
     groups: int
     failed_groups: int
     reward_mean: float | None = None
-    reward_std: float | None = None
+    reward_std: float | None = None  # pooled sample std, TRL's `reward_std` definition
+    reward_std_within_group_mean: float | None = None  # mean of the groups' sample stds
     teacher_score_mean: float | None = None
     beat_teacher_rate: float | None = None
     rubric_size: float | None = None
@@ -74,6 +91,7 @@ class StepMetrics:
         optional = {
             "reward_mean": self.reward_mean,
             "reward_std": self.reward_std,
+            "reward_std_within_group_mean": self.reward_std_within_group_mean,
             "teacher_score_mean": self.teacher_score_mean,
             "beat_teacher_rate": self.beat_teacher_rate,
             "rubric_size": self.rubric_size,
@@ -98,7 +116,9 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
     """All step numbers of these groups; see the module docstring for what failed groups add."""
     results = list(results)
     scored = [res for res in results if not res.failed]
-    rewards = [r for res in scored for r in _valid(res.rewards)]
+    per_group = [_valid(res.rewards) for res in scored]
+    rewards = [r for group in per_group for r in group]
+    group_stds = [statistics.stdev(group) for group in per_group if len(group) > 1]
     teacher = [s for res in scored for s in _valid(res.teacher_scores)]
     comparable = [res for res in scored if _valid(res.rewards) and _valid(res.teacher_scores)]
     beats = sum(max(_valid(res.rewards)) > max(_valid(res.teacher_scores)) for res in comparable)
@@ -107,7 +127,8 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
         groups=len(results),
         failed_groups=len(results) - len(scored),
         reward_mean=statistics.fmean(rewards) if rewards else None,
-        reward_std=statistics.pstdev(rewards) if rewards else None,
+        reward_std=statistics.stdev(rewards) if len(rewards) > 1 else None,
+        reward_std_within_group_mean=statistics.fmean(group_stds) if group_stds else None,
         teacher_score_mean=statistics.fmean(teacher) if teacher else None,
         beat_teacher_rate=beats / len(comparable) if comparable else None,
         rubric_size=statistics.fmean(sizes) if sizes else None,

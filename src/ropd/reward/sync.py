@@ -39,18 +39,20 @@ def score_groups(
     traces: str | Path | Any | None = None,
     client: ChatClient | None = None,
     step: int | None = None,
+    probe: bool = True,
 ) -> list[GroupResult]:
     """Score `groups` with ROPD and return one result per group, in input order.
 
     Opens the judge (starting the embedded model when a role has no `base_url`), scores every
     group concurrently within `limits`, and closes everything again. Groups may be `Group`s or
-    plain dicts with the same fields.
+    plain dicts with the same fields. Endpoints are probed once first (reachable, key accepted,
+    model served) unless `probe=False`.
     """
     from ropd.reward.group_scorer import GroupScorer
 
     async def go() -> list[GroupResult]:
         async with GroupScorer.open(
-            config or ScorerConfig(), limits=limits, traces=traces, client=client
+            config or ScorerConfig(), limits=limits, traces=traces, client=client, probe=probe
         ) as scorer:
             return await scorer.score_groups(list(groups), step=step)
 

@@ -5,6 +5,11 @@ at most the requests in flight; running the same build again asks only for what 
 (prompts with fewer than K usable answers are topped up). Concurrency is bounded by a fixed number
 of prompts in progress, so memory stays flat however large the dataset; the chat client enforces
 the in-flight and rate limits.
+
+Answers cut off at `max_tokens` are not asked again at the same (or a lower) limit: the model
+would mostly run out of tokens again, and every retry is paid for. A prompt short of K only
+because of such answers is reported with the limit to raise; it does not fail the build unless
+no prompt has any usable answer.
 """
 
 from __future__ import annotations
@@ -42,36 +47,96 @@ class PromptItem:
 
 @dataclass
 class BuildReport:
-    """What one build run did (answers already in the store before the run are not counted)."""
+    """What one build run did (answers already in the store before the run are not counted).
+
+    `incomplete` lists every prompt still short of K usable answers after the run;
+    `short_by_truncation` is the part of it whose missing answers were cut off at `truncated_at`
+    tokens (not asked again at that limit), the rest is worth running again for.
+    """
 
     prompts: int = 0
+    k: int = 0
+    max_tokens: int | None = None
     complete_before: int = 0
+    skipped_truncated: int = 0
     answers_needed: int = 0
     requests: int = 0
     failed_requests: int = 0
     answers_stored: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     incomplete: list[str] = field(default_factory=list)
+    short_by_truncation: list[str] = field(default_factory=list)
+    truncated_at: int | None = None
+    without_usable: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     request_done_at: list[float] = field(default_factory=list)
 
+    @property
+    def to_retry(self) -> list[str]:
+        """Prompts short of K for reasons a rerun can fix (failed requests, empty, refused)."""
+        cut = set(self.short_by_truncation)
+        return [rid for rid in self.incomplete if rid not in cut]
+
+    def truncation_note(self) -> str | None:
+        """What to do about prompts short of K because their answers were cut off (or None)."""
+        if not self.short_by_truncation:
+            return None
+        n, limit = len(self.short_by_truncation), self.truncated_at
+        empty = len(set(self.short_by_truncation) & set(self.without_usable))
+        none = f" ({empty} with none)" if empty else ""
+        return (
+            f"{n} of {self.prompts} prompts {'has' if n == 1 else 'have'} fewer than {self.k} "
+            f"usable answers because answers were cut off at max_tokens={limit}{none}, e.g. "
+            f"{', '.join(self.short_by_truncation[:3])}; they are not asked again at that limit. "
+            f"Raise --max-tokens above {limit} to retry them (answers at another limit are "
+            "another teacher fingerprint, so every prompt is answered again), or accept fewer "
+            "answers: scoring and training use the answers there are."
+        )
+
+    def shortfall_error(self) -> JudgeError | None:
+        """The error a build that did not deliver ends with; None when its store is usable.
+
+        Prompts short of K only because their answers were cut off do not fail the build (the
+        store is usable and `truncation_note` says what to do), unless no prompt has any usable
+        answer at all. Any other shortfall does: running again may fill it.
+        """
+        retry = self.to_retry
+        if retry:
+            return JudgeError(
+                f"{len(retry)} prompts still have fewer than {self.k} usable answers "
+                f"(e.g. {', '.join(retry[:3])}); run the same command again to top them up"
+            )
+        if self.prompts and len(self.without_usable) == self.prompts:
+            return JudgeError(
+                f"no prompt has a usable teacher answer: all {self.prompts} were cut off at "
+                f"max_tokens={self.truncated_at}; raise --max-tokens above {self.truncated_at}"
+            )
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "prompts": self.prompts,
+            "k": self.k,
+            "max_tokens": self.max_tokens,
             "complete_before": self.complete_before,
+            "skipped_truncated": self.skipped_truncated,
             "answers_needed": self.answers_needed,
             "requests": self.requests,
             "failed_requests": self.failed_requests,
             "answers_stored": self.answers_stored,
             "by_status": dict(self.by_status),
             "incomplete": len(self.incomplete),
+            "short_by_truncation": len(self.short_by_truncation),
+            "truncated_at": self.truncated_at,
+            "without_usable": len(self.without_usable),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "wall_s": round(self.wall_s, 3),
             "errors": self.errors[:5],
+            "note": self.truncation_note(),
         }
 
 
@@ -199,17 +264,14 @@ class _Builder:
         self.progress.advance(min(usable, self.k), self.report)
         return usable
 
-    async def fill(self, item: PromptItem, have: int) -> None:
-        """Ask for the missing answers; top up rounds replace unusable ones."""
-        need = self.k - have
+    async def fill(self, item: PromptItem, need: int) -> None:
+        """Ask for `need` answers; top-up rounds (this run only) replace unusable ones."""
         for _ in range(self.max_rounds):
             sizes = [need] if self.use_n else [1] * need
             results = await asyncio.gather(*(self._request(item, n) for n in sizes))
             need -= sum(r for r in results if r is not None)
             if need <= 0 or any(r is None for r in results):
                 break
-        if need > 0:
-            self.report.incomplete.append(item.record_id)
 
 
 async def build_references(
@@ -230,14 +292,18 @@ async def build_references(
     abort_after_failures: int = 20,
     template_version: str = TEMPLATE_VERSION,
     progress: bool = False,
+    retry_truncated: bool = False,
 ) -> BuildReport:
     """Make sure every prompt has `k` usable teacher answers in `store`.
 
     `use_n` asks for all missing answers of a prompt in one request (`n`); without it, one
     request per answer (each committed as it arrives). A prompt whose answers come back empty,
-    truncated or refused is asked again, up to `max_rounds` rounds per run. `role` must be the
-    resolved role (real model name): its sampling settings and `system_prompt` make the
-    fingerprint the answers are stored under.
+    truncated or refused is asked again, up to `max_rounds` rounds per run. Answers already cut
+    off at the role's `max_tokens` (or a higher limit, same teacher otherwise) fill their slots:
+    a prompt whose usable plus truncated answers reach `k` is not asked again, unless truncated
+    answers are `usable` or `retry_truncated` (a sampled model may finish next time, for a
+    price). `role` must be the resolved role (real model name): its sampling settings and
+    `system_prompt` make the fingerprint the answers are stored under.
     """
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
@@ -257,10 +323,16 @@ async def build_references(
         role, system_prompt=system_prompt, template_version=template_version
     )
     usable_set = frozenset(usable)
-    counts = store.usable_counts([i.key for i in items], fingerprint, usable_set)
-    todo = [(item, counts[item.key]) for item in items if counts[item.key] < k]
-    report = BuildReport(prompts=len(items), complete_before=len(items) - len(todo))
-    report.answers_needed = sum(k - have for _, have in todo)
+    report = BuildReport(prompts=len(items), k=k, max_tokens=fingerprint.max_tokens)
+    todo: list[tuple[PromptItem, int]] = []
+    for item, have, need in _plan(store, items, fingerprint, k, usable_set, retry_truncated):
+        if have >= k:
+            report.complete_before += 1
+        elif need <= 0:
+            report.skipped_truncated += 1
+        else:
+            todo.append((item, need))
+    report.answers_needed = sum(need for _, need in todo)
     bar = _Progress(progress, report.answers_needed)
     builder = _Builder(
         store, role, client, fingerprint, k, usable_set, use_n, max_rounds,
@@ -269,8 +341,8 @@ async def build_references(
     queue = iter(todo)
 
     async def worker() -> None:
-        for item, have in queue:  # a shared iterator: each prompt goes to exactly one worker
-            await builder.fill(item, have)
+        for item, need in queue:  # a shared iterator: each prompt goes to exactly one worker
+            await builder.fill(item, need)
 
     try:
         workers = [asyncio.create_task(worker()) for _ in range(min(max_pending, len(todo)))]
@@ -284,7 +356,80 @@ async def build_references(
     finally:
         bar.close()
         report.wall_s = time.monotonic() - started
+    _record_shortfalls(report, store, items, fingerprint, usable_set)
     return report
+
+
+def _plan(
+    store: TeacherStore,
+    items: Sequence[PromptItem],
+    fingerprint: TeacherFingerprint,
+    k: int,
+    usable: frozenset[str],
+    retry_truncated: bool = False,
+) -> list[tuple[PromptItem, int, int]]:
+    """(item, usable answers it has, answers to ask for) per prompt.
+
+    Answers already cut off at this limit or a higher one fill their slots (asking again would
+    mostly pay for the same truncation), unless truncated answers are usable anyway or
+    `retry_truncated` asks for them again.
+    """
+    keys = [i.key for i in items]
+    counts = store.usable_counts(keys, fingerprint, usable)
+    skip_cut = "truncated" in usable or retry_truncated
+    cut = {} if skip_cut else store.truncations(keys, fingerprint)
+    plan = []
+    for item in items:
+        truncated = cut[item.key].count if item.key in cut else 0
+        have = counts[item.key]
+        plan.append((item, have, max(0, k - have - truncated) if have < k else 0))
+    return plan
+
+
+def answers_needed(
+    store: TeacherStore,
+    items: Sequence[PromptItem],
+    fingerprint: TeacherFingerprint,
+    k: int,
+    usable: Iterable[str] = USABLE_DEFAULT,
+    *,
+    retry_truncated: bool = False,
+) -> int:
+    """How many answers a build with these settings would ask for first (a progress total).
+
+    The same rule the build follows: missing usable answers, less those already cut off at
+    this `max_tokens` (or a higher one).
+    """
+    plan = _plan(store, items, fingerprint, k, frozenset(usable), retry_truncated)
+    return sum(need for _, _, need in plan)
+
+
+def _record_shortfalls(
+    report: BuildReport,
+    store: TeacherStore,
+    items: Sequence[PromptItem],
+    fingerprint: TeacherFingerprint,
+    usable: frozenset[str],
+) -> None:
+    """Which prompts are short of K after the run, and which of them only by truncation.
+
+    Read back from the store rather than tallied per request, so answers another writer added
+    meanwhile count, and the verdict is the one the next run will act on.
+    """
+    k = report.k
+    keys = [i.key for i in items]
+    counts = store.usable_counts(keys, fingerprint, usable)
+    short = [i for i in items if counts[i.key] < k]
+    cut = {} if "truncated" in usable else store.truncations([i.key for i in short], fingerprint)
+    for item in short:
+        report.incomplete.append(item.record_id)
+        if counts[item.key] == 0:
+            report.without_usable.append(item.record_id)
+        truncation = cut.get(item.key)
+        if truncation is not None and counts[item.key] + truncation.count >= k:
+            report.short_by_truncation.append(item.record_id)
+            limits = [m for m in (report.truncated_at, truncation.max_tokens) if m is not None]
+            report.truncated_at = max(limits) if limits else None
 
 
 def build_store(
@@ -295,13 +440,16 @@ def build_store(
     *,
     limits: LimitsConfig | None = None,
     client: ChatClient | None = None,
+    probe: bool = True,
     **options: Any,
 ) -> BuildReport:
     """`build_references` into the store at `store_path`, opening the teacher here.
 
     The role's endpoint (or the embedded model when it has no `base_url`) is opened and closed
-    around the build; `client` builds through another `ChatClient` instead (tests). Unset key
-    variables fail before any request. `options` are `build_references`' keyword options.
+    around the build; with `probe` a remote endpoint is checked once first (unreachable, key
+    rejected, model not served fail before any prompt is sent). `client` builds through another
+    `ChatClient` instead (tests). Unset key variables fail before any request. `options` are
+    `build_references`' keyword options.
     """
     role.check_api_key()
 
@@ -311,7 +459,9 @@ def build_store(
             if chat is None:
                 from ropd.llm.client import open_chat_client
 
-                chat, roles = await stack.enter_async_context(open_chat_client([role], limits))
+                chat, roles = await stack.enter_async_context(
+                    open_chat_client([role], limits, probe=probe)
+                )
                 resolved = roles[0]
             store = stack.enter_context(TeacherStore(store_path))
             return await build_references(items, store, resolved, chat, k, **options)

@@ -106,4 +106,7 @@ def build_missing(
         progress=True,
     )
     log.info("teacher answers built: %s", report.as_dict())
+    note = report.truncation_note()
+    if note:
+        log.warning("%s", note)
     return report

@@ -112,6 +112,14 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
+class Truncation:
+    """A prompt's answers cut off at a token limit: how many, and the highest limit they hit."""
+
+    count: int
+    max_tokens: int | None
+
+
+@dataclass(frozen=True)
 class StoredAnswer:
     prompt_key: str
     fingerprint: str
@@ -255,6 +263,51 @@ class TeacherStore:
                 counts[key] = int(count)
         return counts
 
+    def truncations(
+        self, keys: Iterable[str], fingerprint: TeacherFingerprint
+    ) -> dict[str, Truncation]:
+        """Truncated answers per prompt key at `fingerprint`'s token limit or a higher one.
+
+        Counted under `fingerprint` and under every stored fingerprint that differs from it only
+        by a higher `max_tokens`: an answer cut off at a limit would be cut off at any lower one
+        too, so asking again at this limit pays for the same truncation. The limit an answer was
+        made at is its fingerprint's `max_tokens`. Keys without such answers are left out.
+        """
+        hashes = self._same_teacher_at_or_above(fingerprint)
+        marks = ",".join("?" * len(hashes))
+        wanted = set(keys)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT prompt_key, fingerprint, COUNT(*) FROM answers WHERE status = 'truncated' "
+                f"AND fingerprint IN ({marks}) GROUP BY prompt_key, fingerprint",
+                list(hashes),
+            ).fetchall()
+        found: dict[str, Truncation] = {}
+        for key, digest, count in rows:
+            if key not in wanted:
+                continue
+            before = found.get(key, Truncation(0, None))
+            limits = [m for m in (before.max_tokens, hashes[digest]) if m is not None]
+            found[key] = Truncation(before.count + int(count), max(limits) if limits else None)
+        return found
+
+    def _same_teacher_at_or_above(self, fingerprint: TeacherFingerprint) -> dict[str, int | None]:
+        """Hash -> max_tokens of `fingerprint` and of every stored fingerprint equal to it but
+        for a `max_tokens` at least as high (limits compare only when both are known)."""
+        mine = fingerprint.model_dump(mode="json")
+        limit = mine.pop("max_tokens")
+        found: dict[str, int | None] = {fingerprint.hash: limit}
+        if limit is None:
+            return found
+        with self._lock:
+            rows = self._db.execute("SELECT hash, fields FROM fingerprints").fetchall()
+        for digest, fields in rows:
+            theirs = json.loads(fields)
+            other = theirs.pop("max_tokens", None)
+            if isinstance(other, int) and other >= limit and theirs == mine:
+                found[digest] = other
+        return found
+
     def count_usable(
         self,
         messages: Messages,
@@ -393,7 +446,8 @@ class TeacherStore:
             prompts = db.execute("SELECT COUNT(DISTINCT prompt_key) FROM answers").fetchone()[0]
             by_hash = db.execute(
                 "SELECT a.fingerprint, f.fields, f.origin, COUNT(*), COUNT(DISTINCT a.prompt_key),"
-                " SUM(a.status = 'ok') FROM answers a JOIN fingerprints f ON f.hash = a.fingerprint"
+                " SUM(a.status = 'ok'), SUM(a.status = 'truncated') FROM answers a"
+                " JOIN fingerprints f ON f.hash = a.fingerprint"
                 " GROUP BY a.fingerprint ORDER BY MIN(a.created_at)"
             ).fetchall()
             raw_only = db.execute(
@@ -409,13 +463,14 @@ class TeacherStore:
                 ).fetchall()
                 histograms[digest] = {str(n): c for n, c in counts}
         fingerprints = []
-        for digest, fields, origin, answers, n_prompts, ok in by_hash:
+        for digest, fields, origin, answers, n_prompts, ok, truncated in by_hash:
             entry: dict[str, Any] = {
                 "hash": digest,
                 "fields": json.loads(fields),
                 "answers": answers,
                 "prompts": n_prompts,
                 "ok": int(ok or 0),
+                "truncated": int(truncated or 0),  # cut off at fields["max_tokens"]
                 "ok_per_prompt": histograms.get(digest, {}),
             }
             if origin:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ropd.testing.stub_server import StubJudgeServer
+from ropd.testing.stub_server import STUB_MODEL, StubJudgeServer
 
 __all__ = ["CASES", "KEY_ENV", "Case", "CaseOutcome", "run_case"]
 
@@ -387,7 +387,7 @@ def run_case(
     requests_before = stub.requests if stub is not None else 0
     command = [
         sys.executable, "-m", "ropd", "score", *positional, "-o", output, *args,
-        "--base-url", base_url, "--model", "m", "--api-key-env", KEY_ENV,
+        "--base-url", base_url, "--model", STUB_MODEL, "--api-key-env", KEY_ENV,
         "--max-retries", "0",
     ]  # fmt: skip
     run_env = {**env, KEY_ENV: "dummy-key", "COLUMNS": "300"}

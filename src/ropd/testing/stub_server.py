@@ -8,7 +8,9 @@ policies the in-memory `ScriptedChatClient` uses. A policy raising `ReplyError` 
 with that HTTP status. `status_script` makes the first requests fail with given HTTP statuses
 (retry tests); `reject_json_schema` (or `reject_formats`) makes it refuse forms of
 `response_format` the way servers without structured-output support do; `ignore_n` answers one
-choice whatever `n` asks, as llama.cpp's Python server does.
+choice whatever `n` asks, as llama.cpp's Python server does. `models` are the names
+`/v1/models` lists (None: that route answers 404, as on servers without it); `require_key`
+makes every route answer 401 unless the request carries `Authorization: Bearer <require_key>`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class StubJudgeServer:
     Stats (thread-safe): `calls` per reply kind (schema name, "json_object_schema",
     "json_object" or "text"), `statuses` per HTTP status, `requests` in total,
     `max_concurrent` requests being served at once, `bodies`, `headers` (lower-cased names) and
-    `arrivals` of every request, for assertions on what the client sent.
+    `arrivals` of every chat request, for assertions on what the client sent; `models_requests`
+    and `models_headers` of the `GET /v1/models` requests (the client's probe).
     """
 
     def __init__(
@@ -66,6 +69,8 @@ class StubJudgeServer:
         error_message: str = "stub error",
         seed: int = 0,
         policy: ReplyPolicy = schema_reply,
+        models: Sequence[str] | None = (STUB_MODEL,),
+        require_key: str | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.policy = policy  # read per request: a test may swap it between runs
@@ -78,6 +83,8 @@ class StubJudgeServer:
         self.ignore_n = ignore_n
         self.error_message = error_message
         self.seed = seed
+        self.models = None if models is None else list(models)
+        self.require_key = require_key
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.requests = 0
@@ -86,6 +93,8 @@ class StubJudgeServer:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request's arrival
+        self.models_requests = 0
+        self.models_headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -109,11 +118,19 @@ class StubJudgeServer:
                 pass  # keep test and benchmark output clean
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/v1/models":
-                    body = {"object": "list", "data": [{"id": STUB_MODEL, "object": "model"}]}
-                    self._reply(200, body)
-                else:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if self.path.rstrip("/") != "/v1/models" or stub.models is None:
                     self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                with stub._lock:
+                    stub.models_requests += 1
+                    stub.models_headers.append(headers)
+                refused = stub._refuse_key(headers)
+                if refused is not None:
+                    self._reply(401, refused)
+                    return
+                data = [{"id": name, "object": "model"} for name in stub.models]
+                self._reply(200, {"object": "list", "data": data})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -185,6 +202,8 @@ class StubJudgeServer:
             self.bodies.clear()
             self.headers.clear()
             self.arrivals.clear()
+            self.models_requests = 0
+            self.models_headers.clear()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -209,6 +228,11 @@ class StubJudgeServer:
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:
+            refused = self._refuse_key(headers_in)
+            if refused is not None:
+                with self._lock:
+                    self.statuses[401] += 1
+                return 401, refused, {}
             if scripted is not None and scripted != 200:
                 with self._lock:
                     self.statuses[scripted] += 1
@@ -237,6 +261,14 @@ class StubJudgeServer:
         finally:
             with self._lock:
                 self.concurrent -= 1
+
+    def _refuse_key(self, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The 401 body when `require_key` is set and the request does not carry it."""
+        if self.require_key is None:
+            return None
+        if headers.get("authorization") == f"Bearer {self.require_key}":
+            return None
+        return self._error("Incorrect API key provided", "invalid_request_error")
 
     @staticmethod
     def _error(message: str, kind: str, param: str | None = None) -> dict[str, Any]:

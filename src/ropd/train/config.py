@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ropd.errors import ConfigError
-from ropd.llm.config import LimitsConfig
+from ropd.llm.config import LOCAL, LimitsConfig, RoleConfig
 from ropd.reward.config import ScorerConfig
 from ropd.reward.gate import GateConfig
 from ropd.reward.tjudge import TJudgeConfig
@@ -133,7 +133,7 @@ class TrainConfig:
 
     @property
     def traces_path(self) -> Path:
-        return self.ropd.traces or self.output_dir / "traces.sqlite"
+        return self.ropd.traces or self.output_dir / "traces.db"
 
     def trl_args(self) -> Any:
         """Build the real TRL config object (its own `__post_init__` checks run here)."""
@@ -305,23 +305,60 @@ def load_config(
     return validate(data, loc, check_paths=check_paths)
 
 
-def _pydantic_error(loc: _Locator, prefix: tuple[str, ...], exc: ValidationError) -> ConfigError:
+def _pydantic_problems(loc: _Locator, prefix: tuple[str, ...], exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
         path = (*prefix, *(str(p) for p in err["loc"]))
         problems.append(f"{loc.where(path)}: field '{'.'.join(path)}': {err['msg']}")
-    return ConfigError("\n".join(problems))
+    return problems
+
+
+def config_error(source: str, problems: list[str]) -> ConfigError:
+    """One error listing every problem in file order (the count first when there are several)."""
+    problems = list(dict.fromkeys(problems))
+    if len(problems) == 1:
+        return ConfigError(problems[0])
+    at_line = re.compile(re.escape(source) + r":(\d+): ")
+
+    def line_of(problem: str) -> float:
+        found = at_line.match(problem)
+        return int(found.group(1)) if found else float("inf")  # overrides and file-wide last
+
+    ordered = sorted(problems, key=line_of)
+    return ConfigError(
+        f"{len(problems)} problems in {source}:\n" + "\n".join(f"  {p}" for p in ordered)
+    )
+
+
+def _trl_problem(loc: _Locator, path: tuple[str, ...], value: Any, exc: ValidationError) -> str:
+    return str(loc.error(path, f"{exc.errors()[0]['msg']} (got {value!r})"))
 
 
 def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -> TrainConfig:
+    """The validated config, or one `ConfigError` listing every problem of the file at once.
+
+    The `ropd:` section, each TRL field and the cross-field checks are all looked at before
+    anything is reported: fixing a config should take one run, not one run per mistake.
+    """
+    problems: list[str] = []
     raw_ropd = data.pop("ropd", None) or {}
+    section: RopdSection | None = None
     if not isinstance(raw_ropd, dict):
-        raise loc.error(("ropd",), "must be a mapping")
-    try:
-        section = RopdSection.model_validate(raw_ropd)
-    except ValidationError as exc:
-        raise _pydantic_error(loc, ("ropd",), exc) from None
-    method = section.method
+        problems.append(str(loc.error(("ropd",), "must be a mapping")))
+        raw_ropd = {}
+    else:
+        try:
+            section = RopdSection.model_validate(raw_ropd)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(loc, ("ropd",), exc))
+    if section is not None:
+        method: str = section.method
+        overrides: Any = section.trl_overrides
+    else:  # keep checking the TRL fields against the trainer the file most likely means
+        raw_method = raw_ropd.get("method")
+        method = raw_method if raw_method in METHODS else "ropd"
+        overrides = raw_ropd.get("trl_overrides")
+        overrides = overrides if isinstance(overrides, dict) else {}
 
     known_any = set().union(*(trl_fields(m) for m in ("ropd", "sft", "lopd")))
     target = trl_fields(method)
@@ -331,27 +368,43 @@ def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -
         if name not in known_any:
             close = difflib.get_close_matches(name, sorted(known_any) + ["ropd"], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise loc.error((name,), f"unknown field: not a TRL training field nor 'ropd'{hint}")
+            message = f"unknown field: not a TRL training field nor 'ropd'{hint}"
+            problems.append(str(loc.error((name,), message)))
+            continue
         if name not in target or (name in NOT_SHARED and method in ("sft", "lopd")):
             dropped[name] = f"not used by {TRL_CLASS_BY_METHOD[method]}"
             continue
         try:
             trl_values[name] = check_trl_value(method, name, value)
         except ValidationError as exc:
-            msg = exc.errors()[0]["msg"]
-            raise loc.error((name,), f"{msg} (got {value!r})") from None
-    for name, value in section.trl_overrides.get(method, {}).items():
-        path = ("ropd", "trl_overrides", method, name)
-        if name not in target:
-            raise loc.error(path, f"unknown field for {TRL_CLASS_BY_METHOD[method]}")
-        try:
-            trl_values[name] = check_trl_value(method, name, value)
-        except ValidationError as exc:
-            raise loc.error(path, f"{exc.errors()[0]['msg']} (got {value!r})") from None
+            problems.append(_trl_problem(loc, (name,), value, exc))
+    method_overrides = overrides.get(method) or {}
+    if isinstance(method_overrides, dict):
+        for name, value in method_overrides.items():
+            path = ("ropd", "trl_overrides", method, name)
+            if name not in target:
+                message = f"unknown field for {TRL_CLASS_BY_METHOD[method]}"
+                problems.append(str(loc.error(path, message)))
+                continue
+            try:
+                trl_values[name] = check_trl_value(method, name, value)
+            except ValidationError as exc:
+                problems.append(_trl_problem(loc, path, value, exc))
 
+    if method in ("ropd", "tjudge"):
+        g = trl_values.get("num_generations", 8)
+        if isinstance(g, int) and g < 2:
+            message = "GRPO needs at least 2 generations per prompt"
+            problems.append(str(loc.error(("num_generations",), message)))
+    if section is None:
+        problems.extend(_role_problems(_valid_parts(raw_ropd), raw_ropd, loc))
+        raise config_error(loc.source, problems)
     _apply_defaults(method, trl_values)
     config = TrainConfig(ropd=section, trl=trl_values, dropped=dropped, source=loc.source)
-    _check_consistency(config, loc, check_paths=check_paths)
+    problems.extend(_consistency_problems(config, loc, check_paths=check_paths))
+    problems.extend(_role_problems(section, raw_ropd, loc))
+    if problems:
+        raise config_error(loc.source, problems)
     return config
 
 
@@ -375,32 +428,103 @@ def _apply_defaults(method: str, values: dict[str, Any]) -> None:
         values.setdefault("remove_unused_columns", False)
 
 
-def _check_consistency(config: TrainConfig, loc: _Locator, *, check_paths: bool) -> None:
+class _Parts(BaseModel):
+    """The role-holding parts of a `ropd:` section that validated on their own."""
+
+    teacher: TeacherConfig | None = None
+    scorer: ScorerConfig | None = None
+    tjudge: TJudgeConfig | None = None
+
+
+def _valid_parts(raw: dict[str, Any]) -> _Parts:
+    """Each role-holding part that validates, so its roles are checked even when the section
+    as a whole has errors elsewhere (every problem in one run)."""
+    parts = _Parts()
+    for name, model in (("teacher", TeacherConfig), ("scorer", ScorerConfig),
+                        ("tjudge", TJudgeConfig)):  # fmt: skip
+        try:
+            setattr(parts, name, model.model_validate(raw.get(name) or {}))
+        except ValidationError:
+            pass  # already reported by the section's own validation
+    return parts
+
+
+def roles_by_path(section: RopdSection | _Parts) -> list[tuple[tuple[str, ...], RoleConfig]]:
+    """Every role of the section with where it sits in the YAML (used or not by the method)."""
+    out: list[tuple[tuple[str, ...], RoleConfig]] = []
+    if section.teacher is not None:
+        out.append((("ropd", "teacher", "role"), section.teacher.role))
+    if section.scorer is not None:
+        out.append((("ropd", "scorer", "rubricator"), section.scorer.rubricator))
+        out.append((("ropd", "scorer", "verifier"), section.scorer.verifier))
+    if section.tjudge is not None:
+        out.append((("ropd", "tjudge", "judge"), section.tjudge.judge))
+    return out
+
+
+def model_without_endpoint(role: RoleConfig) -> bool:
+    """A model named with no endpoint, and the embedded model not asked for (`base_url: local`).
+
+    Such a role would silently be served by the embedded 135M model under the configured name.
+    """
+    named = "model" in role.model_fields_set and role.model != LOCAL
+    return named and role.base_url is None and "base_url" not in role.model_fields_set
+
+
+def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: _Locator) -> list[str]:
+    problems = []
+    for path, role in roles_by_path(section):
+        if not model_without_endpoint(role):
+            continue
+        where = (*path, "model")
+        scorer = raw.get("scorer") if isinstance(raw.get("scorer"), dict) else {}
+        own = scorer.get(path[-1]) if path[1] == "scorer" else None
+        if path[1] == "scorer" and not (isinstance(own, dict) and "model" in own):
+            where = ("ropd", "scorer", "judge", "model")  # set through `judge`
+        problems.append(
+            str(
+                loc.error(
+                    where,
+                    f"model {role.model!r} needs a base_url (the endpoint serving it); for the "
+                    "embedded local model leave model out or set base_url: local",
+                )
+            )
+        )
+    return list(dict.fromkeys(problems))  # a `judge` mistake is reported once, not per role
+
+
+def _consistency_problems(config: TrainConfig, loc: _Locator, *, check_paths: bool) -> list[str]:
     section = config.ropd
+    problems: list[ConfigError] = []
     if section.method == "lopd" and not section.lopd.teacher_model:
-        raise loc.error(
-            ("ropd", "lopd", "teacher_model"),
-            "the lopd baseline needs a white-box teacher model (HF id, folder or `embedded`)",
+        problems.append(
+            loc.error(
+                ("ropd", "lopd", "teacher_model"),
+                "the lopd baseline needs a white-box teacher model (HF id, folder or `embedded`)",
+            )
         )
     if section.needs_teacher_store:
         store = section.teacher.store
         if store is None:
-            raise loc.error(
-                ("ropd", "teacher", "store"),
-                f"method {section.method!r} needs a teacher store path",
+            problems.append(
+                loc.error(
+                    ("ropd", "teacher", "store"),
+                    f"method {section.method!r} needs a teacher store path",
+                )
             )
-        if check_paths and not section.teacher.build_missing and not Path(store).exists():
-            raise loc.error(
-                ("ropd", "teacher", "store"),
-                f"teacher store {store} does not exist; build it with `ropd teacher build` "
-                "or set ropd.teacher.build_missing: true",
+        elif check_paths and not section.teacher.build_missing and not Path(store).exists():
+            problems.append(
+                loc.error(
+                    ("ropd", "teacher", "store"),
+                    f"teacher store {store} does not exist; build it with `ropd teacher build` "
+                    "or set ropd.teacher.build_missing: true",
+                )
             )
     if check_paths:
         source = section.data.source
         looks_like_file = source.endswith((".jsonl", ".json", ".parquet", ".csv"))
         if looks_like_file and not Path(source).is_file():
-            raise loc.error(("ropd", "data", "source"), f"data file {source} does not exist")
-    if section.method in ("ropd", "tjudge"):
-        g = config.trl.get("num_generations", 8)
-        if g is not None and g < 2:
-            raise loc.error(("num_generations",), "GRPO needs at least 2 generations per prompt")
+            problems.append(
+                loc.error(("ropd", "data", "source"), f"data file {source} does not exist")
+            )
+    return [str(problem) for problem in problems]

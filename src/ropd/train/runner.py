@@ -4,7 +4,7 @@ Output folder layout (`output_dir`):
     checkpoint-<step>/   TRL/transformers checkpoints (`--resume` continues from the newest)
     final/               the trained student (model + tokenizer) when the run ends
     runs/                TensorBoard logs (TRL's own logging; `report_to` chooses the backend)
-    traces.sqlite        every rubric, verdict and reward, keyed by run and step (ROPD/T-Judge)
+    traces.db            every rubric, verdict and reward, keyed by run and step (ROPD/T-Judge)
     ropd_run.json        the run id and the resolved config (a resumed run keeps the run id)
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ropd import redact
-from ropd.errors import ConfigError
+from ropd.errors import ConfigError, JudgeError, RopdError
+from ropd.llm.client import endpoint_host
 from ropd.llm.types import ChatClient
 from ropd.train.config import TrainConfig
 from ropd.train.data import TrainPrompt, load_prompts
@@ -113,6 +114,7 @@ def prepare_teacher(
     k = _teacher_k(config)
     store_path = Path(section.teacher.store)  # type: ignore[arg-type]
     messages = [p.messages for p in prompts]
+    report: Any = None
     if section.teacher.build_missing and _is_main_process():
         need = max(k, section.teacher.num_answers)
         missing = len(prompts)
@@ -122,7 +124,7 @@ def prepare_teacher(
                 missing = lookup.coverage(messages)
         if missing:
             print(f"building teacher answers: {missing} of {len(prompts)} prompts need {need}")
-            references.build_missing(
+            report = references.build_missing(
                 section.teacher,
                 [(p.id, p.messages) for p in prompts],
                 section.limits,
@@ -133,13 +135,40 @@ def prepare_teacher(
     store = TeacherStore(store_path)
     missing = references.StoreReferences.from_config(store, section.teacher, k).coverage(messages)
     if missing == len(prompts):
-        raise ConfigError(
-            f"teacher store {store_path} has no usable answers for these prompts (need {k} each); "
-            "build them with `ropd teacher build` or set ropd.teacher.build_missing: true"
-        )
+        store.close()
+        raise no_answers_error(config, store_path, k, report)
     if missing:
         log.warning("%d of %d prompts have fewer than %d teacher answers", missing, len(prompts), k)
     return store
+
+
+def no_answers_error(config: TrainConfig, store_path: Path, k: int, report: Any) -> RopdError:
+    """Why no prompt has teacher answers: the teacher's own error when this run built them.
+
+    "set build_missing: true" is only advice when it is false; when the build ran, what the
+    teacher said (key refused, endpoint down, every answer refused or empty) is the message.
+    """
+    head = f"teacher store {store_path} has no usable answers for these prompts (need {k} each)"
+    teacher = config.ropd.teacher
+    if not teacher.build_missing:
+        return ConfigError(
+            f"{head}; build them with `ropd teacher build` or set ropd.teacher.build_missing: true"
+        )
+    if report is None:  # another process built them (torchrun, accelerate): see its output
+        return JudgeError(f"{head}: the teacher build on the main process produced none")
+    role = teacher.role
+    where = f"teacher (model {role.model} at {endpoint_host(role.base_url)})"
+    if report.errors:
+        shown = "; ".join(report.errors[:3])
+        rest = report.failed_requests - 3
+        more = f" (and {rest} more failed requests)" if rest > 0 else ""
+        return JudgeError(f"{head}: requests to the {where} failed: {shown}{more}")
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(report.by_status.items()))
+    got = f"it answered {statuses}" if statuses else "it was asked nothing"
+    return JudgeError(
+        f"{head}: the {where} gave no usable answer ({got}); check its max_tokens "
+        "(truncated answers are not used) and the prompts"
+    )
 
 
 # -- trainers -----------------------------------------------------------------------------------
@@ -165,6 +194,7 @@ def make_reward(
         client=client,
         run_id=run_id,
         name=section.method,
+        probe=False,  # the judges were probed up front by `run` (or skipped with --no-probe)
     )
 
 
@@ -205,16 +235,20 @@ def run(
     *,
     resume: bool = False,
     client: ChatClient | None = None,
+    probe: bool = True,
 ) -> RunReport:
     """Train as configured; returns where everything went. Finished checkpoints are never lost.
 
     `client` answers every judge and teacher request instead of the configured endpoints
-    (tests, custom transports).
+    (tests, custom transports). Before any model or data loads, every problem of the machine
+    is collected and raised as one `ConfigError` (`train/preflight.py`: TRL's own checks,
+    packages the options need, key variables, and with `probe` the judge endpoints).
     """
     from ropd.integrations.trl.trainer import checkpoints, close_reward, last_checkpoint
+    from ropd.train.preflight import check_ready
 
     started = time.monotonic()
-    config.trl_args()  # TRL's own checks, before any model or data loads
+    check_ready(config, probe=probe, teacher=False, endpoints=client is None)
     prompts = load_prompts(config.ropd.data)
     from accelerate import PartialState
 

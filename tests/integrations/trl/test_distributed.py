@@ -137,7 +137,7 @@ def test_torchrun_two_processes_end_to_end(tmp_path: Path, tiny_student: Path) -
     assert calls.get("ropd_rubric") == 6, calls
     import sqlite3
 
-    with sqlite3.connect(tmp_path / "out" / "traces.sqlite") as db:
+    with sqlite3.connect(tmp_path / "out" / "traces.db") as db:
         rows = db.execute("SELECT step, num_student FROM groups").fetchall()
     assert sorted(rows) == [(1, 2)] * 3 + [(2, 2)] * 3  # whole groups of G = 2
     assert (tmp_path / "out" / "checkpoint-2").is_dir()

@@ -92,6 +92,7 @@ class RopdReward:
         client: ChatClient | None = None,
         run_id: str | None = None,
         name: str | None = None,
+        probe: bool = True,
     ):
         self.config = config or ScorerConfig()
         self.teacher_store = teacher_store
@@ -103,6 +104,7 @@ class RopdReward:
         self.teacher_answers = teacher_answers
         self.client = client
         self.run_id = run_id
+        self.probe = probe  # check the judge endpoints once, before the first step
         if isinstance(gate, GateConfig):
             gate = QualityGate.from_config(gate)
         self.batch_scorer = BatchScorer(self._open, gate)
@@ -133,6 +135,7 @@ class RopdReward:
                 client=self.client,
                 run_id=self.run_id,
                 run_info={"trainer": "trl", "reward": self.__name__},
+                probe=self.probe,
             )
         )
         if self.teacher_store is None or self.num_teacher_refs < 1:
