@@ -24,11 +24,18 @@ def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
 
 # The endpoint limits every command that calls a model takes (help from `LimitsConfig`).
 MaxInFlight = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_in_flight"))]
+# Flag names follow the config keys (`requests_per_minute`); the short forms stay as aliases.
 Rpm = Annotated[
-    float | None, typer.Option("--rpm", help=field_help(LimitsConfig, "requests_per_minute"))
+    float | None,
+    typer.Option(
+        "--requests-per-minute", "--rpm", help=field_help(LimitsConfig, "requests_per_minute")
+    ),
 ]
 Tpm = Annotated[
-    float | None, typer.Option("--tpm", help=field_help(LimitsConfig, "tokens_per_minute"))
+    float | None,
+    typer.Option(
+        "--tokens-per-minute", "--tpm", help=field_help(LimitsConfig, "tokens_per_minute")
+    ),
 ]
 MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
 

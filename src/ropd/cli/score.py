@@ -260,8 +260,8 @@ def _interrupted_message(stats: ScoreFileStats | None, output: Path) -> str:
 _FLAG_OF = {
     "num_teacher_refs": "-k/--num-teacher-refs",
     "timeout_s": "--timeout",
-    "requests_per_minute": "--rpm",
-    "tokens_per_minute": "--tpm",
+    "requests_per_minute": "--requests-per-minute",
+    "tokens_per_minute": "--tokens-per-minute",
 }
 
 
