@@ -142,7 +142,12 @@ def run(
         typer.Option("--api-key-env", help=field_help(RoleConfig, "api_key_env")),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help=field_help(RoleConfig, "timeout_s", "Student and grader."))
+        float,
+        typer.Option(
+            "--timeout",
+            "--timeout-s",
+            help=field_help(RoleConfig, "timeout_s", "Student and grader."),
+        ),
     ] = 600.0,
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="transformers: prompts per generate call.", min=1)

@@ -93,7 +93,9 @@ def score(
     ] = None,
     temperature: Annotated[float, typer.Option(help=field_help(RoleConfig, "temperature"))] = 0.0,
     max_tokens: Annotated[int, typer.Option(help=field_help(RoleConfig, "max_tokens"))] = 2048,
-    timeout: Annotated[float, typer.Option(help=field_help(RoleConfig, "timeout_s"))] = 120.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
+    ] = 120.0,
     k: Annotated[
         int,
         typer.Option("-k", "--num-teacher-refs", help=field_help(ScorerConfig, "num_teacher_refs")),
