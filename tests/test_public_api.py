@@ -20,7 +20,7 @@ PUBLIC = {
 
 # Lower layers never import higher ones (not even lazily inside a function).
 LAYERS: list[set[str]] = [
-    {"errors", "redact", "rubric", "text", "jsonparse", "prompts", "sqlite"},
+    {"errors", "redact", "rubric", "text", "jsonparse", "prompts", "sqlite", "progress"},
     {"llm"},
     {"reward", "data"},
     {"teacher", "io", "traces"},

@@ -1,8 +1,9 @@
 """`ropd inspect` as a person runs it: the real CLI in a subprocess, a real SQLite trace store.
 
-Two things are checked here: the verdicts fit the terminal (a grid when wide, stacked when
-narrow, never a line past the width, never an id cut to "…"), and a bare `ropd inspect` finds
-the trace store in the current folder or says exactly why it cannot.
+Two things are checked here: the verdicts and the `--stats` summary fit the terminal (a grid or
+table when wide, stacked when narrow, never a line past the width, never an id or value cut to
+"…"), and a bare `ropd inspect` finds the trace store in the current folder or says exactly why
+it cannot.
 """
 
 from __future__ import annotations
@@ -154,6 +155,108 @@ def test_stats_and_list_fit_80_columns(tmp_path):
         shown = inspect_cli("--traces", db, *args, cwd=tmp_path, columns=80)
         assert shown.returncode == 0, shown.stderr
         assert max(map(len, shown.stdout.splitlines())) <= 80, shown.stdout
+
+
+STATS_LABELS = [
+    "groups",
+    "failure rate",
+    "reward mean ± std",
+    "std in groups",
+    "teacher mean",
+    "beat teacher",
+    "rubric size",
+    "pass rate by category",
+    "judge tokens",
+]
+_Stats = dict[tuple[str, str], dict[str, str]]  # (run, step) -> metric label -> value
+
+
+def stats_table(stdout: str) -> _Stats:
+    """`--stats` as a table: per row, its cells by header; wrapped cells joined with a space."""
+    lines = stdout.splitlines()
+    names = [c.strip() for c in next(ln for ln in lines if ln.startswith("┃ run")).split("┃")[1:-1]]
+    rows: list[list[str]] = []
+    for line in lines:
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells[0]:
+            rows.append(cells)
+        else:  # a wrapped cell goes on
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
+    table = {}
+    for cells in rows:
+        by_name = dict(zip(names, cells))
+        table[by_name.pop("run"), by_name.pop("step")] = by_name
+    return table
+
+
+def stats_blocks(stdout: str) -> _Stats:
+    """`--stats` stacked: per "run R   step S" head, its `name: value` lines; wrapped values
+    joined with a space."""
+    blocks: _Stats = {}
+    block = label = None
+    for line in stdout.splitlines():
+        if head := re.fullmatch(r"run (\S+)   step (\S+)\s*", line):
+            block = blocks.setdefault((head.group(1), head.group(2)), {})
+        elif not line.strip():
+            block = None
+        elif block is None:
+            continue
+        elif named := re.fullmatch(r"   (\S[^:]*):\s+(.*?)\s*", line):
+            label = named.group(1)
+            block[label] = named.group(2)
+        else:
+            assert label is not None and line.startswith("    "), line
+            block[label] += " " + line.strip()
+    return blocks
+
+
+def record_steps(path: Path) -> None:
+    record_group(path, "g1", run_id="r1")
+    record_group(path, "g2", run_id="r1")
+    record_group(path, "g3", run_id="run-2024-05-01-long-name")
+
+
+def test_stats_stack_at_80_columns_with_the_wide_tables_values(tmp_path):
+    db = tmp_path / "t.traces.db"
+    record_steps(db)
+    wide = inspect_cli("--traces", db, "--stats", cwd=tmp_path, columns=200)
+    narrow = inspect_cli("--traces", db, "--stats", cwd=tmp_path, columns=80)
+    for shown, columns in ((wide, 200), (narrow, 80)):
+        assert shown.returncode == 0, shown.stderr
+        too_long = [line for line in shown.stdout.splitlines() if len(line) > columns]
+        assert not too_long, "\n".join(too_long)
+        assert "…" not in shown.stdout, shown.stdout  # no value cut short
+
+    table = stats_table(wide.stdout)
+    assert list(table) == [("r1", "3"), ("run-2024-05-01-long-name", "3")]
+    assert all(list(row) == STATS_LABELS for row in table.values())
+    assert table["r1", "3"]["groups"] == "2"
+    assert "instruction_following 58%" in table["r1", "3"]["pass rate by category"]
+
+    assert "┏" not in narrow.stdout  # no table: one block per (run, step)
+    blocks = stats_blocks(narrow.stdout)
+    assert list(blocks) == list(table)
+    for key, row in table.items():
+        assert list(blocks[key]) == STATS_LABELS, blocks[key]
+        assert blocks[key] == row
+    assert "std in groups: mean of the groups' stds" in " ".join(narrow.stdout.split())
+
+
+def test_stats_layout_flag_overrides_the_width(tmp_path):
+    db = tmp_path / "t.traces.db"
+    record_steps(db)
+    grid = inspect_cli("--traces", db, "--stats", "--layout", "grid", cwd=tmp_path, columns=80)
+    assert grid.returncode == 0, grid.stderr
+    assert "┏" in grid.stdout and not stats_blocks(grid.stdout)  # the table, however cramped
+    assert max(map(len, grid.stdout.splitlines())) <= 80, grid.stdout
+
+    stacked = inspect_cli("--traces", db, "--stats", "--layout", "stacked", cwd=tmp_path)
+    assert stacked.returncode == 0, stacked.stderr
+    assert "┏" not in stacked.stdout
+    table = stats_table(inspect_cli("--traces", db, "--stats", cwd=tmp_path).stdout)
+    assert stats_blocks(stacked.stdout) == table
 
 
 @pytest.mark.parametrize("name", ["traces.db", "scores.traces.db", "traces.sqlite"])

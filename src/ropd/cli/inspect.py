@@ -5,7 +5,8 @@ and reward, and the answer texts. The verdicts are a grid (one column per criter
 the terminal, else stacked: per answer, its reward and the ids it passed and failed, wrapped.
 `--list` lists traced groups, `--stats` prints the per-step numbers the training log got: the
 trace store rebuilds each step's results and `ropd.reward.metrics` computes them, the same
-function training calls.
+function training calls. They are a table when it fits with every value whole, else stacked:
+per step, one `name: value` line per metric. `--layout` chooses for both.
 
 Without `--traces` the store is found in the current folder (`traces.db`, else the one
 `*.traces.db` or `traces.sqlite`), so `ropd inspect` works where `ropd score` wrote its output.
@@ -18,9 +19,10 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.console import Group as RichGroup
 from rich.measure import Measurement
@@ -29,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ropd.errors import InputError, RopdError
-from ropd.reward.metrics import judge_usage
+from ropd.reward.metrics import StepMetrics, judge_usage
 from ropd.reward.traces import TracedGroup, TraceStore
 from ropd.reward.types import AnswerVerdicts, GroupResult
 from ropd.rubric import Rubric
@@ -293,47 +295,135 @@ def render_list(
     return table
 
 
-def render_stats(store: TraceStore, *, run: str | None, step: int | None) -> Table:
-    """The per-step numbers of the training log (`ropd.reward.metrics`), one row per step."""
-    table = Table(title=f"per-step summary of {store.path}", expand=True)
-    table.caption = (
-        "std: sample std of all rewards (TRL's reward_std); std in groups: mean of the groups' "
-        "stds (the spread GRPO learns from). Failed groups count in groups and failure rate "
-        "only; their rewards are left out"
-    )
-    for name in (
-        "run",
-        "step",
-        "groups",
-        "failure rate",
-        "reward mean ± std",
-        "std in groups",
-        "teacher mean",
-        "beat teacher",
-        "rubric size",
-        "pass rate by category",
-        "judge tokens",
-    ):
-        table.add_column(name)
-    for s in store.summary(run_id=run, step=step):
-        m = s.metrics
-        reward = _fmt(m.reward_mean)
-        if m.reward_std is not None:
-            reward += f" ± {m.reward_std:.3f}"
-        table.add_row(
-            s.run_id,
-            "" if s.step is None else str(s.step),
-            str(m.groups),
-            f"{m.failed_group_rate:.1%}",
-            reward,
-            _fmt(m.reward_std_within_group_mean),
-            _fmt(m.teacher_score_mean),
-            "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
-            "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
-            ", ".join(f"{c} {r:.0%}" for c, r in m.pass_rate.items()),
-            f"{m.judge_tokens:,.0f}",
-        )
+STATS_TITLE = "per-step summary of {path}"
+STATS_CAPTION = (
+    "std: sample std of all rewards (TRL's reward_std); std in groups: mean of the groups' "
+    "stds (the spread GRPO learns from). Failed groups count in groups and failure rate "
+    "only; their rewards are left out"
+)
+STATS_COLUMNS = (
+    "run",
+    "step",
+    "groups",
+    "failure rate",
+    "reward mean ± std",
+    "std in groups",
+    "teacher mean",
+    "beat teacher",
+    "rubric size",
+    "pass rate by category",
+    "judge tokens",
+)
+PASS_RATE = STATS_COLUMNS.index("pass rate by category")
+
+
+class _StatsRow(NamedTuple):
+    cells: list[str]  # one per STATS_COLUMNS; the pass rates joined with ", "
+    pass_rates: list[str]  # "category 58%" per category
+
+
+def render_stats(
+    store: TraceStore,
+    *,
+    run: str | None,
+    step: int | None,
+    console: Console | None = None,
+    layout: Layout = Layout.auto,
+) -> RenderableType:
+    """The per-step numbers of the training log (`ropd.reward.metrics`), one row per step.
+
+    A table if it fits `console`'s width with every value whole (only the pass rates may wrap,
+    between categories), else stacked: per (run, step), one `name: value` line per metric.
+    Eleven columns need about 180 columns; squeezed into 80, rich cuts every value to "…".
+    """
+    rows = [_stats_row(s.run_id, s.step, s.metrics) for s in store.summary(run_id=run, step=step)]
+    title = STATS_TITLE.format(path=store.path)
+    console = console or Console()
+    if layout is Layout.stacked:
+        return _stats_stack(title, rows, console.width)
+    table = _stats_table(title, rows, whole=True)
+    unbounded = console.options.update_width(UNBOUNDED_WIDTH)  # else rich caps the measure
+    if Measurement.get(console, unbounded, table).minimum <= console.width:
+        return table
+    if layout is Layout.grid:  # asked for, though it does not fit: rich shortens the values
+        return _stats_table(title, rows, whole=False)
+    return _stats_stack(title, rows, console.width)
+
+
+def _stats_row(run_id: str, step: int | None, m: StepMetrics) -> _StatsRow:
+    reward = _fmt(m.reward_mean)
+    if m.reward_std is not None:
+        reward += f" ± {m.reward_std:.3f}"
+    pass_rates = [f"{c} {r:.0%}" for c, r in m.pass_rate.items()]
+    cells = [
+        run_id,
+        "" if step is None else str(step),
+        str(m.groups),
+        f"{m.failed_group_rate:.1%}",
+        reward,
+        _fmt(m.reward_std_within_group_mean),
+        _fmt(m.teacher_score_mean),
+        "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
+        "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
+        ", ".join(pass_rates),
+        f"{m.judge_tokens:,.0f}",
+    ]
+    return _StatsRow(cells, pass_rates)
+
+
+def _stats_table(title: str, rows: list[_StatsRow], *, whole: bool) -> Table:
+    """The summary table; `whole`: no value may be wrapped or cut, and rich's measured minimum
+    width is the width that needs (pass rates wrap between categories, never inside one)."""
+    table = Table(title=title, expand=True, caption=STATS_CAPTION)
+    for index, name in enumerate(STATS_COLUMNS):
+        if not whole:
+            table.add_column(name)
+        elif index == PASS_RATE:
+            longest = max((cell_len(f"{p},") for r in rows for p in r.pass_rates), default=1)
+            table.add_column(name, min_width=longest)
+        else:
+            cells = [name, *(r.cells[index] for r in rows)]
+            table.add_column(name, no_wrap=True, min_width=max(map(cell_len, cells)))
+    for r in rows:
+        table.add_row(*r.cells)
     return table
+
+
+def _stats_stack(title: str, rows: list[_StatsRow], width: int) -> RichGroup:
+    """Per (run, step): a head line, then `name: value` lines, the values wrapped to `width`."""
+    parts: list[RenderableType] = [Text(title, style="italic")]
+    if not rows:
+        parts.append(Text("no steps match", style="dim"))
+    labels = [f"   {name}:" for name in STATS_COLUMNS[2:]]
+    value_width = max(width - max(map(cell_len, labels)) - 1, 1)  # the grid pads by 1
+    for r in rows:
+        run_id, step = r.cells[:2]
+        head = Text()
+        head.append(f"run {run_id}", style="bold")
+        head.append(f"   step {step or '-'}")
+        body = Table.grid(padding=(0, 1))
+        body.add_column(no_wrap=True)
+        body.add_column(overflow="fold")
+        for index, label in enumerate(labels, start=2):
+            value = r.cells[index]
+            if index == PASS_RATE:
+                value = _pack(r.pass_rates, value_width) or "-"
+            body.add_row(label, value)
+        parts += [Text(""), head, body]
+    parts += [Text(""), Text(STATS_CAPTION, style="dim")]
+    return RichGroup(*parts)
+
+
+def _pack(items: list[str], width: int) -> str:
+    """`items` joined with ", ", a line break between items where the next would pass `width`."""
+    lines: list[str] = []
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        if lines and cell_len(lines[-1]) + 1 + cell_len(piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
 
 
 def inspect(
@@ -373,7 +463,8 @@ def inspect(
         Layout,
         typer.Option(
             help="Verdicts as a grid (a column per criterion), stacked (per answer, the ids it "
-            "passed and failed), or auto: the grid when it fits the terminal's width."
+            "passed and failed), or auto: the grid when it fits the terminal's width. With "
+            "--stats: a table (a column per metric) or stacked (per step, a line per metric)."
         ),
     ] = Layout.auto,
 ) -> None:
@@ -386,7 +477,7 @@ def inspect(
         )
     with TraceStore(path, run_id="inspect") as store:
         if stats:
-            console.print(render_stats(store, run=run, step=step))
+            console.print(render_stats(store, run=run, step=step, console=console, layout=layout))
             return
         if list_groups or group_id is None:
             console.print(render_list(store, run=run, step=step, failed=failed, limit=limit))

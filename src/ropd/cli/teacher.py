@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,13 +32,13 @@ from ropd.errors import InputError, Interrupted
 from ropd.io.lock import OutputLock
 from ropd.llm.config import RoleConfig
 from ropd.teacher.builder import (
+    PROGRESS_LABEL,
+    PROGRESS_UNIT,
     BuildAborted,
-    PromptItem,
-    answers_needed,
+    ReportProgress,
     build_store,
     prompt_items,
 )
-from ropd.teacher.fingerprint import TeacherFingerprint
 from ropd.teacher.status import STATUSES
 from ropd.teacher.store import TeacherStore
 
@@ -193,19 +192,11 @@ def build(
         raise _fail("--use-n/--no-use-n and its old spelling --n/--no-n disagree; give one")
     chosen_n = use_n if use_n is not None else old_n
 
-    show = progress and not as_json
-    on_terminal = Console(stderr=True).is_terminal
-    counts = _StoreCounts(store, usable)
-    display = RunProgress(
-        "teacher build",
-        "usable answers",
-        enabled=show and not on_terminal,  # a terminal gets the builder's own bar
-        poll=counts.poll,
-    )
+    # the builder reports every finished request; the display starts once it knows the total
+    display = RunProgress(PROGRESS_LABEL, PROGRESS_UNIT, enabled=progress and not as_json)
+    shown = ReportProgress(display)
     try:
         with OutputLock(store, advice="wait for it or use another --store"), display:
-            counts.begin()
-            display.start(total=_answers_needed(store, items, role, k, usable, system_prompt))
             report = build_store(
                 items,
                 store,
@@ -217,12 +208,14 @@ def build(
                 use_n=role.base_url is not None if chosen_n is None else chosen_n,
                 max_pending=max_pending,
                 max_rounds=max_rounds,
-                progress=show and on_terminal,
+                on_progress=shown,
                 probe=not no_probe,
             )
     except KeyboardInterrupt:
+        here = shown.report.answers_stored if shown.report is not None else 0
         raise Interrupted(
-            f"interrupted: {counts.saved_message()}\n"
+            f"interrupted: {_answers_in(store)} teacher answers are saved in {store} "
+            f"({here} from this run)\n"
             f"the same command continues (a build asks only for what is missing): "
             f"{resume_command()}"
         ) from None
@@ -256,76 +249,18 @@ def build(
         raise error  # exit 1: the teacher did not deliver; what it did deliver is kept
 
 
-class _StoreCounts:
-    """Answers in the store, read on its own read-only connection while the build writes.
-
-    The builder reports progress only to its terminal bar, so plain progress lines and the
-    Ctrl-C message count rows instead (every answer is committed the moment it arrives, and the
-    build holds the store's lock, so the rows added since `begin` are this run's).
-    """
-
-    def __init__(self, path: Path, usable: Collection[str]) -> None:
-        self.path = path
-        self.usable = sorted(usable)
-        self.at_begin = (0, 0)
-
-    def read(self) -> tuple[int, int]:
-        """(answers, usable answers) in the store now; (0, 0) before it has its tables."""
-        if not self.path.is_file():
-            return 0, 0
-        marks = ",".join("?" * len(self.usable))
-        try:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(status IN ({marks})), 0) FROM answers",
-                    self.usable,
-                ).fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            return 0, 0
-        return int(row[0]), int(row[1])
-
-    def begin(self) -> None:
-        self.at_begin = self.read()
-
-    def poll(self) -> tuple[int, dict[str, float | str]]:
-        answers, usable = self.read()
-        return usable - self.at_begin[1], {"answers stored": answers - self.at_begin[0]}
-
-    def saved_message(self) -> str:
-        answers, _ = self.read()
-        return (
-            f"{answers} teacher answers are saved in {self.path} "
-            f"({answers - self.at_begin[0]} from this run)"
-        )
-
-
-def _answers_needed(
-    store: Path,
-    items: Sequence[PromptItem],
-    role: RoleConfig,
-    k: int,
-    usable: Collection[str],
-    system_prompt: str | None,
-) -> int | None:
-    """Usable answers this build still has to get (the progress total); None when unknown.
-
-    Unknown for the embedded model: its fingerprint names the served model, known only once
-    the server runs.
-    """
-    if role.base_url is None:
-        return None
-    if not store.is_file():
-        return len(items) * k
-    fingerprint = TeacherFingerprint.from_role(role, system_prompt=system_prompt)
+def _answers_in(path: Path) -> int:
+    """Answers in the store (read once, on a read-only connection); 0 before it has its tables."""
+    if not path.is_file():
+        return 0
     try:
-        with TeacherStore(store) as teacher_store:
-            # the builder's own rule: answers cut off at this max_tokens are not asked again
-            return answers_needed(teacher_store, items, fingerprint, k, usable)
-    except (sqlite3.Error, InputError, RuntimeError):
-        return None  # the build itself reports an unusable store
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _existing_store(path: Path) -> TeacherStore:

@@ -10,6 +10,10 @@ Answers cut off at `max_tokens` are not asked again at the same (or a lower) lim
 would mostly run out of tokens again, and every retry is paid for. A prompt short of K only
 because of such answers is reported with the limit to raise; it does not fail the build unless
 no prompt has any usable answer.
+
+Progress is reported through `on_progress(report)`: once when the answers to ask for are known,
+then after every request (see `build_references`). `ReportProgress` shows it on a
+`ropd.progress.RunProgress`, as `ropd teacher build` and `progress=True` do.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ropd.data.records import Record, record_id, to_prompt_messages
 from ropd.errors import InputError, JudgeError, JudgeUnavailable
@@ -31,7 +35,11 @@ from ropd.teacher.fingerprint import TEMPLATE_VERSION, TeacherFingerprint, promp
 from ropd.teacher.status import USABLE_DEFAULT, classify
 from ropd.teacher.store import TeacherStore
 
+if TYPE_CHECKING:
+    from ropd.progress import RunProgress
+
 MAX_ERRORS_KEPT = 20
+PROGRESS_LABEL, PROGRESS_UNIT = "teacher build", "usable answers"
 
 
 class BuildAborted(JudgeError):
@@ -52,6 +60,8 @@ class BuildReport:
     `incomplete` lists every prompt still short of K usable answers after the run;
     `short_by_truncation` is the part of it whose missing answers were cut off at `truncated_at`
     tokens (not asked again at that limit), the rest is worth running again for.
+    `answers_done` counts the usable answers among `answers_stored` (progress towards
+    `answers_needed`).
     """
 
     prompts: int = 0
@@ -63,6 +73,7 @@ class BuildReport:
     requests: int = 0
     failed_requests: int = 0
     answers_stored: int = 0
+    answers_done: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     incomplete: list[str] = field(default_factory=list)
     short_by_truncation: list[str] = field(default_factory=list)
@@ -127,6 +138,7 @@ class BuildReport:
             "requests": self.requests,
             "failed_requests": self.failed_requests,
             "answers_stored": self.answers_stored,
+            "answers_done": self.answers_done,
             "by_status": dict(self.by_status),
             "incomplete": len(self.incomplete),
             "short_by_truncation": len(self.short_by_truncation),
@@ -163,42 +175,26 @@ def prompt_items(
     return list(items.values())
 
 
-class _Progress:
-    """A rich progress bar over answers still needed (with ETA); silent when disabled."""
+ProgressCallback = Callable[[BuildReport], None]
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self._bar = None
-        if enabled and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
 
-            self._bar = Progress(
-                TextColumn("teacher answers"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._task = self._bar.add_task("build", total=total, info="")
-            self._bar.start()
+class ReportProgress:
+    """An `on_progress` callback that shows a build on a `RunProgress` (and keeps its report).
 
-    def advance(self, usable: int, report: BuildReport) -> None:
-        if self._bar is not None:
-            info = f"requests {report.requests} failed {report.failed_requests}"
-            self._bar.update(self._task, advance=usable, info=info)
+    The first call starts the display with the answers still needed as its total; every call
+    sets the usable answers got so far, the requests sent and the failed ones. `report` is the
+    last report seen (None before the build planned anything), e.g. for a Ctrl-C message.
+    """
 
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    def __init__(self, display: RunProgress) -> None:
+        self.display = display
+        self.report: BuildReport | None = None
+
+    def __call__(self, report: BuildReport) -> None:
+        self.report = report
+        counters = {"requests": report.requests, "failed": report.failed_requests}
+        self.display.start(total=report.answers_needed, **counters)  # once; later calls no-op
+        self.display.update(done=report.answers_done, **counters)
 
 
 class _Builder:
@@ -214,7 +210,7 @@ class _Builder:
         max_rounds: int,
         abort_after_failures: int,
         report: BuildReport,
-        progress: _Progress,
+        on_progress: ProgressCallback | None,
     ) -> None:
         self.store = store
         self.role = role
@@ -226,8 +222,12 @@ class _Builder:
         self.max_rounds = max_rounds
         self.abort_after_failures = abort_after_failures
         self.report = report
-        self.progress = progress
+        self.on_progress = on_progress
         self.failures_in_a_row = 0
+
+    def progressed(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.report)
 
     async def _request(self, item: PromptItem, n: int) -> int | None:
         """One chat request; its answers are committed before returning. Usable count or None."""
@@ -243,6 +243,7 @@ class _Builder:
             self.failures_in_a_row += 1
             if len(self.report.errors) < MAX_ERRORS_KEPT:
                 self.report.errors.append(f"{item.record_id}: {error}")
+            self.progressed()
             if self.failures_in_a_row >= self.abort_after_failures:
                 raise BuildAborted(
                     f"{self.failures_in_a_row} teacher requests failed in a row; last: {error}"
@@ -261,7 +262,8 @@ class _Builder:
             self.report.completion_tokens += completion.completion_tokens
             usable += status in self.usable
         self.report.answers_stored += len(completions)
-        self.progress.advance(min(usable, self.k), self.report)
+        self.report.answers_done += usable
+        self.progressed()
         return usable
 
     async def fill(self, item: PromptItem, need: int) -> None:
@@ -293,6 +295,7 @@ async def build_references(
     template_version: str = TEMPLATE_VERSION,
     progress: bool = False,
     retry_truncated: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> BuildReport:
     """Make sure every prompt has `k` usable teacher answers in `store`.
 
@@ -304,6 +307,12 @@ async def build_references(
     answers are `usable` or `retry_truncated` (a sampled model may finish next time, for a
     price). `role` must be the resolved role (real model name): its sampling settings and
     `system_prompt` make the fingerprint the answers are stored under.
+
+    `on_progress(report)` is called once when `report.answers_needed` is known (before any
+    request), then after every request, answered or failed (`answers_done`, `requests`,
+    `failed_requests` up to date); it runs on the event loop, so it must be quick. `progress`
+    shows the same on stderr (`ropd.progress.RunProgress`: a bar on a terminal, plain lines
+    otherwise), besides `on_progress`.
     """
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
@@ -333,10 +342,15 @@ async def build_references(
         else:
             todo.append((item, need))
     report.answers_needed = sum(need for _, need in todo)
-    bar = _Progress(progress, report.answers_needed)
+    display: RunProgress | None = None
+    if progress:
+        from ropd.progress import RunProgress
+
+        display = RunProgress(PROGRESS_LABEL, PROGRESS_UNIT)
+        on_progress = _both(ReportProgress(display), on_progress)
     builder = _Builder(
         store, role, client, fingerprint, k, usable_set, use_n, max_rounds,
-        abort_after_failures, report, bar,
+        abort_after_failures, report, on_progress,
     )  # fmt: skip
     queue = iter(todo)
 
@@ -345,6 +359,7 @@ async def build_references(
             await builder.fill(item, need)
 
     try:
+        builder.progressed()
         workers = [asyncio.create_task(worker()) for _ in range(min(max_pending, len(todo)))]
         try:
             await asyncio.gather(*workers)
@@ -354,10 +369,22 @@ async def build_references(
             await asyncio.gather(*workers, return_exceptions=True)
             raise
     finally:
-        bar.close()
+        if display is not None:
+            display.close()
         report.wall_s = time.monotonic() - started
     _record_shortfalls(report, store, items, fingerprint, usable_set)
     return report
+
+
+def _both(first: ProgressCallback, second: ProgressCallback | None) -> ProgressCallback:
+    if second is None:
+        return first
+
+    def both(report: BuildReport) -> None:
+        first(report)
+        second(report)
+
+    return both
 
 
 def _plan(
@@ -441,6 +468,7 @@ def build_store(
     limits: LimitsConfig | None = None,
     client: ChatClient | None = None,
     probe: bool = True,
+    on_progress: ProgressCallback | None = None,
     **options: Any,
 ) -> BuildReport:
     """`build_references` into the store at `store_path`, opening the teacher here.
@@ -448,8 +476,8 @@ def build_store(
     The role's endpoint (or the embedded model when it has no `base_url`) is opened and closed
     around the build; with `probe` a remote endpoint is checked once first (unreachable, key
     rejected, model not served fail before any prompt is sent). `client` builds through another
-    `ChatClient` instead (tests). Unset key variables fail before any request. `options` are
-    `build_references`' keyword options.
+    `ChatClient` instead (tests). Unset key variables fail before any request. `on_progress` and
+    `options` are `build_references`' keyword options.
     """
     role.check_api_key()
 
@@ -464,6 +492,8 @@ def build_store(
                 )
                 resolved = roles[0]
             store = stack.enter_context(TeacherStore(store_path))
-            return await build_references(items, store, resolved, chat, k, **options)
+            return await build_references(
+                items, store, resolved, chat, k, on_progress=on_progress, **options
+            )
 
     return asyncio.run(run())
