@@ -117,7 +117,9 @@ def build(
     temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 1.0,
     top_p: Annotated[float | None, typer.Option(help="Teacher nucleus sampling.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 1024,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
+    ] = 300.0,
     max_in_flight: MaxInFlight = 16,
     rpm: Rpm = None,
     tpm: Tpm = None,
