@@ -23,6 +23,7 @@ from ropd.cli.options import (
     NoProbe,
     Rpm,
     Tpm,
+    field_help,
     limits_from_flags,
     role_from_flags,
 )
