@@ -113,7 +113,9 @@ def hand_results() -> list[GroupResult]:
             Criterion(id="C2", category="format", criterion="one line", points=1),
         ]
     )
-    other = Rubric(criteria=[Criterion(id="C1", category="logic", criterion="explains", points=2)])
+    other = Rubric(
+        criteria=[Criterion(id="C1", category="reasoning", criterion="explains", points=2)]
+    )
     per_pair = GroupResult(
         id="pair",
         rewards=[0.8, 1.0, float("nan")],
@@ -194,7 +196,7 @@ def test_hand_built_groups_read_back_give_the_same_metrics(tmp_path: Path) -> No
     assert summary.metrics.as_dict() == logged
     assert logged[PREFIX + "reward_mean"] == pytest.approx((0.8 + 1.0 + 0.2 + 0.2) / 4)  # no NaN
     assert logged[PREFIX + "beat_teacher_rate"] == 0.0  # 1.0 vs 1.0, 0.2 vs 0.6
-    assert logged[PREFIX + "pass_rate/logic"] == 1.0
+    assert logged[PREFIX + "pass_rate/reasoning"] == 1.0
     assert logged[PREFIX + "pass_rate/correctness"] == pytest.approx(1 / 3)  # failed: none
     assert logged[PREFIX + "pass_rate/format"] == pytest.approx(2 / 3)
     assert logged[PREFIX + "judge/verifier/failed_calls"] == 2.0
@@ -280,3 +282,21 @@ def test_reward_std_is_trls_reward_std(groups) -> None:
 
 def _numbers(groups: list[list[float | None]]) -> list[float]:
     return [r for group in groups for r in group if r is not None]
+
+
+def test_metric_names_never_come_from_judge_written_categories():
+    from ropd.reward.metrics import METRIC_CATEGORIES, metric_category
+
+    assert metric_category("revised_referee-style}") == "other"
+    assert metric_category(" Instruction Following ") == "instruction_following"
+    assert metric_category("Style") == "format" and metric_category("general") == "other"
+    invented = [f"judge word {i}" for i in range(50)]
+    rubric = Rubric(criteria=[Criterion(id=f"C{i}", category=w, criterion="some check", points=1)
+                              for i, w in enumerate(invented, 1)])  # fmt: skip
+    verdicts = AnswerVerdicts(
+        source="student", index=0, verdicts={c.id: True for c in rubric.criteria}, score=1.0
+    )
+    result = GroupResult(id="g", rewards=[1.0], rubrics=[rubric], verdicts=[verdicts])
+    names = {k for k in batch_metrics([result]) if "pass_rate/" in k}
+    assert names == {PREFIX + "pass_rate/other"}
+    assert set(METRIC_CATEGORIES) >= {"correctness", "format"}

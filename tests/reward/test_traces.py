@@ -33,7 +33,9 @@ def group(gid: str = "g1", **kw: object) -> Group:
     return Group(**base)
 
 
-def hand_result(gid: str, rewards: list[float | None], category: str = "math") -> GroupResult:
+def hand_result(
+    gid: str, rewards: list[float | None], category: str = "correctness"
+) -> GroupResult:
     rubric = Rubric(
         criteria=[
             Criterion(id="C1", category=category, criterion="gives 391", points=4),
@@ -139,7 +141,7 @@ def test_runs_and_steps_are_kept_apart(tmp_path: Path):
 def test_summary_per_step(tmp_path: Path):
     with TraceStore(tmp_path / "t.db", run_id="run") as store:
         store.record(group("g1"), hand_result("g1", [1.0, 0.0, 0.8]), step=0)
-        store.record(group("g2"), hand_result("g2", [0.2, 0.2, 1.0], "logic"), step=0)
+        store.record(group("g2"), hand_result("g2", [0.2, 0.2, 1.0], "reasoning"), step=0)
         failed = hand_result("g3", [None, None, None]).model_copy(
             update={"error": "InvalidJudgeReply: bad JSON", "rubrics": [], "verdicts": []}
         )
@@ -151,13 +153,15 @@ def test_summary_per_step(tmp_path: Path):
     assert s0.failure_rate == pytest.approx(1 / 3)
     assert s0.reward_mean == pytest.approx((1.0 + 0.0 + 0.8 + 0.2 + 0.2 + 1.0) / 6)
     assert s0.rubric_size_mean == pytest.approx(2.0)  # failed groups do not count
-    # student verdicts only: C1 (math) passes for 1.0 and 0.8; logic C1 passes for 1.0
-    assert s0.category_pass_rate == pytest.approx({"math": 2 / 3, "logic": 1 / 3, "format": 4 / 6})
+    # student verdicts only: C1 (correctness) passes for 1.0 and 0.8; reasoning C1 for 1.0
+    assert s0.category_pass_rate == pytest.approx(
+        {"correctness": 2 / 3, "reasoning": 1 / 3, "format": 4 / 6}
+    )
     assert s0.prompt_tokens == 300 and s0.completion_tokens == 60
     assert s1.reward_mean == pytest.approx(1.0) and s1.failure_rate == 0.0
     logged = s1.as_log_dict()
     assert logged["rubric/reward_mean"] == pytest.approx(1.0)
-    assert logged["rubric/pass_rate/math"] == pytest.approx(1.0)
+    assert logged["rubric/pass_rate/correctness"] == pytest.approx(1.0)
 
 
 def test_secrets_are_never_stored(tmp_path: Path):

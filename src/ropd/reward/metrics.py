@@ -30,11 +30,13 @@ Reward spread, two numbers that answer two questions:
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ropd.reward.induction import FORMAT_CATEGORIES
 from ropd.reward.types import GroupResult
 
 PREFIX = "ropd/"
@@ -137,8 +139,31 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
     )
 
 
+# The categories the Rubricator prompt names. A metric name never comes from judge-written text:
+# any other category counts as "other" (the judge's own words stay in the trace store), so a
+# judge inventing categories cannot flood TensorBoard or W&B with new metric names.
+METRIC_CATEGORIES = (
+    "correctness",
+    "reasoning",
+    "completeness",
+    "accuracy",
+    "instruction_following",
+    "clarity",
+    "format",
+)
+OTHER_CATEGORY = "other"
+_CATEGORY_ALIASES = {name: "format" for name in FORMAT_CATEGORIES}
+
+
+def metric_category(category: str) -> str:
+    """The fixed metric category of a criterion's free-text category."""
+    key = re.sub(r"[\s\-]+", "_", category.strip().casefold())
+    key = _CATEGORY_ALIASES.get(key, key)
+    return key if key in METRIC_CATEGORIES else OTHER_CATEGORY
+
+
 def category_pass_rates(results: Iterable[GroupResult]) -> dict[str, float]:
-    """Share of passed student verdicts per criterion category, categories sorted by name."""
+    """Share of passed student verdicts per metric category (`metric_category`), sorted by name."""
     passed: dict[str, int] = defaultdict(int)
     total: dict[str, int] = defaultdict(int)
     for res in results:
@@ -147,7 +172,7 @@ def category_pass_rates(results: Iterable[GroupResult]) -> dict[str, float]:
                 continue
             categories = {c.id: c.category for c in res.rubrics[answer.rubric_index].criteria}
             for cid, ok in answer.verdicts.items():
-                category = categories.get(cid, "general")
+                category = metric_category(categories.get(cid, OTHER_CATEGORY))
                 total[category] += 1
                 passed[category] += bool(ok)
     return {c: passed[c] / total[c] for c in sorted(total)}
@@ -184,5 +209,6 @@ __all__ = [
     "batch_metrics",
     "category_pass_rates",
     "judge_usage",
+    "metric_category",
     "step_metrics",
 ]
