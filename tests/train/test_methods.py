@@ -56,6 +56,14 @@ def test_grpo_methods_train_two_steps(
     assert len(judge.calls_for(role)) == (4 if method == "ropd" else 8)
     logged = report.metrics
     assert "train_loss" in logged
+    # the trace store's run carries the resolved config; TRL's run_name is that run id
+    with sqlite3.connect(report.traces) as db:
+        ((run_id, info),) = db.execute("SELECT run_id, info FROM runs").fetchall()
+    assert json.loads(info)["ropd"]["method"] == method
+    import torch
+
+    args = torch.load(report.checkpoints[-1] / "training_args.bin", weights_only=False)
+    assert args.run_name == run_id
 
 
 def test_sft_with_lora_adapters(tiny_overrides: dict[str, Any], scripted_client) -> None:

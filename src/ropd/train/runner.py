@@ -72,6 +72,13 @@ def _run_id(config: TrainConfig, resume: bool) -> str:
     return config.ropd.run_id or new_run_id(config.method)
 
 
+def _scrubbed_section(config: TrainConfig) -> dict[str, Any]:
+    """The resolved `ropd:` section without secrets (stored with the run and in the run file)."""
+    from ropd.reward.traces import scrub_settings
+
+    return scrub_settings(config.ropd.model_dump(mode="json"))
+
+
 def _write_run_file(config: TrainConfig, run_id: str) -> None:
     if not _is_main_process():
         return
@@ -83,7 +90,7 @@ def _write_run_file(config: TrainConfig, run_id: str) -> None:
         "method": config.method,
         "source": config.source,
         "trl": config.trl,
-        "ropd": config.ropd.model_dump(mode="json"),
+        "ropd": _scrubbed_section(config),
     })  # fmt: skip
     (config.output_dir / RUN_FILE).write_text(json.dumps(body, indent=2, default=str) + "\n")
 
@@ -194,6 +201,7 @@ def make_reward(
         client=client,
         run_id=run_id,
         name=section.method,
+        run_info={"ropd": _scrubbed_section(config)},
         probe=False,  # the judges were probed up front by `run` (or skipped with --no-probe)
     )
 
@@ -211,6 +219,9 @@ def build_trainer(
 
     section = config.ropd
     args = config.trl_args()
+    if not args.run_name or args.run_name == args.output_dir:
+        # the W&B / TensorBoard run is named like the trace store's run, so the two can be joined
+        args.run_name = run_id
     student = resolve_student(section.student)
     if section.method in ("ropd", "tjudge"):
         reward = make_reward(config, run_id, store, client)

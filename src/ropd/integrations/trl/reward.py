@@ -93,6 +93,7 @@ class RopdReward:
         run_id: str | None = None,
         name: str | None = None,
         probe: bool = True,
+        run_info: dict[str, Any] | None = None,
     ):
         self.config = config or ScorerConfig()
         self.teacher_store = teacher_store
@@ -105,6 +106,7 @@ class RopdReward:
         self.client = client
         self.run_id = run_id
         self.probe = probe  # check the judge endpoints once, before the first step
+        self.run_info = run_info or {}  # stored with the run in the trace store (e.g. the config)
         if isinstance(gate, GateConfig):
             gate = QualityGate.from_config(gate)
         self.batch_scorer = BatchScorer(self._open, gate)
@@ -134,7 +136,7 @@ class RopdReward:
                 traces=self.traces,
                 client=self.client,
                 run_id=self.run_id,
-                run_info={"trainer": "trl", "reward": self.__name__},
+                run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
                 probe=self.probe,
             )
         )
