@@ -242,7 +242,7 @@ def test_reward_spreads_against_a_hand_computation() -> None:
 
 
 def test_two_rewards_give_trls_number_not_the_population_std() -> None:
-    m = step_metrics(spread_results([[0.17, 0.83]]))  # the 0.33 vs 0.47 of the issue
+    m = step_metrics(spread_results([[0.17, 0.83]]))  # 0.33 (population std) vs 0.47 (TRL)
     assert round(m.reward_std, 2) == 0.47 and round(statistics.pstdev([0.17, 0.83]), 2) == 0.33
     assert m.reward_std == pytest.approx(m.reward_std_within_group_mean)  # one group: same
 
