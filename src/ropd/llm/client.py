@@ -161,9 +161,36 @@ def parse_completion_body(data: bytes, content_type: str = "") -> ReplyBody:
     return ReplyBody(choices=out, usage=usage)
 
 
-def _clean(text: str) -> str:
+def clean_cause(text: str, limit: int = MAX_CAUSE_CHARS) -> str:
     """One short line with every secret scrubbed (scrubbed before cutting: no half keys)."""
-    return " ".join(redact.scrub(text).split())[:MAX_CAUSE_CHARS]
+    return " ".join(redact.scrub(text).split())[:limit]
+
+
+def status_cause(error: openai.APIStatusError) -> str:
+    """What the server said about a refused request (its message, not the raw body)."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+        if body.get("detail"):
+            return str(body["detail"])
+    if isinstance(body, str) and body:
+        return body
+    return error.message
+
+
+def key_fix(role: RoleConfig) -> str:
+    """What to do about a key an endpoint rejected (said by the client and the probe alike)."""
+    variable = role.key_variable
+    if variable:
+        return f"check the variable {variable}"
+    return (
+        "no key was sent: name the variable holding this endpoint's key with "
+        "--api-key-env / api_key_env (OPENAI_API_KEY is sent unnamed only to api.openai.com)"
+    )
 
 
 def _error_cause(error: Exception) -> str:
@@ -175,18 +202,7 @@ def _error_cause(error: Exception) -> str:
     if isinstance(error, openai.APIConnectionError):
         return f"connection error ({type(error.__cause__ or error).__name__})"
     if isinstance(error, openai.APIStatusError):
-        body = error.body
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            if isinstance(inner, dict) and inner.get("message"):
-                return str(inner["message"])
-            if isinstance(inner, str):
-                return inner
-            if body.get("detail"):
-                return str(body["detail"])
-        if isinstance(body, str) and body:
-            return body
-        return error.message
+        return status_cause(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -511,19 +527,13 @@ class OpenAIChatClient:
             error = result.error
             assert error is not None
             status = _status(error)
-            cause = _clean(_error_cause(error))
+            cause = clean_cause(_error_cause(error))
             if status in (401, 403):
                 self.usage.fail(role.name)
-                variable = role.key_variable
-                fix = (
-                    f"check the variable {variable}"
-                    if variable
-                    else "no key was sent: name the variable holding this endpoint's key with "
-                    "--api-key-env / api_key_env (OPENAI_API_KEY is sent unnamed only to "
-                    "api.openai.com)"
-                )
                 raise JudgeUnavailable(
-                    redact.scrub(f"{where} rejected the API key (HTTP {status}): {cause}; {fix}")
+                    redact.scrub(
+                        f"{where} rejected the API key (HTTP {status}): {cause}; {key_fix(role)}"
+                    )
                 ) from None
             if status == 404:
                 self.usage.fail(role.name)

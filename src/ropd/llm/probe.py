@@ -24,7 +24,7 @@ from openai import AsyncOpenAI
 
 from ropd import redact
 from ropd.errors import ConfigError, JudgeUnavailable
-from ropd.llm.client import endpoint_host
+from ropd.llm.client import clean_cause, endpoint_host, key_fix, status_cause
 from ropd.llm.config import RoleConfig
 
 log = redact.logger("ropd.llm")
@@ -92,20 +92,11 @@ def endpoints_of(roles: Sequence[RoleConfig]) -> list[Endpoint]:
 
 
 def _short(text: str) -> str:
-    return " ".join(redact.scrub(str(text)).split())[:MAX_CAUSE_CHARS]
+    return clean_cause(str(text), MAX_CAUSE_CHARS)
 
 
 def _status_cause(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return _short(inner["message"])
-        if isinstance(inner, str) and inner:
-            return _short(inner)
-        if body.get("detail"):
-            return _short(str(body["detail"]))
-    return _short(error.message)
+    return _short(status_cause(error))
 
 
 def _listed_models(data: bytes) -> list[str]:
@@ -163,18 +154,10 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
     except openai.APIStatusError as error:
         status = error.status_code
         if status in (401, 403):
-            variable = first.key_variable
-            fix = (
-                f"check the variable {variable}"
-                if variable
-                else "no key was sent: name the variable holding this endpoint's key with "
-                "--api-key-env / api_key_env (OPENAI_API_KEY is sent unnamed only to "
-                "api.openai.com)"
-            )
             return [
                 Problem(
                     f"{endpoint.who()}: the API key was rejected (HTTP {status}: "
-                    f"{_status_cause(error)}); {fix}"
+                    f"{_status_cause(error)}); {key_fix(first)}"
                 )
             ]
         if status >= 500:
