@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.eval.cli_run import one_line, ropd
 
 from ropd.eval.compare import build_comparison, check_settings, load_run
 
@@ -27,23 +25,6 @@ PAPER = {
     "grader": None,
     "grader_max_tokens": None,
 }
-
-
-def ropd(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real command line, as a user runs it."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def summary(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
+
+from tests.eval.cli_run import ropd as run_ropd
 
 from ropd.llm.types import JsonSchema
 from ropd.testing import StubJudgeServer
@@ -19,16 +19,9 @@ MATH = f"math={FIXTURES / 'math.jsonl'}"  # 3 items
 RUBRIC = f"rubric={FIXTURES / 'rubric.jsonl'}"  # 2 items
 
 
-def ropd(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+def ropd(*args: str) -> CompletedProcess[str]:
+    """The command line, with room for the slower failure runs."""
+    return run_ropd(*args, timeout=180)
 
 
 def eval_args(stub: StubJudgeServer, tasks: str, out: Path) -> list[str]:

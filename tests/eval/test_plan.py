@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.eval.cli_run import one_line, ropd
 
 from ropd.eval.plan import LOCAL_TOKENS_WARNING, estimate_work, human_tokens, local_run_warning
 from ropd.eval.runner import prepare
@@ -14,22 +13,6 @@ from ropd.eval.types import GenerationSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASKS = f"math={FIXTURES / 'math.jsonl'},mcq={FIXTURES / 'mcq.jsonl'}"  # 3 + 2 items
-
-
-def ropd(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_estimate_is_items_times_samples_times_tokens() -> None:
