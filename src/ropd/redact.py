@@ -22,6 +22,7 @@ MIN_SECRET_CHARS = 4  # shorter "keys" (placeholders like "no") would blank ordi
 _KEY_SHAPED = re.compile(
     r"(?i)(sk-[A-Za-z0-9_\-]{12,}|bearer\s+[A-Za-z0-9._\-]{8,}|hf_[A-Za-z0-9]{12,})"
 )
+_KEY_PREFIXES = ("sk-", "bearer", "hf_")  # every alternative of _KEY_SHAPED starts with one
 # Keys whose values are secrets wherever they appear in settings; `*_env` names are kept.
 _SECRET_NAME = re.compile(r"(?i)^(.*_)?(api_?key|secret|password|authorization|bearer)$")
 _PLACEHOLDERS = {"EMPTY", "none", "None", "sk-no-key-required"}
@@ -55,7 +56,12 @@ def scrub(text: str) -> str:
     for secret in _known:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return _KEY_SHAPED.sub(REDACTED, text)
+    # The pattern is slow on long texts (answers of 8k tokens pass here); only a text holding
+    # one of its literal prefixes can match, and finding those is cheap.
+    lowered = text.lower()
+    if any(prefix in lowered for prefix in _KEY_PREFIXES):
+        text = _KEY_SHAPED.sub(REDACTED, text)
+    return text
 
 
 def scrub_value(value: Any) -> Any:
