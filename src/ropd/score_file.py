@@ -41,7 +41,7 @@ from ropd.io import (
 )
 from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig
-from ropd.llm.types import ChatClient
+from ropd.llm.types import ChatClient, UsageBook
 from ropd.reward.base import GroupScoringError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
@@ -71,7 +71,7 @@ class ScoreFileStats:
     first_error: str | None = None
     aborted: str | None = None
     rewards: list[float] = field(default_factory=list)
-    tokens: int = 0
+    usage: UsageBook = field(default_factory=UsageBook)  # the judge's, per role
     wall_s: float = 0.0
     dropped_bytes: int = 0
     run_id: str | None = None
@@ -80,6 +80,24 @@ class ScoreFileStats:
     @property
     def reward_mean(self) -> float | None:
         return sum(self.rewards) / len(self.rewards) if self.rewards else None
+
+    @property
+    def tokens(self) -> int:
+        return self.usage.total_tokens
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(t.prompt_tokens for t in self.usage.roles.values())
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(t.completion_tokens for t in self.usage.roles.values())
+
+    @property
+    def cost(self) -> float | None:
+        """Judge cost of the run (priced roles only); None without a price."""
+        costs = [t.cost for t in self.usage.roles.values() if t.cost is not None]
+        return sum(costs) if costs else None
 
     @property
     def saved(self) -> int:
@@ -389,7 +407,7 @@ async def _score_into(
                 else:
                     stats.ok += 1
                     stats.rewards.extend(r for r in result.rewards if r is not None)
-                stats.tokens = scorer.usage.total_tokens
+                stats.usage = scorer.usage
                 if on_result is not None:
                     on_result(result, stats)
         except (
@@ -397,5 +415,5 @@ async def _score_into(
         ) as exc:  # policy `raise`: finished groups are written, the rest waits
             stats.failed += 1
             stats.aborted = f"{type(exc).__name__}: {exc}"
-        stats.tokens = scorer.usage.total_tokens
+        stats.usage = scorer.usage
     stats.wall_s = time.monotonic() - started

@@ -26,7 +26,7 @@ POINTS = [(i % 5) + 1 for i in range(N_CRITERIA)]
 CATEGORIES = ["correctness", "reasoning", "instruction_following", "format"]
 
 
-def inspect_cli(*args: object, cwd: Path, columns: int = 200) -> subprocess.CompletedProcess[str]:
+def inspect_cli(*args: object, cwd: Path, columns: int = 240) -> subprocess.CompletedProcess[str]:
     """`python -m ropd inspect ...` in `cwd`, at a terminal width of `columns`."""
     env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
     env.pop("LINES", None)
@@ -166,7 +166,8 @@ STATS_LABELS = [
     "beat teacher",
     "rubric size",
     "pass rate by category",
-    "judge tokens",
+    "judge tokens in / out",
+    "judge cost",
 ]
 _Stats = dict[tuple[str, str], dict[str, str]]  # (run, step) -> metric label -> value
 
@@ -221,9 +222,9 @@ def record_steps(path: Path) -> None:
 def test_stats_stack_at_80_columns_with_the_wide_tables_values(tmp_path):
     db = tmp_path / "t.traces.db"
     record_steps(db)
-    wide = inspect_cli("--traces", db, "--stats", cwd=tmp_path, columns=200)
+    wide = inspect_cli("--traces", db, "--stats", cwd=tmp_path, columns=240)
     narrow = inspect_cli("--traces", db, "--stats", cwd=tmp_path, columns=80)
-    for shown, columns in ((wide, 200), (narrow, 80)):
+    for shown, columns in ((wide, 240), (narrow, 80)):
         assert shown.returncode == 0, shown.stderr
         too_long = [line for line in shown.stdout.splitlines() if len(line) > columns]
         assert not too_long, "\n".join(too_long)

@@ -124,6 +124,29 @@ def test_score_writes_one_documented_line_per_group(stub, three_groups, tmp_path
         assert {g.group_id for g in store.list()} == {"g1", "g2", "g3"}
 
 
+def test_price_gives_the_cost_of_each_group_and_of_the_run(stub, three_groups, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    result = run("score", three_groups, "-o", out, *judge(stub), "--price", "2.5,10")
+    assert result.exit_code == 0, result.output
+    total = 0.0
+    for row in read_jsonl(out):
+        for role in ("rubricator", "verifier"):
+            usage = row["usage"][role]
+            expected = (usage["prompt_tokens"] * 2.5 + usage["completion_tokens"] * 10) / 1e6
+            assert usage["cost"] == pytest.approx(expected) and expected > 0
+            total += usage["cost"]
+    assert f"judge cost {total:.4f}" in result.stdout
+    assert " in / " in result.stdout  # input and output tokens apart
+
+
+@pytest.mark.parametrize("value", ["2.5", "a,b", "1,-2", "1,2,3"])
+def test_a_bad_price_is_refused_before_any_call(stub, three_groups, tmp_path, value):
+    result = run("score", three_groups, "-o", tmp_path / "o.jsonl", *judge(stub), "--price", value)
+    assert result.exit_code == 2, result.output
+    assert "--price: two non-negative numbers IN,OUT" in result.output
+    assert stub.calls == {}
+
+
 def test_options_reach_the_scorer(stub, three_groups, tmp_path):
     stub.latency_s = 0.2  # long enough for every allowed request to be in flight at once
     stub.models = ["m1", "m2"]  # what /v1/models lists: both pass the probe

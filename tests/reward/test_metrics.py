@@ -88,8 +88,49 @@ async def test_training_log_and_inspect_stats_are_identical(tmp_path: Path) -> N
         f"{m.beat_teacher_rate:.1%}",
         f"{m.rubric_size:.1f}",
         "correctness " + f"{m.pass_rate['correctness']:.0%}",
-        f"{m.judge_tokens:,.0f}",
+        (
+            f"{sum(u.input_tokens for u in m.judge.values()):,.0f} / "
+            f"{sum(u.output_tokens for u in m.judge.values()):,.0f}"
+        ),
+        "n/a",  # no price configured: no cost, rather than a cost of 0
     ]
+    assert not any("cost" in name for name in logged)
+
+
+async def test_priced_roles_give_cost_per_role_step_and_run(tmp_path: Path) -> None:
+    """Input and output tokens are priced apart; the cost reaches the log, traces and --stats."""
+    from ropd.llm.config import Price, RoleConfig
+
+    rubricator = RoleConfig(price=Price(input_per_mtok=2.0, output_per_mtok=8.0))
+    verifier = RoleConfig(price=Price(input_per_mtok=0.5, output_per_mtok=1.5))
+    config = ScorerConfig(rubricator=rubricator, verifier=verifier)
+    db = tmp_path / "traces.db"
+    with TraceStore(db, run_id="paid") as store:
+        scorer = GroupScorer(config, make_client(RUBRIC), store, run_id="paid")
+        results = [
+            await scorer.score_groups([group(g)], step=s) for s, g in enumerate(["g0", "g1"])
+        ]
+    logged = [batch_metrics(r) for r in results]
+
+    # the scripted client reports 10 input and 5 output tokens per call
+    for step in logged:
+        calls = {role: step[PREFIX + f"judge/{role}/calls"] for role in ("rubricator", "verifier")}
+        assert step[PREFIX + "judge/rubricator/input_tokens"] == 10 * calls["rubricator"]
+        assert step[PREFIX + "judge/verifier/output_tokens"] == 5 * calls["verifier"]
+        expected = {
+            "rubricator": calls["rubricator"] * (10 * 2.0 + 5 * 8.0) / 1e6,
+            "verifier": calls["verifier"] * (10 * 0.5 + 5 * 1.5) / 1e6,
+        }
+        for role, cost in expected.items():
+            assert step[PREFIX + f"judge/{role}/cost"] == pytest.approx(cost)
+        assert step[PREFIX + "judge/cost"] == pytest.approx(sum(expected.values()))
+
+    stats = run("inspect", "--traces", db, "--stats")
+    assert stats.exit_code == 0, stats.output
+    run_cost = sum(step[PREFIX + "judge/cost"] for step in logged)
+    assert f"judge cost {run_cost:.4f}" in stats.stdout  # the run's total line
+    for step in logged:
+        assert f"{step[PREFIX + 'judge/cost']:.4f}" in stats.stdout  # per step
 
 
 async def test_failed_groups_do_not_count_in_reward_means(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from enum import Enum
 from pathlib import Path
@@ -32,7 +33,7 @@ from rich.text import Text
 
 from ropd.errors import InputError, RopdError
 from ropd.reward.metrics import StepMetrics, judge_usage
-from ropd.reward.traces import TracedGroup, TraceStore
+from ropd.reward.traces import StepSummary, TracedGroup, TraceStore
 from ropd.reward.types import AnswerVerdicts, GroupResult
 from ropd.rubric import Rubric
 
@@ -166,7 +167,8 @@ def render_group(
 
     if result.usage:
         usage = ", ".join(
-            f"{role}: {u.calls:.0f} calls, {u.tokens:.0f} tokens, {u.latency_s:.2f} s"
+            f"{role}: {u.calls:.0f} calls, {_tokens(u.input_tokens, u.output_tokens)} tokens, "
+            f"{u.latency_s:.2f} s" + ("" if u.cost is None else f", cost {_money(u.cost)}")
             for role, u in judge_usage([result.usage]).items()
         )
         parts.append(Text(f"usage  {usage}", style="dim"))
@@ -312,7 +314,8 @@ STATS_COLUMNS = (
     "beat teacher",
     "rubric size",
     "pass rate by category",
-    "judge tokens",
+    "judge tokens in / out",
+    "judge cost",
 )
 PASS_RATE = STATS_COLUMNS.index("pass rate by category")
 
@@ -334,9 +337,17 @@ def render_stats(
 
     A table if it fits `console`'s width with every value whole (only the pass rates may wrap,
     between categories), else stacked: per (run, step), one `name: value` line per metric.
-    Eleven columns need about 180 columns; squeezed into 80, rich cuts every value to "…".
+    Twelve columns need about 210 columns; squeezed into 80, rich cuts every value to "…".
     """
-    rows = [_stats_row(s.run_id, s.step, s.metrics) for s in store.summary(run_id=run, step=step)]
+    summaries = store.summary(run_id=run, step=step)
+    totals = Text("\n".join(run_totals(summaries)))
+    return RichGroup(_stats_view(store, summaries, console, layout), totals)
+
+
+def _stats_view(
+    store: TraceStore, summaries: list[StepSummary], console: Console | None, layout: Layout
+) -> RenderableType:
+    rows = [_stats_row(s.run_id, s.step, s.metrics) for s in summaries]
     title = STATS_TITLE.format(path=store.path)
     console = console or Console()
     if layout is Layout.stacked:
@@ -366,9 +377,44 @@ def _stats_row(run_id: str, step: int | None, m: StepMetrics) -> _StatsRow:
         "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
         "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
         ", ".join(pass_rates),
-        f"{m.judge_tokens:,.0f}",
+        _tokens(*_in_out(m)),
+        "n/a" if m.judge_cost is None else _money(m.judge_cost),
     ]
     return _StatsRow(cells, pass_rates)
+
+
+def _in_out(m: StepMetrics) -> tuple[float, float]:
+    """Input and output judge tokens of a step, over every role."""
+    return (
+        sum(u.input_tokens for u in m.judge.values()),
+        sum(u.output_tokens for u in m.judge.values()),
+    )
+
+
+def _tokens(input_tokens: float, output_tokens: float) -> str:
+    return f"{input_tokens:,.0f} / {output_tokens:,.0f}"
+
+
+def _money(cost: float) -> str:
+    """A cost in the price table's currency: cents stay visible, fractions of a cent too."""
+    return f"{cost:,.2f}" if cost >= 1 else f"{cost:.4f}"
+
+
+def run_totals(summaries: list[StepSummary]) -> list[str]:
+    """One line per run: steps, groups, judge tokens in / out, and cost when priced."""
+    lines = []
+    for run_id in dict.fromkeys(s.run_id for s in summaries):
+        steps = [s.metrics for s in summaries if s.run_id == run_id]
+        tokens = [_in_out(m) for m in steps]
+        costs = [m.judge_cost for m in steps if m.judge_cost is not None]
+        line = (
+            f"run {run_id}: {len(steps)} step(s), {sum(m.groups for m in steps)} groups, "
+            f"judge tokens {_tokens(sum(t[0] for t in tokens), sum(t[1] for t in tokens))}"
+        )
+        if costs:
+            line += f", judge cost {_money(math.fsum(costs))}"
+        lines.append(line)
+    return lines
 
 
 def _stats_table(title: str, rows: list[_StatsRow], *, whole: bool) -> Table:

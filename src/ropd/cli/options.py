@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 
 from ropd.errors import InputError
-from ropd.llm.config import LOCAL, LimitsConfig, RoleConfig
+from ropd.llm.config import LOCAL, LimitsConfig, Price, RoleConfig
 
 
 def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
@@ -38,6 +38,33 @@ Tpm = Annotated[
     ),
 ]
 MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
+
+# A judge's price, for cost figures only (score lines, traces, `ropd inspect --stats`, report).
+JudgePrice = Annotated[
+    str | None,
+    typer.Option(
+        "--price",
+        metavar="IN,OUT",
+        help="Judge price per million input and output tokens, e.g. 2.5,10 (any currency); "
+        "gives cost per group, step and run. Unset: no cost is reported.",
+        show_default=False,
+    ),
+]
+
+
+def price_from_flag(value: str | None) -> Price | None:
+    """`--price 2.5,10` as a `Price` (input, output per million tokens)."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        input_price, output_price = (float(p) for p in parts)
+        return Price(input_per_mtok=input_price, output_per_mtok=output_price)
+    except ValueError:  # also pydantic's ValidationError (a ValueError): negative prices
+        raise InputError(
+            f"--price: two non-negative numbers IN,OUT per million tokens (got {value!r})"
+        ) from None
+
 
 # Every command that opens an endpoint probes it first (reachable, key accepted, model served);
 # the flag is the way out for a gateway whose `/models` listing does not match what it serves.

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ropd.cli.options import (
+    JudgePrice,
     MaxInFlight,
     MaxRetries,
     NoProbe,
@@ -23,11 +24,12 @@ from ropd.cli.options import (
     Tpm,
     field_help,
     limits_from_flags,
+    price_from_flag,
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
 from ropd.errors import InputError, Interrupted, JudgeError
-from ropd.llm.config import LOCAL, RoleConfig
+from ropd.llm.config import LOCAL, Price, RoleConfig
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
 from ropd.score_file import AllGroupsFailed, ScoreFileStats, default_traces_path, score_file
@@ -160,10 +162,13 @@ def score(
         ),
     ] = True,
     no_probe: NoProbe = False,
+    price: JudgePrice = None,
 ) -> None:
     """Score groups of student answers with the ROPD rubric reward."""
     try:  # a flag value the configs refuse is an input error naming the flag
-        judge = judge_role(base_url, model, api_key_env, temperature, max_tokens, timeout)
+        judge = judge_role(
+            base_url, model, api_key_env, temperature, max_tokens, timeout, price_from_flag(price)
+        )
         config = ScorerConfig(
             judge=judge,
             rubricator=role_override(
@@ -292,6 +297,7 @@ def judge_role(
     temperature: float,
     max_tokens: int,
     timeout_s: float,
+    price: Price | None = None,
 ) -> RoleConfig:
     """The judge both roles share, from the flags."""
     return role_from_flags(
@@ -302,6 +308,7 @@ def judge_role(
         temperature=temperature,
         max_tokens=max_tokens,
         timeout_s=timeout_s,
+        price=price,
     )
 
 
@@ -334,10 +341,11 @@ def role_override(
 
 def _print_summary(console: Console, stats: ScoreFileStats, output: Path) -> None:
     mean = f"{stats.reward_mean:.4f}" if stats.reward_mean is not None else "n/a"
+    cost = "" if stats.cost is None else f", judge cost {stats.cost:.4f}"
     console.print(
         f"groups {stats.total} (scored {stats.scored}, skipped {stats.skipped} already done), "
-        f"failed {stats.failed}, mean reward {mean}, judge tokens {stats.tokens:,}, "
-        f"{stats.wall_s:.1f} s",
+        f"failed {stats.failed}, mean reward {mean}, judge tokens {stats.input_tokens:,} in / "
+        f"{stats.output_tokens:,} out{cost}, {stats.wall_s:.1f} s",
         markup=False,
         highlight=False,
     )

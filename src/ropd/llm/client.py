@@ -480,6 +480,7 @@ class OpenAIChatClient:
                 completion_tokens=completion_tokens,
                 latency_s=latency,
             ),
+            role.price,
         )
         # Split the request's tokens over its choices so that summing completions never counts
         # a request twice; every choice carries the request's latency.

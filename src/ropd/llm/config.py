@@ -24,6 +24,22 @@ OPENAI_HOST = "api.openai.com"
 DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
 
 
+class Price(BaseModel):
+    """What an endpoint charges per million tokens, input and output apart (any currency).
+
+    Only used to report cost (training log, `ropd inspect --stats`, the report); nothing is
+    limited by it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0.0, description="Price of one million input tokens.")
+    output_per_mtok: float = Field(ge=0.0, description="Price of one million output tokens.")
+
+    def cost(self, input_tokens: float, output_tokens: float) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
 class RoleConfig(BaseModel):
     """Where and how to call the model that plays one role.
 
@@ -52,6 +68,11 @@ class RoleConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0, description="Seconds allowed per request.")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra request fields sent as they are (vLLM options…)."
+    )
+    price: Price | None = Field(
+        default=None,
+        description="Price per million input / output tokens, for cost figures (none: no cost "
+        "is reported).",
     )
 
     @field_validator("base_url", mode="before")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ropd.errors import JudgeError
-from ropd.llm.config import RoleConfig
+from ropd.llm.config import Price, RoleConfig
 
 __all__ = ["ChatClient", "Completion", "JsonSchema", "JudgeError", "UsageBook", "UsageTotals"]
 
@@ -31,19 +31,27 @@ class Completion:
 
 @dataclass
 class UsageTotals:
-    """Calls, tokens and latency accumulated for one role."""
+    """Calls, tokens (input = prompt, output = completion, kept apart) and latency of one role.
+
+    `cost` is None unless the role has a price: a run without prices reports no cost rather
+    than a cost of 0.
+    """
 
     calls: int = 0
     failed_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    cost: float | None = None
 
-    def add(self, completion: Completion) -> None:
+    def add(self, completion: Completion, price: Price | None = None) -> None:
         self.calls += 1
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
         self.latency_s += completion.latency_s
+        if price is not None:
+            spent = price.cost(completion.prompt_tokens, completion.completion_tokens)
+            self.cost = (self.cost or 0.0) + spent
 
     def merge(self, other: UsageTotals) -> None:
         self.calls += other.calls
@@ -51,15 +59,20 @@ class UsageTotals:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.latency_s += other.latency_s
+        if other.cost is not None:
+            self.cost = (self.cost or 0.0) + other.cost
 
     def as_dict(self) -> dict[str, float]:
-        return {
+        out = {
             "calls": self.calls,
             "failed_calls": self.failed_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "latency_s": round(self.latency_s, 4),
         }
+        if self.cost is not None:
+            out["cost"] = round(self.cost, 9)
+        return out
 
 
 @dataclass
@@ -93,8 +106,8 @@ class UsageBook:
 
     roles: dict[str, UsageTotals] = field(default_factory=dict)
 
-    def add(self, role: str, completion: Completion) -> None:
-        self.roles.setdefault(role, UsageTotals()).add(completion)
+    def add(self, role: str, completion: Completion, price: Price | None = None) -> None:
+        self.roles.setdefault(role, UsageTotals()).add(completion, price)
 
     def fail(self, role: str) -> None:
         self.roles.setdefault(role, UsageTotals()).failed_calls += 1

@@ -97,6 +97,7 @@ class BatchScorer:
         self.scorer: Scorer | None = None
         self.references: ReferenceSource | None = None
         self.gate = gate
+        self.run_cost: float | None = None  # judge cost of every batch so far (priced roles)
 
     async def _ensure_open(self) -> Scorer:
         if self.scorer is None:
@@ -141,6 +142,9 @@ class BatchScorer:
             for i, reward in zip(indices, result.rewards, strict=True):
                 rewards[i] = None if reward is None or math.isnan(reward) else float(reward)
         metrics = batch_metrics(results)
+        if (cost := metrics.get(PREFIX + "judge/cost")) is not None:
+            self.run_cost = (self.run_cost or 0.0) + cost
+            metrics[PREFIX + "judge/cost_run"] = self.run_cost
         stop = None
         if self.gate is not None:
             metrics[PREFIX + "gate/failed_share"] = self.gate.update(

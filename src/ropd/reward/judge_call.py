@@ -48,7 +48,7 @@ async def ask_json(
         except JudgeError:
             book.fail(role.name)
             raise
-        book.add(role.name, completion)
+        book.add(role.name, completion, role.price)
         try:
             if completion.finish_reason == "length":
                 # A cut reply is never read: what survives the cut may be only a quoted object.

@@ -44,17 +44,30 @@ PREFIX = "ropd/"
 
 @dataclass(frozen=True)
 class RoleUsage:
-    """Judge traffic of one role (rubricator, verifier, ...) summed over groups."""
+    """Judge traffic of one role (rubricator, verifier, ...) summed over groups.
+
+    Input (prompt) and output (completion) tokens are kept apart: they are priced apart. `cost`
+    is None when no group of the role had a price (`RoleConfig.price`).
+    """
 
     calls: float = 0.0
     failed_calls: float = 0.0
     prompt_tokens: float = 0.0
     completion_tokens: float = 0.0
     latency_s: float = 0.0
+    cost: float | None = None
 
     @property
     def tokens(self) -> float:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def input_tokens(self) -> float:
+        return self.prompt_tokens
+
+    @property
+    def output_tokens(self) -> float:
+        return self.completion_tokens
 
     @property
     def mean_latency_s(self) -> float | None:
@@ -84,6 +97,12 @@ class StepMetrics:
     def judge_tokens(self) -> float:
         return sum(u.tokens for u in self.judge.values())
 
+    @property
+    def judge_cost(self) -> float | None:
+        """Cost of every priced role's calls; None when no role has a price."""
+        costs = [u.cost for u in self.judge.values() if u.cost is not None]
+        return math.fsum(costs) if costs else None
+
     def as_dict(self, prefix: str = PREFIX) -> dict[str, float]:
         """The flat names a training logger gets (absent numbers are left out, never 0)."""
         out: dict[str, float] = {
@@ -104,8 +123,14 @@ class StepMetrics:
             out[f"judge/{role}/calls"] = u.calls
             out[f"judge/{role}/failed_calls"] = u.failed_calls
             out[f"judge/{role}/tokens"] = u.tokens
+            out[f"judge/{role}/input_tokens"] = u.input_tokens
+            out[f"judge/{role}/output_tokens"] = u.output_tokens
             if u.mean_latency_s is not None:
                 out[f"judge/{role}/latency_s"] = u.mean_latency_s
+            if u.cost is not None:
+                out[f"judge/{role}/cost"] = u.cost
+        if self.judge_cost is not None:
+            out["judge/cost"] = self.judge_cost
         return {prefix + k: v for k, v in out.items()}
 
 
@@ -192,6 +217,7 @@ def judge_usage(books: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str,
             prompt_tokens=math.fsum(v["prompt_tokens"]),
             completion_tokens=math.fsum(v["completion_tokens"]),
             latency_s=math.fsum(v["latency_s"]),
+            cost=math.fsum(v["cost"]) if v["cost"] else None,
         )
         for role, v in sorted(values.items())
     }
