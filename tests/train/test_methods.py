@@ -38,6 +38,7 @@ def test_grpo_methods_train_two_steps(
     method: str, tiny_overrides: dict[str, Any], tiny_student: Path, scripted_client
 ) -> None:
     overrides = {**tiny_overrides, "ropd.method": method, "learning_rate": 1e-3}
+    overrides["report_to"] = "tensorboard"
     if method == "tjudge":
         overrides["ropd.tjudge.num_references"] = 1
     config = load_config(None, overrides)
@@ -64,6 +65,27 @@ def test_grpo_methods_train_two_steps(
 
     args = torch.load(report.checkpoints[-1] / "training_args.bin", weights_only=False)
     assert args.run_name == run_id
+    # ... and the resolved section is logged with the TensorBoard run as text
+    logged_config = json.loads(tensorboard_text(report.output_dir / "runs", "ropd/config"))
+    assert logged_config["run_id"] == run_id and logged_config["method"] == method
+
+
+def tensorboard_text(logdir: Path, tag: str) -> str:
+    """The text summary `tag` written under `logdir`, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        TENSORS,
+        EventAccumulator,
+    )
+
+    texts = []
+    for events in logdir.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={TENSORS: 0})
+        acc.Reload()
+        stored = f"{tag}/text_summary"  # the text plugin's name for it
+        if stored in acc.Tags()["tensors"]:
+            texts += [t.tensor_proto.string_val[0].decode() for t in acc.Tensors(stored)]
+    assert len(texts) == 1, f"{tag!r} logged {len(texts)} times under {logdir}"
+    return "\n".join(line.removeprefix("    ") for line in texts[0].splitlines())
 
 
 def test_sft_with_lora_adapters(tiny_overrides: dict[str, Any], scripted_client) -> None:

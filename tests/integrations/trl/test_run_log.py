@@ -1,0 +1,36 @@
+"""The ropd section reaches W&B's run config (wandb itself is not installed here)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from transformers.integrations import WandbCallback
+
+from ropd.integrations.trl.run_log import WANDB_KEY, LogRopdConfig
+
+
+class RecordingConfig:
+    def __init__(self) -> None:
+        self.updates: list[tuple[dict[str, Any], bool]] = []
+
+    def update(self, values: dict[str, Any], allow_val_change: bool = False) -> None:
+        self.updates.append((values, allow_val_change))
+
+
+def test_the_section_is_added_to_the_open_wandb_run_on_the_main_process_only() -> None:
+    wandb_callback = WandbCallback.__new__(WandbCallback)  # __init__ needs wandb installed
+    config = RecordingConfig()
+    wandb_callback._wandb = SimpleNamespace(run=SimpleNamespace(config=config))
+    trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[wandb_callback]))
+    section = {"run_id": "ropd-1", "scorer": {"num_teacher_refs": 4}}
+    log = LogRopdConfig(trainer, section)
+
+    log.on_train_begin(None, SimpleNamespace(is_world_process_zero=False), None)
+    assert config.updates == []
+    log.on_train_begin(None, SimpleNamespace(is_world_process_zero=True), None)
+    assert config.updates == [({WANDB_KEY: section}, True)]
+
+    wandb_callback._wandb = SimpleNamespace(run=None)  # W&B not started: nothing to update
+    log.on_train_begin(None, SimpleNamespace(is_world_process_zero=True), None)
+    assert len(config.updates) == 1
