@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ropd.errors import StoreError
 from ropd.redact import scrub, scrub_value
-from ropd.reward.metrics import StepMetrics, step_metrics
+from ropd.reward.metrics import StepMetrics, metric_category, step_metrics
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
 from ropd.sqlite import Schema, open_store, transaction
@@ -95,6 +95,63 @@ CREATE TABLE IF NOT EXISTS verdicts (
     PRIMARY KEY (group_pk, source, idx, rubric_index, criterion_id)
 );
 """
+
+
+# Views for the common questions, documented with example queries in docs/traces.md. They are
+# recreated on every open, so a store written by an older ropd gets the current definitions.
+# Failed groups count in group totals, failures and usage only (as in `reward/metrics.py`).
+VIEWS = {
+    "step_summary": """
+        SELECT g.run_id, g.step, COUNT(*) AS groups,
+               SUM(g.error IS NOT NULL) AS failed_groups,
+               AVG(g.error IS NOT NULL) AS failed_group_rate,
+               (SELECT AVG(a.reward) FROM answers a JOIN groups s ON s.pk = a.group_pk
+                 WHERE s.run_id = g.run_id AND s.step IS g.step AND s.error IS NULL
+                   AND a.source = 'student') AS reward_mean,
+               (SELECT AVG(a.reward) FROM answers a JOIN groups s ON s.pk = a.group_pk
+                 WHERE s.run_id = g.run_id AND s.step IS g.step AND s.error IS NULL
+                   AND a.source = 'teacher') AS teacher_score_mean,
+               AVG(CASE WHEN g.error IS NULL THEN g.num_criteria END) AS criteria_per_group
+          FROM groups g GROUP BY g.run_id, g.step""",
+    "criterion_pass_rate": """
+        SELECT g.run_id, g.step, g.group_id, c.rubric_index, c.criterion_id, c.category,
+               c.metric_category, c.points, c.text,
+               COUNT(v.passed) AS student_verdicts, SUM(v.passed) AS student_passed,
+               AVG(v.passed) AS pass_rate
+          FROM criteria c JOIN groups g ON g.pk = c.group_pk
+          LEFT JOIN verdicts v ON v.group_pk = c.group_pk AND v.rubric_index = c.rubric_index
+               AND v.criterion_id = c.criterion_id AND v.source = 'student'
+         WHERE g.error IS NULL
+         GROUP BY c.group_pk, c.rubric_index, c.criterion_id""",
+    "category_pass_rate": """
+        SELECT g.run_id, g.step, c.metric_category AS category,
+               COUNT(*) AS student_verdicts, SUM(v.passed) AS student_passed,
+               AVG(v.passed) AS pass_rate
+          FROM verdicts v JOIN groups g ON g.pk = v.group_pk
+          JOIN criteria c ON c.group_pk = v.group_pk AND c.rubric_index = v.rubric_index
+               AND c.criterion_id = v.criterion_id
+         WHERE v.source = 'student' AND g.error IS NULL
+         GROUP BY g.run_id, g.step, c.metric_category""",
+    "failures_per_step": """
+        SELECT run_id, step, COUNT(*) AS groups, SUM(error IS NOT NULL) AS failed_groups,
+               AVG(error IS NOT NULL) AS failed_group_rate,
+               (SELECT f.error FROM groups f WHERE f.run_id = g.run_id AND f.step IS g.step
+                  AND f.error IS NOT NULL ORDER BY f.created_at, f.pk LIMIT 1) AS first_error
+          FROM groups g GROUP BY run_id, step""",
+    "usage_per_step": """
+        SELECT g.run_id, g.step, r.key AS role,
+               SUM(json_extract(r.value, '$.calls')) AS calls,
+               SUM(json_extract(r.value, '$.failed_calls')) AS failed_calls,
+               SUM(json_extract(r.value, '$.prompt_tokens')) AS input_tokens,
+               SUM(json_extract(r.value, '$.completion_tokens')) AS output_tokens,
+               SUM(json_extract(r.value, '$.latency_s')) AS latency_s,
+               SUM(json_extract(r.value, '$.cost')) AS cost
+          FROM groups g, json_each(g.usage) r GROUP BY g.run_id, g.step, r.key""",
+    "cost_per_step": """
+        SELECT run_id, step, SUM(calls) AS calls, SUM(input_tokens) AS input_tokens,
+               SUM(output_tokens) AS output_tokens, SUM(cost) AS cost
+          FROM usage_per_step GROUP BY run_id, step""",
+}
 
 
 class TraceStoreError(StoreError):
@@ -253,11 +310,29 @@ class TraceStore:
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
-        """Columns added since version 1 (nullable, so older readers are unaffected)."""
+        """Columns added since version 1 (nullable, so older readers are unaffected), and the
+        current views."""
         with self._write() as conn:
             have = {row["name"] for row in conn.execute("PRAGMA table_info(answers)")}
             if "note" not in have:
                 conn.execute("ALTER TABLE answers ADD COLUMN note TEXT")
+            have = {row["name"] for row in conn.execute("PRAGMA table_info(criteria)")}
+            if "metric_category" not in have:
+                conn.execute("ALTER TABLE criteria ADD COLUMN metric_category TEXT")
+            missing = conn.execute(
+                "SELECT DISTINCT category FROM criteria WHERE metric_category IS NULL"
+            ).fetchall()
+            conn.executemany(
+                "UPDATE criteria SET metric_category = ? "
+                "WHERE category = ? AND metric_category IS NULL",
+                [(metric_category(row["category"]), row["category"]) for row in missing],
+            )
+            stored = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+            for name, select in VIEWS.items():
+                create = f"CREATE VIEW {name} AS {select}"
+                if stored.get(name) != create:  # schema changes make other connections re-prepare
+                    conn.execute(f"DROP VIEW IF EXISTS {name}")
+                    conn.execute(create)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -350,9 +425,18 @@ class TraceStore:
             )
             conn.executemany(
                 "INSERT INTO criteria (group_pk, rubric_index, position, criterion_id, category, "
-                "points, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "points, text, metric_category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (pk, r_i, pos, c.id, redact(c.category), c.points, redact(c.criterion))
+                    (
+                        pk,
+                        r_i,
+                        pos,
+                        c.id,
+                        redact(c.category),
+                        c.points,
+                        redact(c.criterion),
+                        metric_category(c.category),
+                    )
                     for r_i, rubric in enumerate(result.rubrics)
                     for pos, c in enumerate(rubric.criteria)
                 ],
