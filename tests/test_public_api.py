@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"reward", "data"},
     {"teacher", "io", "traces"},
     {"score_file", "integrations", "testing"},
-    {"train", "eval", "bench"},
+    {"train", "eval", "bench", "report", "analysis"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
