@@ -68,6 +68,10 @@ def test_grpo_methods_train_two_steps(
     # ... and the resolved section is logged with the TensorBoard run as text
     logged_config = json.loads(tensorboard_text(report.output_dir / "runs", "ropd/config"))
     assert logged_config["run_id"] == run_id and logged_config["method"] == method
+    # the run's HTML report is written and named in the final printout
+    assert report.report == report.output_dir / "report.html"
+    assert run_id in report.report.read_text(encoding="utf-8")
+    assert any(line.startswith("report ") and str(report.report) in line for line in report.lines())
 
 
 def tensorboard_text(logdir: Path, tag: str) -> str:

@@ -38,6 +38,7 @@ class RunReport:
     run_id: str
     final_model: Path | None = None
     traces: Path | None = None
+    report: Path | None = None
     logs: Path | None = None
     checkpoints: list[Path] = field(default_factory=list)
     global_step: int = 0
@@ -56,6 +57,8 @@ class RunReport:
             out.append(f"logs            {self.logs}  (tensorboard --logdir {self.logs})")
         if self.traces:
             out.append(f"trace store     {self.traces}  (ropd inspect --traces {self.traces})")
+        if self.report:
+            out.append(f"report          {self.report}  (open it in a browser)")
         return out
 
 
@@ -93,6 +96,20 @@ def _write_run_file(config: TrainConfig, run_id: str) -> None:
         "ropd": _scrubbed_section(config),
     })  # fmt: skip
     (config.output_dir / RUN_FILE).write_text(json.dumps(body, indent=2, default=str) + "\n")
+
+
+def _write_report(config: TrainConfig, run_id: str) -> Path | None:
+    """The run's HTML report (`ropd report`); a report that cannot be made costs a warning, never
+    the finished run."""
+    try:
+        from ropd.report import write_report
+
+        return write_report(config.output_dir, traces=config.traces_path, run_id=run_id)
+    except RopdError as error:
+        log.warning(
+            "no report written: %s (ropd report %s makes one later)", error, config.output_dir
+        )
+        return None
 
 
 # -- teacher answers ----------------------------------------------------------------------------
@@ -286,12 +303,15 @@ def run(
     if _is_main_process() and getattr(trainer, "processing_class", None) is not None:
         trainer.processing_class.save_pretrained(str(final))
     logs = config.output_dir / "runs"
+    traces = config.traces_path if config.method in ("ropd", "tjudge") else None
+    page = _write_report(config, run_id) if traces is not None and _is_main_process() else None
     return RunReport(
         method=config.method,
         output_dir=config.output_dir,
         run_id=run_id,
         final_model=final,
-        traces=config.traces_path if config.method in ("ropd", "tjudge") else None,
+        traces=traces,
+        report=page,
         logs=logs if logs.is_dir() else None,
         checkpoints=checkpoints(config.output_dir),
         global_step=trainer.state.global_step,
