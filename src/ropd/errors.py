@@ -8,7 +8,8 @@ code in one place (`ropd.cli.errors`); nothing else decides exit codes.
     ├── InputError (ValueError)      bad input, options or config: fix it and run again (exit 2)
     │   └── ConfigError              a config file or field
     ├── JudgeError (RuntimeError)    an endpoint or judge that failed for good (exit 1)
-    │   └── JudgeUnavailable         cannot be started or reached at all (exit 2)
+    │   ├── JudgeUnavailable         cannot be started or reached at all (exit 2)
+    │   └── ContextOverflow          a prompt longer than the model's context window
     ├── StoreError (RuntimeError)    a teacher, trace or results store that cannot be used (exit 2)
     └── RunStopped (RuntimeError)    a run stopped on purpose, its work kept (quality gate: exit 3)
         └── Interrupted              stopped by the user (Ctrl-C), saying what is kept (exit 130)
@@ -45,6 +46,22 @@ class JudgeUnavailable(JudgeError):
     exit_code = 2
 
 
+class ContextOverflow(JudgeError):
+    """The endpoint refused a prompt longer than the model's context window (HTTP 400).
+
+    Sending the same prompt again cannot help: the caller sends less (fewer answers per call,
+    clipped answers). `window` and `prompt_tokens` are the endpoint's own figures when its
+    message gives them, so the next split can use them.
+    """
+
+    def __init__(
+        self, message: str, *, window: int | None = None, prompt_tokens: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.window = window
+        self.prompt_tokens = prompt_tokens
+
+
 class StoreError(RopdError, RuntimeError):
     """A SQLite store (teacher answers, traces) or an output file that cannot be used."""
 
@@ -65,6 +82,7 @@ class Interrupted(RunStopped):
 
 __all__ = [
     "ConfigError",
+    "ContextOverflow",
     "InputError",
     "Interrupted",
     "JudgeError",

@@ -275,7 +275,7 @@ def score_file(
     any_teacher_fingerprint: bool = False,
     resume: bool = False,
     overwrite: bool = False,
-    batch_size: int = 32,
+    batch_size: int = 256,
     run_id: str | None = None,
     client: ChatClient | None = None,
     on_start: Callable[[ScoreFileStats], None] | None = None,

@@ -9,7 +9,16 @@ from typer.testing import CliRunner
 from ropd.bench.judge import run_judge_bench, synthetic_groups
 from ropd.cli import app
 
-KEYS = {"wall_s", "critical_path_s", "ratio", "calls", "tokens", "max_in_flight"}
+KEYS = {
+    "wall_s",
+    "critical_path_s",
+    "ratio",
+    "calls",
+    "tokens",
+    "max_in_flight",
+    "client_cpu_ms_per_group",
+    "stub_cpu_ms_per_request",
+}
 
 
 async def test_bench_function_scores_every_group_concurrently():
@@ -36,6 +45,21 @@ def test_bench_command_prints_one_json_line():
     figures = json.loads(lines[0])
     assert KEYS <= set(figures)
     assert figures["calls"]["rubricator"] == 3 and figures["ratio"] >= 1.0
+
+
+def test_transports_and_sizes_side_by_side_one_line_each():
+    args = ["bench", "judge", "--latency", "0.05", "--groups", "2,3", "--group-size", "2"]
+    result = CliRunner().invoke(app, [*args, "--transport", "aiohttp,httpx", "--no-baseline"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [(r["groups"], r["transport"]) for r in rows] == [
+        (2, "aiohttp"),
+        (2, "httpx"),
+        (3, "aiohttp"),
+        (3, "httpx"),
+    ]
+    assert all(r["failed_groups"] == 0 and r["client_cpu_ms_per_group"] > 0 for r in rows)
+    assert all(r["calls"] == {"rubricator": r["groups"], "verifier": r["groups"]} for r in rows)
 
 
 def test_synthetic_groups_have_distinct_answers():

@@ -186,17 +186,16 @@ def test_requests_per_minute_reach_the_client(stub, tmp_path):
     assert gap >= 0.9  # 60 a minute: paced one a second, not sent back to back
 
 
-def test_default_limit_lets_64_requests_be_in_flight(tmp_path):
-    rows = [group_row(f"m{i}", [f"391 because of {i}"]) for i in range(70)]
+def test_by_default_256_groups_are_judged_at_once(tmp_path):
+    """The default window (--batch-size 256) and in-flight limit (512) hold 256 groups'
+    requests together: a batch of that size waits about two judge latencies, not eight."""
+    rows = [group_row(f"m{i}", [f"391 because of {i}"]) for i in range(300)]
     groups = write_jsonl(tmp_path / "groups.jsonl", rows)
     policy = content_policy(rubric_reply(WORDS))
     with StubJudgeServer(latency_s=0.5, policy=policy) as slow:
-        result = run(
-            "score", groups, "-o", tmp_path / "scores.jsonl", "-k", "1", "--batch-size", "100",
-            *judge(slow),
-        )  # fmt: skip
+        result = run("score", groups, "-o", tmp_path / "scores.jsonl", "-k", "1", *judge(slow))
     assert result.exit_code == 0, result.output
-    assert slow.max_concurrent == 64  # 70 rubric requests ready, 64 let through at once
+    assert slow.max_concurrent == 256  # 300 groups ready, the window lets 256 through
 
 
 def test_malformed_lines_are_all_reported_before_any_judge_call(stub, tmp_path):

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ropd.cli.options import (
+    DEFAULT_IN_FLIGHT,
     MaxInFlight,
     MaxRetries,
     NoProbe,
@@ -181,7 +182,7 @@ def run(
     grader_max_tokens: Annotated[
         int, typer.Option("--grader-max-tokens", min=1, help="Reply budget of the grader.")
     ] = 1024,
-    max_in_flight: MaxInFlight = 64,
+    max_in_flight: MaxInFlight = DEFAULT_IN_FLIGHT,
     rpm: Rpm = None,
     tpm: Tpm = None,
     max_retries: MaxRetries = 4,

@@ -23,6 +23,7 @@ def field_help(model: type[BaseModel], name: str, extra: str = "") -> str:
 
 
 # The endpoint limits every command that calls a model takes (help from `LimitsConfig`).
+DEFAULT_IN_FLIGHT = LimitsConfig.model_fields["max_in_flight"].default
 MaxInFlight = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_in_flight"))]
 # Flag names follow the config keys (`requests_per_minute`); the short forms stay as aliases.
 Rpm = Annotated[

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ropd.cli.options import (
+    DEFAULT_IN_FLIGHT,
     JudgePrice,
     MaxInFlight,
     MaxRetries,
@@ -98,6 +99,10 @@ def score(
     timeout: Annotated[
         float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
     ] = 120.0,
+    context_window: Annotated[
+        int | None, typer.Option(help=field_help(RoleConfig, "context_window"))
+    ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help=field_help(RoleConfig, "tokenizer"))] = None,
     k: Annotated[
         int,
         typer.Option("-k", "--num-teacher-refs", help=field_help(ScorerConfig, "num_teacher_refs")),
@@ -130,11 +135,17 @@ def score(
     constant_reward: Annotated[
         float, typer.Option(help=field_help(ScorerConfig, "constant_reward"))
     ] = 0.0,
-    max_in_flight: MaxInFlight = 64,
+    max_in_flight: MaxInFlight = DEFAULT_IN_FLIGHT,
     rpm: Rpm = None,
     tpm: Tpm = None,
     max_retries: MaxRetries = 4,
-    batch_size: Annotated[int, typer.Option(help="Groups scored concurrently.")] = 32,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Groups scored concurrently (a sliding window). Keep --max-in-flight at about "
+            "twice this, so that every group's requests can be in flight together."
+        ),
+    ] = 256,
     traces: Annotated[
         Path | None, typer.Option(help="Trace database (default: next to the output, *.traces.db).")
     ] = None,
@@ -167,7 +178,15 @@ def score(
     """Score groups of student answers with the ROPD rubric reward."""
     try:  # a flag value the configs refuse is an input error naming the flag
         judge = judge_role(
-            base_url, model, api_key_env, temperature, max_tokens, timeout, price_from_flag(price)
+            base_url,
+            model,
+            api_key_env,
+            temperature,
+            max_tokens,
+            timeout,
+            price_from_flag(price),
+            context_window=context_window,
+            tokenizer=tokenizer,
         )
         config = ScorerConfig(
             judge=judge,
@@ -298,6 +317,9 @@ def judge_role(
     max_tokens: int,
     timeout_s: float,
     price: Price | None = None,
+    *,
+    context_window: int | None = None,
+    tokenizer: str | None = None,
 ) -> RoleConfig:
     """The judge both roles share, from the flags."""
     return role_from_flags(
@@ -309,6 +331,8 @@ def judge_role(
         max_tokens=max_tokens,
         timeout_s=timeout_s,
         price=price,
+        context_window=context_window,
+        tokenizer=tokenizer,
     )
 
 

@@ -30,9 +30,12 @@ from openai import AsyncOpenAI
 from typing_extensions import Self
 
 from ropd import redact
-from ropd.errors import JudgeUnavailable
+from ropd.errors import ContextOverflow, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.endpoints import EndpointRouter
 from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
+from ropd.llm.tokens import read_overflow
+from ropd.llm.transport import RESPONSE, http_client
 from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
 
 log = redact.logger("ropd.llm")
@@ -47,6 +50,7 @@ _DOWNGRADE: dict[FormatMode, FormatMode] = {
 }
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "grammar")
 MAX_RETRY_AFTER_S = 600.0
+LOCAL_SERVER_IN_FLIGHT = 2  # the embedded server: one request computing, the next one ready
 MAX_CAUSE_CHARS = 200
 
 
@@ -197,13 +201,34 @@ def _error_cause(error: Exception) -> str:
     """A short human cause from an SDK error (the server's message, not the raw body)."""
     if isinstance(error, MalformedReply):
         return str(error)
-    if isinstance(error, openai.APITimeoutError):
+    root = _root_cause(error)
+    refused = isinstance(root, OSError) and not isinstance(root, TimeoutError)
+    if isinstance(error, openai.APITimeoutError) and not refused:
         return "timed out"
-    if isinstance(error, openai.APIConnectionError):
-        return f"connection error ({type(error.__cause__ or error).__name__})"
+    if isinstance(error, openai.APIConnectionError):  # (aiohttp reports a refusal as a timeout)
+        return f"connection error ({type(root).__name__})"
     if isinstance(error, openai.APIStatusError):
         return status_cause(error)
     return f"{type(error).__name__}: {error}"
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The first exception of a chain (the transport's own, under the SDK's)."""
+    seen = {id(error)}
+    while error.__cause__ is not None and id(error.__cause__) not in seen:
+        error = error.__cause__
+        seen.add(id(error))
+    return error
+
+
+def _endpoint_fault(error: Exception | None) -> bool | None:
+    """Does this outcome count against the endpoint's health? No error: False (healthy again);
+    no answer, a 5xx or a malformed reply: True; a 4xx (429 included) is about the request or
+    the account, not the endpoint: None."""
+    if error is None:
+        return False
+    status = _status(error)
+    return status is None or status >= 500
 
 
 def _status(error: Exception) -> int | None:
@@ -261,6 +286,8 @@ def _with_schema_hint(messages: list[dict[str, Any]], schema: JsonSchema) -> lis
 
 @dataclass
 class _Attempt:
+    url: str  # the endpoint it went to
+    mode: FormatMode  # how structured output was asked for
     completions: list[Completion] | None = None
     error: Exception | None = None
 
@@ -298,6 +325,7 @@ class OpenAIChatClient:
             sleep=sleep,
         )
         self._sdk: dict[tuple[str, str | None], AsyncOpenAI] = {}
+        self.router = EndpointRouter(clock=clock)
         self._format_mode: dict[str, FormatMode] = {}
         self.usage = UsageBook()
         self.retries: dict[str, int] = {}
@@ -365,7 +393,12 @@ class OpenAIChatClient:
             async def api_key() -> str:  # read from the environment at every request
                 return reader.api_key()
 
-            sdk = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+            sdk = AsyncOpenAI(
+                base_url=base_url,
+                api_key=api_key,
+                max_retries=0,
+                http_client=http_client(self.limits),
+            )
             self._sdk[key] = sdk
         return sdk
 
@@ -382,7 +415,6 @@ class OpenAIChatClient:
             "model": role.model,
             "messages": messages,
             "temperature": role.temperature,
-            "timeout": role.timeout_s,
         }
         if "max_completion_tokens" not in role.extra_body:
             kwargs["max_tokens"] = role.max_tokens
@@ -411,12 +443,10 @@ class OpenAIChatClient:
                 if mode == "json_object":
                     response_format = {"type": "json_object"}
             if response_format is not None:
-                # Sent as a raw body field: identical on the wire, but the SDK does not walk
-                # the (large) schema through its typed-parameter transform on every request.
                 extra.setdefault("response_format", response_format)
-        if extra:
-            kwargs["extra_body"] = extra
-        return kwargs
+        # extra_body fields go into the body as they are, overriding ropd's (as the SDK's
+        # `extra_body` does)
+        return {**kwargs, **extra}
 
     def _estimate_tokens(self, role: RoleConfig, messages: list[dict[str, Any]], n: int) -> int:
         expected = self.limits.expected_completion_fraction * role.max_tokens * n
@@ -432,43 +462,75 @@ class OpenAIChatClient:
 
     async def _send(
         self,
+        role: RoleConfig,
+        messages: list[dict[str, Any]],
+        schema: JsonSchema | None,
+        n: int,
+        seed: int | None,
+    ) -> _Attempt:
+        """One HTTP request inside an in-flight slot, to the endpoint the router picks then.
+
+        The endpoint is chosen once the slot is held, so requests queued behind the in-flight
+        limit are not pinned to an endpoint that may fail or fill up while they wait.
+        """
+        async with self._slots:
+            endpoint = await self.router.acquire(role.endpoints)
+            fault: bool | None = None  # unknown if cancelled: says nothing about the endpoint
+            try:
+                mode = self.format_mode(endpoint.url)
+                kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
+                structured = schema is not None and mode in _ENFORCED
+                sdk = self._sdk_client(role, endpoint.url)
+                attempt = await self._post(sdk, kwargs, role, n, structured)
+                attempt.url, attempt.mode = endpoint.url, mode
+                fault = _endpoint_fault(attempt.error)
+                return attempt
+            finally:
+                self.router.release(endpoint, failed=fault)
+
+    async def _post(
+        self,
         sdk: AsyncOpenAI,
         kwargs: dict[str, Any],
         role: RoleConfig,
         n: int,
         structured: bool,
     ) -> _Attempt:
-        """One HTTP request inside an in-flight slot and the rate window.
+        """One HTTP request inside the rate window.
 
         Every failure comes back as `_Attempt.error` (never raised): SDK errors, a malformed
         body, or anything unforeseen while sending or reading. Only cancellation goes through.
         """
-        async with self._slots:
-            self.in_flight += 1
-            self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        self.in_flight += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        try:
+            booking = await self.rate_limiter.acquire(
+                self._estimate_tokens(role, kwargs["messages"], n)
+            )
+            started = self._clock()
             try:
-                booking = await self.rate_limiter.acquire(
-                    self._estimate_tokens(role, kwargs["messages"], n)
+                # The body is sent as built: `chat.completions.create` would walk every
+                # message through the SDK's typed-parameter transform first, about 2 ms of
+                # CPU per verifier request of 12 answers.
+                http = await sdk.post(
+                    "/chat/completions",
+                    cast_to=RESPONSE,
+                    body=kwargs,
+                    options={"timeout": role.timeout_s},
                 )
-                started = self._clock()
-                try:
-                    raw = await sdk.chat.completions.with_raw_response.create(**kwargs)
-                    latency = self._clock() - started
-                    http = raw.http_response
-                    reply = parse_completion_body(
-                        http.content, http.headers.get("content-type") or ""
-                    )
-                except openai.APIStatusError as error:
-                    self.rate_limiter.correct(booking, 0)  # refused: nothing was generated
-                    return _Attempt(error=error)
-                except MalformedReply as error:
-                    if error.usage is not None:
-                        self.rate_limiter.correct(booking, sum(error.usage))
-                    return _Attempt(error=error)
-                except Exception as error:  # noqa: BLE001 - any other failure is a transport one
-                    return _Attempt(error=error)  # the estimate stays booked
-            finally:
-                self.in_flight -= 1
+                latency = self._clock() - started
+                reply = parse_completion_body(http.content, http.headers.get("content-type") or "")
+            except openai.APIStatusError as error:
+                self.rate_limiter.correct(booking, 0)  # refused: nothing was generated
+                return _Attempt("", "none", error=error)
+            except MalformedReply as error:
+                if error.usage is not None:
+                    self.rate_limiter.correct(booking, sum(error.usage))
+                return _Attempt("", "none", error=error)
+            except Exception as error:  # noqa: BLE001 - any other failure is a transport one
+                return _Attempt("", "none", error=error)  # the estimate stays booked
+        finally:
+            self.in_flight -= 1
         prompt_tokens, completion_tokens = reply.usage or (0, 0)
         if reply.usage is not None:
             self.rate_limiter.correct(booking, prompt_tokens + completion_tokens)
@@ -496,7 +558,7 @@ class OpenAIChatClient:
             )
             for i, (text, finish_reason) in enumerate(reply.choices)
         ]
-        return _Attempt(completions=completions)
+        return _Attempt("", "none", completions=completions)
 
     async def _request(
         self,
@@ -506,23 +568,21 @@ class OpenAIChatClient:
         n: int,
         seed: int | None,
     ) -> list[Completion]:
-        host = endpoint_host(role.base_url)
-        where = f"role {role.name}: model {role.model} at {host}"
         if not role.base_url:
+            where = f"role {role.name}: model {role.model} at {endpoint_host(role.base_url)}"
             raise JudgeError(f"{where}: no base_url (start the local server with open_chat_client)")
         try:
             role.api_key()  # fails early when unset; remembers the value for redact.scrub
         except ValueError as error:
             self.usage.fail(role.name)
             raise JudgeError(redact.scrub(str(error))) from None
-        base_url = role.base_url.rstrip("/")
-        sdk = self._sdk_client(role, base_url)
         attempt = 0
         while True:
-            mode = self.format_mode(base_url)
-            kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
-            structured = schema is not None and mode in _ENFORCED
-            result = await self._send(sdk, kwargs, role, n, structured)
+            # every attempt, a retry too, goes to the least-loaded healthy endpoint of the role
+            result = await self._send(role, messages, schema, n, seed)
+            base_url, mode = result.url, result.mode
+            host = endpoint_host(base_url)
+            where = f"role {role.name}: model {role.model} at {host}"
             if result.completions is not None:
                 return result.completions
             error = result.error
@@ -544,6 +604,15 @@ class OpenAIChatClient:
                         f"{where}: HTTP 404: the model is not served there, or the base URL "
                         f"path {path} is wrong: {cause}"
                     )
+                ) from None
+            overflow = read_overflow(status, _error_cause(error), getattr(error, "code", None))
+            if overflow is not None:  # the prompt is too long: sent again, it fails again
+                raise ContextOverflow(
+                    redact.scrub(
+                        f"{where}: prompt too long for the model (HTTP {status}): {cause}"
+                    ),
+                    window=overflow.window,
+                    prompt_tokens=overflow.prompt_tokens,
                 ) from None
             if schema is not None and mode in _DOWNGRADE and _mentions_format(error):
                 self._format_mode[base_url] = _DOWNGRADE[mode]
@@ -605,6 +674,8 @@ async def open_chat_client(
     if server is not None:
         # llama-cpp-python takes {"type": "json_object", "schema": ...}, not json_schema
         client.set_format_mode(server.base_url, "json_object_schema")
+        # it answers one request at a time: more waiting there would only run into timeouts
+        client.router.set_cap(server.base_url, LOCAL_SERVER_IN_FLIGHT)
     try:
         if probe and remote:
             from ropd.llm.probe import probe_endpoints

@@ -8,10 +8,10 @@ descriptions double as the command line's help text.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ropd import redact
 from ropd.errors import ConfigError
@@ -55,6 +55,12 @@ class RoleConfig(BaseModel):
         description="OpenAI-compatible endpoint (…/v1); none or 'local' = the embedded local "
         "model.",
     )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="More endpoints serving the same model (e.g. vLLM replicas): each request "
+        "goes to the least-loaded healthy one. `base_url` may also be given as a list or as "
+        "comma-separated URLs.",
+    )
     model: str = Field(default="local", description="Model name served at base_url.")
     api_key_env: str | None = Field(
         default=None,
@@ -74,6 +80,48 @@ class RoleConfig(BaseModel):
         description="Price per million input / output tokens, for cost figures (none: no cost "
         "is reported).",
     )
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        description="The model's context window in tokens (prompt + reply); longer judge prompts "
+        "are split or clipped to fit. Unset: vLLM's max_model_len from /models, else learned "
+        "from the endpoint's context-length error.",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="Hugging Face tokenizer (name or folder) that counts prompt tokens for "
+        "context_window (needs transformers). Unset: an estimate of 3 characters a token.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_endpoint_list(cls, data: Any) -> Any:
+        """`base_url: [a, b]` or `"a,b"`: the first is `base_url`, the others join `base_urls`."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("base_url")
+        if isinstance(value, str) and "," in value:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("base_url: an empty list of endpoints")
+            data = {**data, "base_url": value[0]}
+            data["base_urls"] = [*value[1:], *(data.get("base_urls") or [])]
+        return data
+
+    @model_validator(mode="after")
+    def _endpoints_are_distinct_and_remote(self) -> RoleConfig:
+        if self.base_urls and self.base_url is None:
+            raise ValueError("base_urls needs base_url (the embedded model is one endpoint)")
+        urls = [u.rstrip("/") for u in self.endpoints]
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"the same endpoint is listed twice: {', '.join(urls)}")
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint serving this role (empty: the embedded local model)."""
+        return [self.base_url, *self.base_urls] if self.base_url else []
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -125,7 +173,11 @@ class LimitsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_in_flight: int = Field(
-        default=64, ge=1, description="Requests in flight at once, over all roles and groups."
+        default=512,
+        ge=1,
+        description="Requests in flight at once, over all roles and groups (each group in "
+        "flight needs 1 Rubricator, then one request per Verifier chunk; an endpoint's own "
+        "queue takes the rest).",
     )
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Requests-per-minute limit of the endpoint (paced)."
@@ -144,4 +196,15 @@ class LimitsConfig(BaseModel):
         le=1.0,
         description="Share of max_tokens booked against tokens_per_minute before the real "
         "usage is known (corrected when the reply arrives).",
+    )
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="HTTP library under the OpenAI SDK: aiohttp (about half the client CPU per "
+        "request of httpx at hundreds of requests in flight) or httpx (the SDK's default).",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Open connections kept per endpoint (pool size, all kept alive between "
+        "requests). Unset: max_in_flight, so every request in flight has its own connection.",
     )

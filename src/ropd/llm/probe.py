@@ -10,6 +10,10 @@ Not probed: roles without `base_url` (the embedded server ropd starts itself and
 An endpoint without a `/models` route (404, 405, …) or with an empty listing is not an error:
 only the model check is skipped. A 5xx on `/models` is logged and skipped too; the chat requests
 have their own retries.
+
+The listing's `max_model_len` (vLLM puts the served context window on each model) is recorded
+(`ropd.llm.tokens.listed_window`): scorers size judge prompts with it when a role declares no
+`context_window`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -26,6 +31,7 @@ from ropd import redact
 from ropd.errors import ConfigError, JudgeUnavailable
 from ropd.llm.client import clean_cause, endpoint_host, key_fix, status_cause
 from ropd.llm.config import RoleConfig
+from ropd.llm.tokens import record_listed_windows
 
 log = redact.logger("ropd.llm")
 
@@ -99,8 +105,8 @@ def _status_cause(error: openai.APIStatusError) -> str:
     return _short(status_cause(error))
 
 
-def _listed_models(data: bytes) -> list[str]:
-    """Model ids of a `/models` body; [] when it is not the usual `{"data": [{"id": …}]}`."""
+def _listing(data: bytes) -> list[dict[str, Any]]:
+    """The model entries of a `/models` body; [] when it is not the usual `{"data": [{"id": …}]}`."""
     try:
         body = json.loads(data)
     except ValueError:
@@ -108,7 +114,22 @@ def _listed_models(data: bytes) -> list[str]:
     items = body.get("data") if isinstance(body, dict) else None
     if not isinstance(items, list):
         return []
-    return [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id")]
+    return [item for item in items if isinstance(item, dict) and item.get("id")]
+
+
+def _listed_models(data: bytes) -> list[str]:
+    """Model ids of a `/models` body."""
+    return [str(item["id"]) for item in _listing(data)]
+
+
+def _listed_windows(data: bytes) -> dict[str, int]:
+    """Model id -> context window, from the `max_model_len` vLLM puts on each listed model."""
+    windows = {}
+    for item in _listing(data):
+        window = item.get("max_model_len")
+        if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+            windows[str(item["id"])] = window
+    return windows
 
 
 def _served(model: str, listed: Sequence[str]) -> bool:
@@ -130,6 +151,7 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
     except ConfigError as error:
         return [Problem(str(error), unset_key=True)]
     host = endpoint.host
+    record_listed_windows(endpoint.base_url, {})  # what an earlier probe saw may be stale
     sdk = AsyncOpenAI(
         base_url=endpoint.base_url, api_key=key, max_retries=PROBE_RETRIES, timeout=timeout_s
     )
@@ -174,6 +196,7 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
     finally:
         await sdk.close()
     listed = _listed_models(data)
+    record_listed_windows(endpoint.base_url, _listed_windows(data))
     if not listed:
         return []  # an empty or unusual listing: some gateways list nothing yet serve models
     problems = []

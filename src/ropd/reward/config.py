@@ -96,6 +96,8 @@ class ScorerConfig(JudgeSettings):
                 data[name] = judge
             elif isinstance(own, dict):  # a partial override, merged over the judge
                 base = judge.model_dump() if isinstance(judge, RoleConfig) else dict(judge)
+                if "base_url" in own:  # its own endpoint: not the judge's replicas as well
+                    base.pop("base_urls", None)
                 data[name] = {**base, **own}
         return data
 

@@ -4,26 +4,34 @@ One group = one prompt, its G student answers and its K teacher answers. Per gro
 makes one Rubricator call (one per student answer in the per-pair ablation) and one Verifier
 call per chunk of the answer pool; identical student answers are judged once. All groups of a
 batch run concurrently; the client's limits decide how many requests are really in flight.
-Rewards come only from `rubric.weighted_score` over the validated booleans.
+Rewards come only from `rubric.weighted_score` over the validated booleans. Judge prompts are
+fitted to the judges' context windows (one `ContextWindows` per scorer, so what one group learns
+from a context-length error serves the others); how is recorded in `settings["context"]`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import Any
 
 from ropd.llm.config import RoleConfig
+from ropd.llm.tokens import ContextWindows
 from ropd.llm.types import UsageBook
 from ropd.reward import render
 from ropd.reward.base import BaseScorer, GroupInputError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.induction import RubricInducer
-from ropd.reward.types import AnswerVerdicts, Group, GroupResult, Source
+from ropd.reward.types import AnswerVerdicts, ContextRecord, Group, GroupResult, Source
 from ropd.reward.verification import BlindVerifier, PoolEntry, Verdict
 from ropd.rubric import Rubric, weighted_score
 
 # (source, index) -> (index of the rubric that judged it, its verdict)
 Judged = dict[tuple[str, int], tuple[int, Verdict]]
+
+# The context record of the group being scored in this task: `settings` reads it, also for a
+# group that failed half-way (its result is built by `BaseScorer` from `settings`).
+_CONTEXT: ContextVar[ContextRecord | None] = ContextVar("ropd_context_record", default=None)
 
 
 class GroupScorer(BaseScorer[ScorerConfig]):
@@ -44,12 +52,14 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         run_id: str | None = None,
     ):
         super().__init__(config, client, traces, run_id=run_id)
+        self.windows = ContextWindows()
         self.inducer = RubricInducer(
             config.rubricator,
             min_criteria=config.min_criteria,
             max_criteria=config.max_criteria,
             parse_retries=config.parse_retries,
             prompts_dir=config.prompts_dir,
+            windows=self.windows,
         )
         self.verifier = BlindVerifier(
             config.verifier,
@@ -58,6 +68,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
             max_answers_per_call=config.max_answers_per_verifier_call,
             parse_retries=config.parse_retries,
             prompts_dir=config.prompts_dir,
+            windows=self.windows,
         )
 
     @classmethod
@@ -79,10 +90,13 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         return {t.name: t.version for t in templates}
 
     def settings(self, group: Group) -> dict[str, Any]:
+        record = _CONTEXT.get()
+        context = {"context": record.as_dict()} if record is not None else {}
         return {
             **self.config.ablation_settings(),
             "teacher_refs_used": len(self._used_references(group)),
             "templates": self.template_versions,
+            **context,
         }
 
     # -- the method -------------------------------------------------------------------------
@@ -97,6 +111,8 @@ class GroupScorer(BaseScorer[ScorerConfig]):
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         cfg = self.config
+        record = ContextRecord()
+        _CONTEXT.set(record)
         students = [self.clean(t) for t in group.student_responses]
         references = self._references(group)
         if cfg.num_teacher_refs != 0 and not references:
@@ -113,17 +129,17 @@ class GroupScorer(BaseScorer[ScorerConfig]):
 
         if cfg.rubric_mode == "shared":
             rubric = await self.inducer.induce(
-                self.client, prompt_text, references, [students[i] for i in distinct], book
+                self.client, prompt_text, references, [students[i] for i in distinct], book, record
             )
             pool = self._pool(students, distinct, references)
             verdicts = await self.verifier.verify(
-                self.client, prompt_text, rubric, pool, book, group.id
+                self.client, prompt_text, rubric, pool, book, group.id, record
             )
             rubrics = [rubric]
             judged: Judged = {(e.source, e.index): (0, verdicts[k]) for k, e in enumerate(pool)}
         else:
             rubrics, judged = await self._score_per_pair(
-                prompt_text, references, students, distinct, book, group.id
+                prompt_text, references, students, distinct, book, group.id, record
             )
         notes = {
             ("student", i): self.empty_note(group.student_responses[i], students[i])
@@ -153,17 +169,18 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         distinct: list[int],
         book: UsageBook,
         group_id: str,
+        record: ContextRecord,
     ) -> tuple[list[Rubric], Judged]:
         """Ablation: one rubric per student answer, induced from the references and that answer
         alone, so no rubric sees the rest of the group."""
 
         async def one(rubric_index: int, i: int) -> tuple[Rubric, list[PoolEntry], list[Verdict]]:
             rubric = await self.inducer.induce(
-                self.client, prompt_text, references, [students[i]], book
+                self.client, prompt_text, references, [students[i]], book, record
             )
             pool = self._pool(students, [i], references)
             verdicts = await self.verifier.verify(
-                self.client, prompt_text, rubric, pool, book, f"{group_id}:{rubric_index}"
+                self.client, prompt_text, rubric, pool, book, f"{group_id}:{rubric_index}", record
             )
             return rubric, pool, verdicts
 

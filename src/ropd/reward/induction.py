@@ -3,22 +3,36 @@
 The Rubricator sees the task, the K teacher references and the group's student answers (each in
 an unforgeable block) and writes N weighted true/false criteria. Ids are ours to assign, and
 surface-format criteria are capped at 1 point whatever the judge wrote.
+
+When all K + G answers do not fit the Rubricator's context window (`ropd.llm.tokens`), they are
+clipped evenly: every answer gets an equal share of the room, an answer shorter than its share
+keeps its whole text and leaves the rest to the others, and a clipped answer keeps its head and
+tail with the cut said in its text. A context-length error from the endpoint clips harder, a
+bounded number of times.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from ropd.errors import ContextOverflow
 from ropd.llm.config import RoleConfig
-from ropd.llm.types import ChatClient, UsageBook
+from ropd.llm.tokens import ContextWindows, counter_for
+from ropd.llm.types import ChatClient, JsonSchema, UsageBook
 from ropd.prompts import PromptTemplate, load_template
 from ropd.reward import render
 from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import rubric_schema
+from ropd.reward.types import ContextRecord
 from ropd.rubric import Criterion, Rubric
+from ropd.text import clip_to_fit
 
 FORMAT_CATEGORIES = {"format", "formatting", "style", "presentation", "layout"}
+BLOCK_TOKENS = 24  # an answer's block markers and label, besides its text
+MIN_SHARE_TOKENS = 32  # an answer's share below this says nothing a rubric could rest on
+MAX_RESPLITS = 6  # context-length errors answered by clipping harder before giving up
 
 
 def shown(text: str) -> str:
@@ -73,6 +87,7 @@ class RubricInducer:
         max_criteria: int,
         parse_retries: int,
         prompts_dir: Any = None,
+        windows: ContextWindows | None = None,
     ):
         self.role = role
         self.min_criteria = min_criteria
@@ -80,6 +95,8 @@ class RubricInducer:
         self.parse_retries = parse_retries
         self.system: PromptTemplate = load_template("rubricator_system", prompts_dir)
         self.user: PromptTemplate = load_template("rubricator_user", prompts_dir)
+        self.windows = windows if windows is not None else ContextWindows()
+        self.counter = counter_for(role)
 
     def messages(
         self, prompt_text: str, references: list[str], students: list[str]
@@ -113,14 +130,93 @@ class RubricInducer:
         references: list[str],
         students: list[str],
         book: UsageBook,
+        record: ContextRecord | None = None,
     ) -> Rubric:
-        """One rubric for `students`, contrasted with `references`."""
-        return await ask_json(
-            client,
-            self.role,
-            self.messages(prompt_text, references, students),
-            rubric_schema(self.min_criteria, self.max_criteria),
-            lambda data: validate_rubric(data, self.min_criteria, self.max_criteria),
-            book,
-            retries=self.parse_retries,
+        """One rubric for `students`, contrasted with `references` (clipped evenly to fit)."""
+        record = record if record is not None else ContextRecord()
+        schema = rubric_schema(self.min_criteria, self.max_criteria)
+        answers = [*references, *students]
+        limit: int | None = None  # total answer tokens, once an error asked for less
+        for depth in range(MAX_RESPLITS + 1):
+            room = self._room(prompt_text, schema, len(answers))
+            total = min((x for x in (room, limit) if x is not None), default=None)
+            fitted = self.fit(answers, total)
+            messages = self.messages(
+                prompt_text, fitted[: len(references)], fitted[len(references) :]
+            )
+            try:
+                rubric = await ask_json(
+                    client,
+                    self.role,
+                    messages,
+                    schema,
+                    lambda data: validate_rubric(data, self.min_criteria, self.max_criteria),
+                    book,
+                    retries=self.parse_retries,
+                )
+            except ContextOverflow as overflow:
+                if depth == MAX_RESPLITS:
+                    raise
+                record.resplits += 1
+                self.windows.learn(self.role, overflow, self.counter.messages(messages))
+                used = sum(self._cost(text) for text in fitted)
+                room = self._room(prompt_text, schema, len(answers))
+                limit = room if room is not None and room < used else used // 2
+                continue
+            record.windows["rubricator"] = self.windows.window(self.role)
+            record.rubricator_clipped_answers += sum(a != f for a, f in zip(answers, fitted))
+            return rubric
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def fit(self, answers: list[str], total: int | None) -> list[str]:
+        """`answers` clipped evenly to `total` tokens together (unchanged when None or room).
+
+        Shares are equal; an answer needing less than its share keeps its whole text and the
+        tokens it leaves go to the others (the longest answers are the ones clipped).
+        """
+        if total is None:
+            return list(answers)
+        costs = [self._cost(text) for text in answers]
+        if sum(costs) <= total:
+            return list(answers)
+        shares = [0] * len(answers)
+        left = total
+        by_cost = sorted(range(len(answers)), key=costs.__getitem__)
+        for position, i in enumerate(by_cost):
+            shares[i] = min(costs[i], left // (len(answers) - position))
+            left -= shares[i]
+        return [
+            text
+            if share >= cost
+            else clip_to_fit(text, max(share - BLOCK_TOKENS, 0), self.counter.text)
+            for text, share, cost in zip(answers, shares, costs)
+        ]
+
+    def _cost(self, text: str) -> int:
+        return self.counter.text(shown(text)) + BLOCK_TOKENS
+
+    def _room(self, prompt_text: str, schema: JsonSchema, count: int) -> int | None:
+        """Tokens all answers of the call may take together (None while the window is unknown).
+
+        The task and instructions go in whole; when they leave less than a minimal share for
+        each of the `count` answers the group cannot get a rubric from this judge
+        (`ContextOverflow`).
+        """
+        budget = self.windows.prompt_budget(self.role)
+        if budget is None:
+            return None
+        schema_text = json.dumps(schema.schema, separators=(",", ":"))  # may go in the prompt
+        fixed = self.counter.messages(self.messages(prompt_text, [], [])) + self.counter.text(
+            schema_text
         )
+        room = budget - fixed
+        if room < count * (BLOCK_TOKENS + MIN_SHARE_TOKENS):
+            window = self.windows.window(self.role)
+            raise ContextOverflow(
+                f"{self.role.name}: the task and instructions take about {fixed} tokens, but a "
+                f"{window.tokens}-token context window ({window.source}) leaves "
+                f"{max(budget, 0)} for the prompt after max_tokens {self.role.max_tokens} and "
+                f"the margin, too little for {count} answers",
+                window=window.tokens,
+            )
+        return room

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ropd.llm.tokens import Window
 from ropd.redact import scrub
 from ropd.reward.input_checks import Text, check_id, check_prompt
 from ropd.rubric import Rubric
@@ -101,3 +103,38 @@ class GroupResult(BaseModel):
         row["rubric"] = row["rubrics"][0] if len(row["rubrics"]) == 1 else row["rubrics"] or None
         del row["rubrics"]
         return row
+
+
+@dataclass
+class ContextRecord:
+    """How one group's judge prompts were fitted into the judges' context windows.
+
+    Filled by the Rubricator and Verifier steps, recorded as `settings["context"]` of the
+    group's result (so traces keep it without a schema change).
+    """
+
+    windows: dict[str, Window] = field(default_factory=dict)  # role name -> last window used
+    verifier_chunks: list[int] = field(default_factory=list)  # answers per Verifier call
+    verifier_clipped_answers: int = 0
+    rubricator_clipped_answers: int = 0
+    resplits: int = 0  # context-length errors answered by sending less
+
+    def as_dict(self) -> dict[str, Any]:
+        def role(name: str, **more: Any) -> dict[str, Any]:
+            window = self.windows.get(name)
+            return {
+                "window": window.tokens if window else None,
+                "source": window.source if window else None,
+                "tokens": window.counting if window else None,
+                **more,
+            }
+
+        return {
+            "rubricator": role("rubricator", clipped_answers=self.rubricator_clipped_answers),
+            "verifier": role(
+                "verifier",
+                chunks=list(self.verifier_chunks),
+                clipped_answers=self.verifier_clipped_answers,
+            ),
+            "resplits": self.resplits,
+        }

@@ -3,30 +3,48 @@
 The pool is the group's distinct student answers plus (by default) the teacher references,
 shuffled with a seed and shown as Answer 1..M, so the Verifier cannot tell who wrote what. It
 returns one boolean per criterion for every answer; the structure is validated strictly and
-verdicts are read only by answer number. Large pools can be split into several calls.
+verdicts are read only by answer number.
+
+Large pools are split into several calls: at most `max_answers_per_call` answers each, and no
+more than fit the Verifier's context window (`ropd.llm.tokens`), each call carrying the task and
+the whole rubric. An answer too long to fit even alone is clipped (head and tail kept, the cut
+said in its text). When the endpoint still refuses a prompt as too long (`ContextOverflow`), the
+call is split in two, or its lone answer clipped harder, a bounded number of times.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
 
+from ropd.errors import ContextOverflow
 from ropd.llm.config import RoleConfig
+from ropd.llm.tokens import ContextWindows, counter_for
 from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import PromptTemplate, load_template
 from ropd.reward import render
 from ropd.reward.induction import shown
 from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import verdicts_schema
-from ropd.reward.types import Source
+from ropd.reward.types import ContextRecord, Source
 from ropd.rubric import Rubric
+from ropd.text import clip_to_fit
 
 Verdict = tuple[int | None, dict[str, bool]]  # (label the answer was shown under, booleans)
+
+# Tokens an answer adds besides its text: block markers with the number, the authorship line of
+# the non-blind ablation, the answer's share of the prompt's answer list.
+ANSWER_BLOCK_TOKENS = 40
+MIN_ANSWER_TOKENS = 64  # an answer clipped to less says nothing a verdict could rest on
+# Context-length errors answered by sending less, one after the other, before a call gives up
+# (12 answers halve down to one in 4; the rest clip a lone answer harder).
+MAX_RESPLITS = 8
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,7 @@ class BlindVerifier:
         max_answers_per_call: int | None,
         parse_retries: int,
         prompts_dir: Any = None,
+        windows: ContextWindows | None = None,
     ):
         self.role = role
         self.blind = blind
@@ -112,6 +131,8 @@ class BlindVerifier:
         self.parse_retries = parse_retries
         self.system: PromptTemplate = load_template("verifier_system", prompts_dir)
         self.user: PromptTemplate = load_template("verifier_user", prompts_dir)
+        self.windows = windows if windows is not None else ContextWindows()
+        self.counter = counter_for(role)
 
     async def verify(
         self,
@@ -121,11 +142,14 @@ class BlindVerifier:
         pool: list[PoolEntry],
         book: UsageBook,
         shuffle_key: str,
+        record: ContextRecord | None = None,
     ) -> list[Verdict]:
         """Verdicts for every pool entry (in pool order), with the label it was shown under.
 
-        An empty answer meets no criterion; no judge call is spent on it.
+        An empty answer meets no criterion; no judge call is spent on it. How the pool was split
+        and clipped is added to `record`.
         """
+        record = record if record is not None else ContextRecord()
         ids = [c.id for c in rubric.criteria]
         results: list[Verdict | None] = [None] * len(pool)
         order = []
@@ -135,18 +159,97 @@ class BlindVerifier:
             else:
                 results[k] = (None, {cid: False for cid in ids})
         random.Random(f"{self.seed}:{shuffle_key}").shuffle(order)
-        size = self.max_answers_per_call or max(len(order), 1)
-        chunks = [order[s : s + size] for s in range(0, len(order), size)]
 
-        async def judge(chunk: list[int]) -> None:
+        async def judge(chunk: list[int], depth: int, limit: int | None = None) -> None:
+            """One call for `chunk`; on a context-length error, the same answers in less room.
+
+            `limit`: the token allowance of a lone answer that had to be clipped harder.
+            """
+            room, per_answer = self._room(prompt_text, rubric)
             entries = [pool[k] for k in chunk]
-            verdicts = await self.verify_chunk(client, prompt_text, rubric, entries, book)
+            clipped = 0
+            allowance = min((x for x in (room, limit) if x is not None), default=None)
+            if len(entries) == 1 and allowance is not None:
+                text = clip_to_fit(entries[0].text, allowance - per_answer, self.counter.text)
+                clipped = int(text != entries[0].text)
+                entries = [replace(entries[0], text=text)]
+            try:
+                verdicts = await self.verify_chunk(client, prompt_text, rubric, entries, book)
+            except ContextOverflow as overflow:
+                if depth >= MAX_RESPLITS:
+                    raise
+                record.resplits += 1
+                sent = self.counter.messages(self.messages(prompt_text, rubric, entries))
+                self.windows.learn(self.role, overflow, sent)
+                if len(chunk) > 1:
+                    parts = self.plan(prompt_text, rubric, [pool[k].text for k in chunk])
+                    if len(parts) < 2:  # what was learned does not split it: halve
+                        parts = [
+                            list(range(len(chunk) // 2)),
+                            list(range(len(chunk) // 2, len(chunk))),
+                        ]
+                    await asyncio.gather(
+                        *(judge([chunk[i] for i in part], depth + 1) for part in parts)
+                    )
+                    return
+                room, per_answer = self._room(prompt_text, rubric)
+                used = self.counter.text(entries[0].text) + per_answer
+                smaller = room if room is not None and room < used else used // 2
+                await judge(chunk, depth + 1, smaller)
+                return
+            record.windows["verifier"] = self.windows.window(self.role)
+            record.verifier_chunks.append(len(chunk))
+            record.verifier_clipped_answers += clipped
             for position, k in enumerate(chunk):
                 results[k] = (position + 1, verdicts[position])
 
-        await asyncio.gather(*(judge(c) for c in chunks))
+        chunks = self.plan(prompt_text, rubric, [pool[k].text for k in order]) if order else []
+        await asyncio.gather(*(judge([order[i] for i in chunk], 0) for chunk in chunks))
         assert all(r is not None for r in results), "a pool entry was left without verdicts"
         return results  # type: ignore[return-value]
+
+    def plan(self, prompt_text: str, rubric: Rubric, texts: list[str]) -> list[list[int]]:
+        """Consecutive calls (indices into `texts`) of at most `max_answers_per_call` answers
+        whose prompts fit the window (an answer over the whole room goes alone, to be clipped).
+        """
+        room, per_answer = self._room(prompt_text, rubric)
+        cap = self.max_answers_per_call or len(texts)
+        chunks: list[list[int]] = []
+        used = 0
+        for i, text in enumerate(texts):
+            cost = 0 if room is None else min(self.counter.text(text) + per_answer, room)
+            if not chunks or len(chunks[-1]) >= cap or (room is not None and used + cost > room):
+                chunks.append([])
+                used = 0
+            chunks[-1].append(i)
+            used += cost
+        return chunks
+
+    def _room(self, prompt_text: str, rubric: Rubric) -> tuple[int | None, int]:
+        """(tokens the answers of one call may take, None while the window is unknown; the
+        tokens each answer adds besides its text).
+
+        The task and the whole rubric go into every call; when they alone leave no room for an
+        answer the group cannot be verified with this judge (`ContextOverflow`).
+        """
+        ids = [c.id for c in rubric.criteria]
+        one, two = (self.counter.text(_compact(verdicts_schema(n, ids).schema)) for n in (1, 2))
+        per_answer = ANSWER_BLOCK_TOKENS + max(two - one, 0)  # the schema may go in the prompt
+        budget = self.windows.prompt_budget(self.role)
+        if budget is None:
+            return None, per_answer
+        fixed = self.counter.messages(self.messages(prompt_text, rubric, [])) + one
+        room = budget - fixed
+        if room < per_answer + MIN_ANSWER_TOKENS:
+            window = self.windows.window(self.role)
+            raise ContextOverflow(
+                f"{self.role.name}: the task and rubric take about {fixed} tokens, but a "
+                f"{window.tokens}-token context window ({window.source}) leaves "
+                f"{max(budget, 0)} for the prompt after max_tokens {self.role.max_tokens} and "
+                "the margin; no answer fits beside them",
+                window=window.tokens,
+            )
+        return room, per_answer
 
     def messages(
         self, prompt_text: str, rubric: Rubric, entries: list[PoolEntry]
@@ -192,3 +295,8 @@ class BlindVerifier:
             book,
             retries=self.parse_retries,
         )
+
+
+def _compact(schema: dict[str, Any]) -> str:
+    """A schema as the client writes it into a prompt when the endpoint cannot enforce it."""
+    return json.dumps(schema, separators=(",", ":"))

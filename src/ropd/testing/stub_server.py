@@ -11,6 +11,10 @@ with that HTTP status. `status_script` makes the first requests fail with given 
 choice whatever `n` asks, as llama.cpp's Python server does. `models` are the names
 `/v1/models` lists (None: that route answers 404, as on servers without it); `require_key`
 makes every route answer 401 unless the request carries `Authorization: Bearer <require_key>`.
+`context_window` makes it refuse, as vLLM does (HTTP 400, vLLM's error body), a request whose
+prompt (counted as its usage is, 4 characters a token) plus `max_tokens` is over the window; the
+window is listed as `max_model_len` in `/v1/models` unless `list_context_window=False` (servers
+that enforce a window without saying it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,27 @@ STUB_MODEL = "stub"
 
 def approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+def prompt_tokens(request: dict[str, Any]) -> int:
+    """The stub's count of a request's prompt tokens (usage and the context window alike)."""
+    return approx_tokens("".join(str(m.get("content", "")) for m in request.get("messages") or []))
+
+
+def context_error(window: int, prompt: int, completion: int) -> dict[str, Any]:
+    """vLLM's body for a request over the model's context window (sent with HTTP 400)."""
+    message = (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the "
+        "completion). Please reduce the length of the messages or completion."
+    )
+    return {
+        "object": "error",
+        "message": message,
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
 
 
 class _Server(ThreadingHTTPServer):
@@ -71,6 +96,8 @@ class StubJudgeServer:
         policy: ReplyPolicy = schema_reply,
         models: Sequence[str] | None = (STUB_MODEL,),
         require_key: str | None = None,
+        context_window: int | None = None,
+        list_context_window: bool = True,
     ) -> None:
         self.latency_s = latency_s
         self.policy = policy  # read per request: a test may swap it between runs
@@ -85,6 +112,9 @@ class StubJudgeServer:
         self.seed = seed
         self.models = None if models is None else list(models)
         self.require_key = require_key
+        self.context_window = context_window
+        self.list_context_window = list_context_window
+        self.context_errors = 0  # requests refused as over the context window
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.requests = 0
@@ -129,7 +159,7 @@ class StubJudgeServer:
                 if refused is not None:
                     self._reply(401, refused)
                     return
-                data = [{"id": name, "object": "model"} for name in stub.models]
+                data = [stub._model_entry(name) for name in stub.models]
                 self._reply(200, {"object": "list", "data": data})
 
             def do_POST(self) -> None:
@@ -199,6 +229,7 @@ class StubJudgeServer:
             self.statuses.clear()
             self.requests = 0
             self.max_concurrent = self.concurrent
+            self.context_errors = 0
             self.bodies.clear()
             self.headers.clear()
             self.arrivals.clear()
@@ -212,6 +243,7 @@ class StubJudgeServer:
                 "calls": dict(self.calls),
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "max_concurrent": self.max_concurrent,
+                "context_errors": self.context_errors,
             }
 
     # -- request handling (runs in the request's thread) ---------------------------------------
@@ -246,6 +278,12 @@ class StubJudgeServer:
                     self.statuses[400] += 1
                 message = f"response_format {wire.form} is not supported by this server"
                 return 400, self._error(message, "invalid_request_error", "response_format"), {}
+            overflow = self._over_window(request)
+            if overflow is not None:
+                with self._lock:
+                    self.statuses[400] += 1
+                    self.context_errors += 1
+                return 400, overflow, {}
             if self.latency_s > 0:
                 time.sleep(self.latency_s)
             try:
@@ -270,6 +308,22 @@ class StubJudgeServer:
             return None
         return self._error("Incorrect API key provided", "invalid_request_error")
 
+    def _model_entry(self, name: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": name, "object": "model"}
+        if self.context_window is not None and self.list_context_window:
+            entry["max_model_len"] = self.context_window  # as vLLM lists it
+        return entry
+
+    def _over_window(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """vLLM's error body when prompt + max_tokens is over `context_window`, else None."""
+        if self.context_window is None:
+            return None
+        prompt = prompt_tokens(request)
+        completion = int(request.get("max_tokens") or request.get("max_completion_tokens") or 0)
+        if prompt + completion <= self.context_window:
+            return None
+        return context_error(self.context_window, prompt, completion)
+
     @staticmethod
     def _error(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
         return {"error": {"message": message, "type": kind, "param": param, "code": None}}
@@ -285,7 +339,7 @@ class StubJudgeServer:
         return texts
 
     def _completion(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages") or [])
+        prompt = prompt_tokens(request)
         completion_tokens = sum(approx_tokens(t) for t in texts)
         return {
             "id": f"chatcmpl-stub-{self.requests}",
@@ -301,8 +355,8 @@ class StubJudgeServer:
                 for i, text in enumerate(texts)
             ],
             "usage": {
-                "prompt_tokens": max(1, prompt_chars // 4),
+                "prompt_tokens": prompt,
                 "completion_tokens": completion_tokens,
-                "total_tokens": max(1, prompt_chars // 4) + completion_tokens,
+                "total_tokens": prompt + completion_tokens,
             },
         }
