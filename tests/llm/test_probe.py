@@ -52,6 +52,16 @@ async def test_nothing_listening_names_role_model_host_and_key():
     assert isinstance(info.value, JudgeUnavailable)
 
 
+async def test_every_replica_of_a_role_is_probed(stub):
+    port = free_port()
+    with StubJudgeServer(latency_s=0.0) as other:
+        replicas = role([stub.base_url, other.base_url])
+        await probe_endpoints([replicas])
+        assert stub.models_requests == other.models_requests == 1
+    with pytest.raises(ProbeFailed, match=f"nothing answers at 127.0.0.1:{port}"):
+        await probe_endpoints([role([stub.base_url, f"http://127.0.0.1:{port}/v1"])])
+
+
 async def test_a_silent_server_times_out_quickly():
     with socket.socket() as listener:  # accepts connections (backlog) but never answers
         listener.bind(("127.0.0.1", 0))

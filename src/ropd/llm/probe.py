@@ -90,10 +90,10 @@ def endpoints_of(roles: Sequence[RoleConfig]) -> list[Endpoint]:
     """The distinct endpoints of `roles` (same grouping as the chat client's SDK clients)."""
     grouped: dict[tuple[str, str | None], list[RoleConfig]] = {}
     for role in roles:
-        if role.base_url is None:
-            continue  # the embedded server: started and waited for by ropd itself
-        key = (role.base_url.rstrip("/"), role.api_key_env)
-        grouped.setdefault(key, []).append(role)
+        # no endpoints: the embedded server, started and waited for by ropd itself
+        for url in role.endpoints:  # every replica is probed: a dead one is found up front
+            key = (url.rstrip("/"), role.api_key_env)
+            grouped.setdefault(key, []).append(role)
     return [Endpoint(base_url, tuple(members)) for (base_url, _), members in grouped.items()]
 
 
