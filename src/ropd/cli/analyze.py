@@ -21,10 +21,16 @@ from ropd.analysis.pool import pool_from_eval
 from ropd.analysis.runner import AnalysisRun, analyze
 from ropd.analysis.templates import AUTO
 from ropd.cli.options import (
+    ApiKeyEnv,
+    BaseUrl,
     MaxInFlight,
     MaxRetries,
+    MaxTokens,
+    Model,
     NoProbe,
     Rpm,
+    Temperature,
+    TimeoutS,
     Tpm,
     field_help,
     limits_from_flags,
@@ -33,7 +39,6 @@ from ropd.cli.options import (
 from ropd.cli.progress import RunProgress, resume_command
 from ropd.cli.score import _flag_errors, judge_role
 from ropd.errors import InputError, Interrupted
-from ropd.llm.config import RoleConfig
 from ropd.redact import scrub
 from ropd.reward.config import ScorerConfig
 
@@ -79,18 +84,12 @@ def run(
         Path, typer.Option("--output", "-o", help="Folder for analysis.json, plots, rewards.")
     ],
     methods: Annotated[str, typer.Option(help=METHODS_HELP)] = "ropd,tjudge",
-    base_url: Annotated[str | None, typer.Option(help=field_help(RoleConfig, "base_url"))] = None,
-    model: Annotated[
-        str | None, typer.Option(help=field_help(RoleConfig, "model", "Required with --base-url."))
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help=field_help(RoleConfig, "api_key_env"))
-    ] = None,
-    temperature: Annotated[float, typer.Option(help=field_help(RoleConfig, "temperature"))] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help=field_help(RoleConfig, "max_tokens"))] = 2048,
-    timeout: Annotated[
-        float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
-    ] = 120.0,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    api_key_env: ApiKeyEnv = None,
+    temperature: Temperature = 0.0,
+    max_tokens: MaxTokens = 2048,
+    timeout: TimeoutS = 120.0,
     teacher_base_url: Annotated[
         str | None,
         typer.Option(help="Endpoint of the teacher_logprob model (default: the judge's)."),

@@ -40,6 +40,18 @@ Tpm = Annotated[
 ]
 MaxRetries = Annotated[int, typer.Option(help=field_help(LimitsConfig, "max_retries"))]
 
+# The judge flags of every command that scores (help from `RoleConfig`).
+BaseUrl = Annotated[str | None, typer.Option(help=field_help(RoleConfig, "base_url"))]
+Model = Annotated[
+    str | None, typer.Option(help=field_help(RoleConfig, "model", "Required with --base-url."))
+]
+ApiKeyEnv = Annotated[str | None, typer.Option(help=field_help(RoleConfig, "api_key_env"))]
+Temperature = Annotated[float, typer.Option(help=field_help(RoleConfig, "temperature"))]
+MaxTokens = Annotated[int, typer.Option(help=field_help(RoleConfig, "max_tokens"))]
+TimeoutS = Annotated[
+    float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
+]
+
 # A judge's price, for cost figures only (score lines, traces, `ropd inspect --stats`, report).
 JudgePrice = Annotated[
     str | None,

@@ -17,11 +17,17 @@ from rich.console import Console
 
 from ropd.cli.options import (
     DEFAULT_IN_FLIGHT,
+    ApiKeyEnv,
+    BaseUrl,
     JudgePrice,
     MaxInFlight,
     MaxRetries,
+    MaxTokens,
+    Model,
     NoProbe,
     Rpm,
+    Temperature,
+    TimeoutS,
     Tpm,
     field_help,
     limits_from_flags,
@@ -67,17 +73,9 @@ def score(
         ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where score lines go (JSONL).")],
-    base_url: Annotated[
-        str | None,
-        typer.Option(help=field_help(RoleConfig, "base_url")),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help=field_help(RoleConfig, "model", "Required with --base-url."))
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(help=field_help(RoleConfig, "api_key_env")),
-    ] = None,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    api_key_env: ApiKeyEnv = None,
     rubricator_base_url: Annotated[
         str | None, typer.Option(help="Own endpoint for the Rubricator.")
     ] = None,
@@ -94,11 +92,9 @@ def score(
     verifier_api_key_env: Annotated[
         str | None, typer.Option(help="Own key variable for the Verifier.")
     ] = None,
-    temperature: Annotated[float, typer.Option(help=field_help(RoleConfig, "temperature"))] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help=field_help(RoleConfig, "max_tokens"))] = 2048,
-    timeout: Annotated[
-        float, typer.Option("--timeout", "--timeout-s", help=field_help(RoleConfig, "timeout_s"))
-    ] = 120.0,
+    temperature: Temperature = 0.0,
+    max_tokens: MaxTokens = 2048,
+    timeout: TimeoutS = 120.0,
     context_window: Annotated[
         int | None, typer.Option(help=field_help(RoleConfig, "context_window"))
     ] = None,
