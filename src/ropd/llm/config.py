@@ -180,10 +180,16 @@ class LimitsConfig(BaseModel):
         "queue takes the rest).",
     )
     requests_per_minute: float | None = Field(
-        default=None, gt=0, description="Requests-per-minute limit of the endpoint (paced)."
+        default=None,
+        gt=0,
+        description="Requests-per-minute limit of the endpoint (paced): the provider's RPM "
+        "quota, or a little under it.",
     )
     tokens_per_minute: float | None = Field(
-        default=None, gt=0, description="Tokens-per-minute limit of the endpoint."
+        default=None,
+        gt=0,
+        description="Tokens-per-minute limit of the endpoint (input + output, booked before "
+        "each request): the provider's TPM quota.",
     )
     max_retries: int = Field(
         default=4, ge=0, description="Retries of a failed request (429, 5xx, timeouts)."
