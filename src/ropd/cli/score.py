@@ -219,12 +219,10 @@ def score(
                 markup=False,
                 highlight=False,
             )
-        display.start(
-            total=stats.total, done=stats.skipped, failed=stats.failed, judge_tokens=stats.tokens
-        )
+        display.start(total=stats.total, done=stats.skipped, failed=stats.failed, **_tokens(stats))
 
     def on_result(result: GroupResult, stats: ScoreFileStats) -> None:
-        display.update(done=stats.saved, failed=stats.failed, judge_tokens=stats.tokens)
+        display.update(done=stats.saved, failed=stats.failed, **_tokens(stats))
 
     try:
         with display:
@@ -357,6 +355,11 @@ def role_override(
     own = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
     own = {key: value for key, value in own.items() if value is not None}
     return own or None
+
+
+def _tokens(stats: ScoreFileStats) -> dict[str, int]:
+    """The judge's tokens for the progress line, input and output apart (priced apart)."""
+    return {"judge_tokens_in": stats.input_tokens, "out": stats.output_tokens}
 
 
 def _print_summary(console: Console, stats: ScoreFileStats, output: Path) -> None:
