@@ -1,5 +1,7 @@
 # Set-up and the two front-door commands. Everything installs into ./.venv.
 VENV ?= .venv
+# verl caps transformers below the TRL stack of $(VENV), so the verl adapter has its own venv
+VENV_VERL ?= .venv-verl
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
@@ -41,7 +43,7 @@ define INSTALL_TORCH
 	esac
 endef
 
-.PHONY: setup torch demo test test-fast lint bench
+.PHONY: setup torch verl demo test test-fast lint bench
 
 setup: $(VENV)/.installed
 
@@ -59,14 +61,28 @@ torch:
 	python3 -m venv $(VENV)
 	$(INSTALL_TORCH)
 
+# verl's venv for the verl adapter and its tests: torch (the same TORCH_INDEX choice), then
+# ropd with the verl extra (verl pins its own transformers)
+verl: $(VENV_VERL)/.installed
+
+$(VENV_VERL)/.installed: PIP := $(VENV_VERL)/bin/python -m pip
+$(VENV_VERL)/.installed: pyproject.toml
+	python3 -m venv $(VENV_VERL)
+	$(INSTALL_TORCH)
+	$(PIP) install -q -e ".[verl,dev]"
+	$(VENV_VERL)/bin/python -c "import verl.experimental.reward_loop"
+	touch $@
+
 demo: setup
 	$(VENV)/bin/ropd train --config examples/embedded.yaml
 
-test: setup
+test: setup verl
 	$(VENV)/bin/pytest
+	$(VENV_VERL)/bin/pytest tests/verl
 
-test-fast: setup
+test-fast: setup verl
 	$(VENV)/bin/pytest -m "not slow"
+	$(VENV_VERL)/bin/pytest tests/verl -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

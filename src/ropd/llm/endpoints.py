@@ -91,7 +91,7 @@ class EndpointRouter:
         now = self._clock()
         healthy = [s for s in open_ if s.down_until <= now]
         pool = healthy or [min(open_, key=lambda s: s.down_until)]
-        return min(pool, key=lambda s: (s.in_flight / (s.cap or 1) if s.cap else s.in_flight))
+        return min(pool, key=lambda s: s.in_flight / (s.cap or 1) if s.cap else s.in_flight)
 
     def release(self, endpoint: EndpointState, *, failed: bool | None) -> None:
         """The request at `endpoint` ended: `failed` True (an endpoint fault), False (answered),

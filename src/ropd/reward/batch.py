@@ -7,12 +7,13 @@ concurrently, and returns one reward per rollout in the original order plus the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ropd.llm.types import UsageBook
 from ropd.reward.gate import QualityGate
@@ -58,6 +59,7 @@ class BatchOutcome:
     rewards: list[float | None]
     metrics: dict[str, float] = field(default_factory=dict)
     stop_message: str | None = None
+    results: list[GroupResult] = field(default_factory=list)  # one per group, in group order
 
 
 def prompt_text_key(prompt: Prompt) -> str:
@@ -98,13 +100,34 @@ class BatchScorer:
         self.references: ReferenceSource | None = None
         self.gate = gate
         self.run_cost: float | None = None  # judge cost of every batch so far (priced roles)
+        self._opening: asyncio.Lock | None = None
 
-    async def _ensure_open(self) -> Scorer:
+    async def open(self) -> Scorer:
+        """The scorer, opened on the first call; calls that overlap it wait for that one opening
+        (TRL's async worker and verl's reward loop start many groups at once)."""
         if self.scorer is None:
-            self._stack = AsyncExitStack()
-            await self._stack.__aenter__()
-            self.scorer, self.references = await self._opener(self._stack)
+            if self._opening is None:
+                self._opening = asyncio.Lock()  # made in the loop that scores
+            async with self._opening:
+                if self.scorer is None:
+                    stack = AsyncExitStack()
+                    await stack.__aenter__()
+                    try:
+                        self.scorer, self.references = await self._opener(stack)
+                    except BaseException:
+                        await stack.aclose()
+                        raise
+                    self._stack = stack
         return self.scorer
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable until opened (a trainer may send its reward to another process first)."""
+        if self.scorer is not None:
+            raise TypeError(
+                "an opened scorer cannot be pickled: pickle it (or hand it to a trainer that "
+                "spawns its reward process) before its first use"
+            )
+        return {**self.__dict__, "_opening": None}
 
     async def aclose(self) -> None:
         if self._stack is not None:
@@ -114,7 +137,7 @@ class BatchScorer:
     async def score(
         self, rollouts: Sequence[Rollout], *, group_size: int | None = None, step: int | None = None
     ) -> BatchOutcome:
-        scorer = await self._ensure_open()
+        scorer = await self.open()
         index_groups = regroup(rollouts, group_size)
         groups: list[Group] = []
         seen: dict[str, int] = {}
@@ -151,4 +174,4 @@ class BatchScorer:
                 (r.failed for r in results), step=step
             )
             stop = self.gate.message
-        return BatchOutcome(rewards=rewards, metrics=metrics, stop_message=stop)
+        return BatchOutcome(rewards=rewards, metrics=metrics, stop_message=stop, results=results)

@@ -19,6 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ropd import redact
+from ropd.integrations.engine import open_engine
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient
 from ropd.reward.batch import (
@@ -75,6 +76,11 @@ class RopdReward:
     dataset has one, otherwise from `teacher_store` by prompt. The judge is opened on first use
     inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
     `log_metric`; every rubric and verdict goes to `traces` when given.
+
+    Calls may overlap (TRL's async GRPO worker scores groups concurrently, see
+    `integrations/trl/async_grpo.py`): the judge is still opened once. The reward pickles as
+    long as it was never called (that trainer sends it to a spawned process); pass
+    `teacher_store` and `traces` as paths then, not open stores.
     """
 
     def __init__(
@@ -125,37 +131,20 @@ class RopdReward:
 
     async def _open(self, stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
         """Open the judge, the trace store and the teacher store (main process only)."""
-        if isinstance(self.config, TJudgeConfig):
-            from ropd.reward.tjudge import TJudgeScorer as scorer_class
-        else:
-            from ropd.reward.group_scorer import GroupScorer as scorer_class
-        scorer = await stack.enter_async_context(
-            scorer_class.open(
-                self.config,  # type: ignore[arg-type]
-                limits=self.limits,
-                traces=self.traces,
-                client=self.client,
-                run_id=self.run_id,
-                run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
-                probe=self.probe,
-            )
-        )
-        if self.teacher_store is None or self.num_teacher_refs < 1:
-            return scorer, None
-        from ropd.teacher.references import StoreReferences
-        from ropd.teacher.store import TeacherStore
-
-        store = self.teacher_store
-        if isinstance(store, str | Path):
-            store = stack.enter_context(TeacherStore(store))
-        references = StoreReferences(
-            store,
-            self.num_teacher_refs,
+        return await open_engine(
+            stack,
+            self.config,
+            limits=self.limits,
+            traces=self.traces,
+            client=self.client,
+            run_id=self.run_id,
+            run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
+            probe=self.probe,
+            teacher_store=self.teacher_store,
+            answers_per_prompt=self.num_teacher_refs,
             fingerprint=self.teacher_fingerprint,
             accept_any_fingerprint=self.accept_any_fingerprint,
-            strip_think=self.config.strip_think,
         )
-        return scorer, references
 
     async def aclose(self) -> None:
         """Close the judge connection and stores (call on the loop that scored)."""
@@ -192,10 +181,13 @@ class RopdReward:
             log.error(outcome.stop_message)
         return outcome.rewards
 
+    async def _score(self, rollouts: list[Rollout], step: int | None) -> BatchOutcome:
+        return await self.batch_scorer.score(rollouts, group_size=self.num_generations, step=step)
+
     async def _score_everywhere(self, local: list[Rollout], step: int | None) -> BatchOutcome:
         rank, world = _distributed()
         if world == 1:
-            return await self.batch_scorer.score(local, group_size=self.num_generations, step=step)
+            return await self._score(local, step)
         import torch.distributed as dist
 
         slices: list[Any] = [None] * world
@@ -205,9 +197,7 @@ class RopdReward:
         payload: list[Any] = [None]
         if rank == 0:
             try:
-                payload[0] = await self.batch_scorer.score(
-                    everything, group_size=self.num_generations, step=step
-                )
+                payload[0] = await self._score(everything, step)
             except Exception as exc:  # noqa: BLE001 - every rank must leave the collective
                 payload[0] = exc
         dist.broadcast_object_list(payload, src=0)

@@ -1,0 +1,95 @@
+"""`ropd verl prepare-data`: a prompt file as the Parquet rows verl's RLHFDataset reads.
+
+Flags only; the rows are built by `ropd.integrations.verl.data`. The reward side needs no
+command: verl loads `RopdRewardManager` itself (docs/verl.md).
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ropd.data.records import load_records
+from ropd.errors import InputError
+from ropd.integrations.verl.data import RowOptions, verl_rows, write_parquet
+from ropd.integrations.verl.settings import DATA_SOURCE, VAL_SPLIT
+
+verl_app = typer.Typer(
+    help="ROPD on verl: data preparation (see docs/verl.md).", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ropd verl ...` to the top-level app."""
+    app.add_typer(verl_app, name="verl")
+
+
+@verl_app.command("prepare-data")
+def prepare_data(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Prompts: a JSONL/JSON/Parquet/CSV file or a Hugging Face dataset id.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],
+    split: Annotated[
+        str,
+        typer.Option(help=f"`extra_info.split` of every row; `{VAL_SPLIT}` for validation files."),
+    ] = "train",
+    data_source: Annotated[
+        str, typer.Option(help="`data_source` of the rows (the rows RopdRewardManager scores).")
+    ] = DATA_SOURCE,
+    ability: Annotated[str, typer.Option(help="`ability` of the rows (verl's label).")] = "general",
+    prompt_field: Annotated[
+        str, typer.Option(help="Field with the prompt (string or chat messages).")
+    ] = "prompt",
+    answer_field: Annotated[
+        str | None, typer.Option(help="Field copied to reward_model.ground_truth, if present.")
+    ] = "answer",
+    id_field: Annotated[str | None, typer.Option(help="Field with the prompt id.")] = "id",
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System message put before every prompt.")
+    ] = None,
+    teacher_store: Annotated[
+        Path | None,
+        typer.Option(help="Teacher store: put each prompt's teacher answers into the rows."),
+    ] = None,
+    k: Annotated[
+        int, typer.Option("-k", "--num-teacher-refs", min=1, help="Teacher answers per row.")
+    ] = 4,
+    dataset_split: Annotated[str, typer.Option(help="Split of a Hugging Face dataset.")] = "train",
+    subset: Annotated[str | None, typer.Option(help="Config of a Hugging Face dataset.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N prompts.")] = None,
+) -> None:
+    """Write verl's dataset rows (data_source, prompt, ability, reward_model, extra_info)."""
+    records = load_records(data, split=dataset_split, name=subset, limit=limit)
+    options = RowOptions(
+        split=split,
+        data_source=data_source,
+        ability=ability,
+        prompt_field=prompt_field,
+        answer_field=answer_field,
+        id_field=id_field,
+        system_prompt=system_prompt,
+    )
+    with ExitStack() as stack:
+        references = None
+        if teacher_store is not None:
+            from ropd.teacher.references import StoreReferences
+            from ropd.teacher.store import TeacherStore
+
+            if not teacher_store.is_file():
+                raise InputError(f"--teacher-store {teacher_store}: no such file")
+            store = stack.enter_context(TeacherStore(teacher_store))
+            references = StoreReferences(store, k)
+        rows = verl_rows(records, options, references)
+    write_parquet(rows, output)
+    with_teacher = sum("teacher_responses" in row["extra_info"] for row in rows)
+    summary = {"rows": len(rows), "with_teacher_responses": with_teacher, "output": str(output)}
+    typer.echo(json.dumps(summary))

@@ -1,0 +1,205 @@
+"""Rollouts arrive one by one, in any order; ROPD judges a prompt's G answers together.
+
+verl calls its reward manager once per rollout, as soon as that rollout finishes. The collector
+parks each rollout under its group id (verl's `uid`) until all G siblings are there, scores the
+group once with ropd's engine (`reward.batch.BatchScorer`), and answers every parked rollout
+with its own reward. Groups are therefore judged while other rollouts of the same step are still
+generating.
+
+verl has no per-sample mask: a group that cannot be scored gets one float for all its members
+(equal rewards: zero GRPO advantage) and `failed` set. A group whose siblings never all arrive
+(an aborted rollout) is scored with what arrived once `timeout_s` has passed since its first
+rollout; a sibling arriving after that gets its group's mean reward (zero advantage), flagged.
+Training groups are numbered into steps as they start scoring (`groups_per_step` per step), so
+the trace store and the metrics carry step numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ropd import redact
+from ropd.reward.batch import BatchScorer, Rollout
+from ropd.reward.gate import QualityGateTripped
+from ropd.reward.metrics import batch_metrics
+from ropd.reward.types import GroupResult
+
+log = redact.logger(__name__)
+
+# Every rollout answers with these keys, scored or not: verl stacks the extra info of a batch
+# by the keys of its first sample.
+EXTRA_KEYS = ("ropd_failed", "ropd_partial", "ropd_group_size", "ropd_step")
+REMEMBERED_GROUPS = 100_000  # finished groups kept to answer late siblings
+
+
+@dataclass(frozen=True)
+class VerlRollout:
+    """One finished rollout as the collector sees it (plain data: it may travel to an actor)."""
+
+    uid: str
+    rollout: Rollout
+    group_size: int
+    validation: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutScore:
+    """The reward of one rollout and how it came about."""
+
+    reward: float
+    failed: bool = False  # its group could not be scored (or it came after its group was)
+    partial: bool = False  # scored in a group cut short by the timeout
+    group_size: int = 0  # answers judged together with it (0: not judged by ropd)
+    step: int = -1  # training step its group was counted in (-1: validation, not ropd)
+
+    def extra_info(self) -> dict[str, Any]:
+        return {
+            "ropd_failed": float(self.failed),
+            "ropd_partial": float(self.partial),
+            "ropd_group_size": self.group_size,
+            "ropd_step": self.step,
+        }
+
+
+@dataclass
+class _Pending:
+    size: int
+    validation: bool
+    items: list[VerlRollout] = field(default_factory=list)
+    futures: list[asyncio.Future[RolloutScore]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+class GroupCollector:
+    """Parks rollouts per group id and scores each group once, whole or after `timeout_s`.
+
+    One collector must see every sibling of a group, so a run has exactly one: in verl's only
+    reward worker, or in the named actor (`actor.py`). It lives on one event loop.
+    """
+
+    def __init__(
+        self,
+        scorer: BatchScorer,
+        *,
+        groups_per_step: int,
+        timeout_s: float,
+        failure_reward: float = 0.0,
+    ):
+        self.scorer = scorer
+        self.groups_per_step = max(1, groups_per_step)
+        self.timeout_s = timeout_s
+        self.failure_reward = failure_reward
+        self.stop_message: str | None = None
+        self.step_metrics: dict[int, dict[str, float]] = {}  # metrics of each completed step
+        self._pending: dict[str, _Pending] = {}
+        self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._train_groups = 0
+        self._step_results: dict[int, list[GroupResult]] = {}
+
+    async def submit(self, item: VerlRollout) -> RolloutScore:
+        """Wait for the rollout's group to be scored; its reward."""
+        if self.stop_message is not None:
+            raise QualityGateTripped(self.stop_message)
+        late = self._finished.get(item.uid)
+        if late is not None:
+            reward, step = late
+            log.warning("rollout of group %s arrived after its group was scored", item.uid)
+            return RolloutScore(reward, failed=True, partial=True, step=step)
+        loop = asyncio.get_running_loop()
+        group = self._pending.get(item.uid)
+        if group is None:
+            group = self._pending[item.uid] = _Pending(max(1, item.group_size), item.validation)
+            group.timer = loop.call_later(self.timeout_s, self._close, item.uid)
+        future: asyncio.Future[RolloutScore] = loop.create_future()
+        group.items.append(item)
+        group.futures.append(future)
+        if len(group.items) >= group.size:
+            self._close(item.uid)
+        return await future
+
+    @property
+    def waiting(self) -> int:
+        """Rollouts parked until their group is complete."""
+        return sum(len(g.items) for g in self._pending.values())
+
+    def _close(self, uid: str) -> None:
+        group = self._pending.pop(uid, None)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        if len(group.items) < group.size:
+            log.warning(
+                "group %s: %d of %d rollouts after %.0f s; scoring what arrived",
+                uid, len(group.items), group.size, self.timeout_s,
+            )  # fmt: skip
+        step = None if group.validation else self._next_step()
+        task = asyncio.get_running_loop().create_task(self._score(uid, group, step))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _next_step(self) -> int:
+        step = 1 + self._train_groups // self.groups_per_step
+        self._train_groups += 1
+        return step
+
+    async def _score(self, uid: str, group: _Pending, step: int | None) -> None:
+        rollouts = [item.rollout for item in group.items]
+        try:
+            outcome = await self.scorer.score(rollouts, group_size=len(rollouts), step=step)
+        except BaseException as exc:  # policy `raise`, judge unusable, cancelled: tell every waiter
+            for future in group.futures:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        result = outcome.results[0]
+        rewards = outcome.rewards
+        failed = result.failed or any(r is None or math.isnan(r) for r in rewards)
+        values = [self.failure_reward] * len(rewards) if failed else [float(r) for r in rewards]  # type: ignore[arg-type]
+        shown_step = -1 if step is None else step
+        self._finished[uid] = (math.fsum(values) / len(values), shown_step)
+        while len(self._finished) > REMEMBERED_GROUPS:
+            self._finished.popitem(last=False)
+        partial = len(rollouts) < group.size
+        for future, value in zip(group.futures, values, strict=True):
+            if not future.done():
+                score = RolloutScore(value, failed, partial, len(rollouts), shown_step)
+                future.set_result(score)
+        if outcome.stop_message is not None and self.stop_message is None:
+            self.stop_message = outcome.stop_message
+            log.error("%s", outcome.stop_message)
+        if step is not None:
+            self._count(step, result)
+
+    def _count(self, step: int, result: GroupResult) -> None:
+        """Log a step's metrics once all its groups are scored (the numbers TRL would log)."""
+        results = self._step_results.setdefault(step, [])
+        results.append(result)
+        if len(results) == self.groups_per_step:
+            del self._step_results[step]
+            metrics = batch_metrics(results)
+            self.step_metrics[step] = metrics
+            while len(self.step_metrics) > 1000:
+                del self.step_metrics[min(self.step_metrics)]
+            log.info("ropd step %d metrics %s", step, json.dumps(metrics, sort_keys=True))
+
+    async def aclose(self) -> None:
+        """Fail what still waits, then close the judge and stores (on the collector's loop)."""
+        for uid in list(self._pending):
+            group = self._pending.pop(uid)
+            if group.timer is not None:
+                group.timer.cancel()
+            for future in group.futures:
+                future.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.scorer.aclose()

@@ -1,0 +1,100 @@
+"""Prompt files as the rows verl's `RLHFDataset` reads (behind `ropd verl prepare-data`).
+
+One row per prompt: `data_source` (ropd's, so `RopdRewardManager` scores it), `prompt` (chat
+messages), `ability`, `reward_model` (`ground_truth` from the answer field, for verl's default
+scorers and for evaluation) and `extra_info` (`index`, the record's `id`, `split`: `val` makes
+the adapter use the validation group size, and `teacher_responses` when the record has them or
+a teacher store is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ropd.data.records import DataError, Record, record_id, to_prompt_messages
+from ropd.errors import InputError
+from ropd.integrations.verl.settings import DATA_SOURCE
+
+TEACHER_FIELD = "teacher_responses"
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """How records become rows; the defaults match ropd's own data settings."""
+
+    split: str = "train"
+    data_source: str = DATA_SOURCE
+    ability: str = "general"
+    prompt_field: str = "prompt"
+    answer_field: str | None = "answer"
+    id_field: str | None = "id"
+    system_prompt: str | None = None
+
+
+def _teacher_field(record: Record) -> list[str] | None:
+    value = record.get(TEACHER_FIELD)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise DataError(f"{record.location}: field {TEACHER_FIELD!r} must be a list of strings")
+    return list(value)
+
+
+def verl_rows(
+    records: Sequence[Record], options: RowOptions, references: Any = None
+) -> list[dict[str, Any]]:
+    """verl rows of `records`; `references` (a `StoreReferences`) fills missing teacher answers."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, record in enumerate(records):
+        rid = record_id(record, options.id_field)
+        if rid in seen:
+            raise InputError(f"{record.location}: duplicate id {rid!r}")
+        seen.add(rid)
+        messages = to_prompt_messages(
+            record, prompt_field=options.prompt_field, system_prompt=options.system_prompt
+        )
+        answer = record.get(options.answer_field) if options.answer_field else None
+        extra: dict[str, Any] = {"index": index, "id": rid, "split": options.split}
+        teacher = _teacher_field(record)
+        if teacher is None and references is not None:
+            teacher = references.lookup(messages) or None
+        if teacher is not None:
+            extra[TEACHER_FIELD] = teacher
+        rows.append(
+            {
+                "data_source": options.data_source,
+                "prompt": messages,
+                "ability": options.ability,
+                "reward_model": {
+                    "style": "ropd",
+                    "ground_truth": "" if answer is None else str(answer),
+                },
+                "extra_info": extra,
+            }
+        )
+    if not rows:
+        raise InputError("no prompts to write")
+    return rows
+
+
+def write_parquet(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write rows as a Parquet file (the parent folder is created; written whole, then moved)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow comes with verl and ropd[data]
+        raise InputError("writing Parquet needs pyarrow (pip install 'ropd[verl]')") from exc
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"rows do not fit one Parquet schema: {exc}") from exc
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(table, partial)
+    partial.replace(path)
+    return path

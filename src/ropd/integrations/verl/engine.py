@@ -1,0 +1,78 @@
+"""ropd's engine as the verl adapter opens it: the judge, the trace store and the teacher store.
+
+The same opening as the TRL adapter's (`integrations/engine.py`), from the `ropd:` section
+instead of keyword arguments; everything after it is `reward.batch.BatchScorer`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from ropd import redact
+from ropd.integrations.engine import open_engine
+from ropd.integrations.verl.collector import GroupCollector
+from ropd.integrations.verl.settings import VerlSettings
+from ropd.llm.types import ChatClient
+from ropd.reward.batch import BatchScorer, ReferenceSource, Scorer
+from ropd.reward.gate import QualityGate
+from ropd.teacher.references import DEFAULT_ANSWERS
+
+log = redact.logger(__name__)
+
+
+def teacher_answers_per_prompt(settings: VerlSettings) -> int:
+    """K looked up in the store: the T-Judge's references, else the scorer's K (all: 4)."""
+    section = settings.section
+    if section.method == "tjudge":
+        return section.tjudge.num_references
+    k = section.scorer.num_teacher_refs
+    return DEFAULT_ANSWERS if k is None else k
+
+
+def batch_scorer(
+    settings: VerlSettings, *, client: ChatClient | None = None, probe: bool = True
+) -> BatchScorer:
+    """A `BatchScorer` that opens the judge on first use, in the loop that scores."""
+    section = settings.section
+    if section.teacher.build_missing:
+        log.warning(
+            "ropd: teacher.build_missing is not applied on verl; build the store beforehand "
+            "(`ropd teacher build`) or put teacher_responses into the rows (`ropd verl "
+            "prepare-data --teacher-store`)"
+        )
+
+    async def opener(stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
+        return await open_engine(
+            stack,
+            section.judge_config,
+            limits=section.limits,
+            traces=settings.traces,
+            client=client,
+            run_id=section.run_id,
+            run_info={"trainer": "verl", "config": settings.config_path},
+            probe=probe and client is None,
+            teacher_store=section.teacher.store,
+            answers_per_prompt=teacher_answers_per_prompt(settings),
+            fingerprint=section.teacher.fingerprint,
+            accept_any_fingerprint=section.teacher.accept_any_fingerprint,
+        )
+
+    return BatchScorer(opener, QualityGate.from_config(section.gate))
+
+
+def failure_reward(settings: VerlSettings) -> float:
+    """The one float a group that cannot be scored gives all its members (verl has no mask)."""
+    config = settings.section.judge_config
+    return config.constant_reward if config.failure_policy == "constant" else 0.0
+
+
+def group_collector(
+    settings: VerlSettings, *, client: ChatClient | None = None, probe: bool = True
+) -> GroupCollector:
+    """The run's one collector, scoring through ropd's engine as `settings` configure it."""
+    return GroupCollector(
+        batch_scorer(settings, client=client, probe=probe),
+        groups_per_step=settings.groups_per_step,
+        timeout_s=settings.group_timeout_s,
+        failure_reward=failure_reward(settings),
+    )

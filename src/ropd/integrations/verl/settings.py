@@ -1,0 +1,174 @@
+"""What the verl adapter needs to know: the `ropd:` section of `ropd.yaml` plus verl's own config.
+
+verl hands a reward manager its whole Hydra config. Four things come from there: where the ropd
+config is (`reward.reward_kwargs.ropd_config`), the group sizes (`actor_rollout_ref.rollout.n`
+and `.val_kwargs.n`), the prompts per step (`data.train_batch_size`, which turns groups scored
+into step numbers) and the reward workers (`reward.num_workers`, which decides where the one
+collector lives). Optional `reward.reward_kwargs.ropd_*` keys tune the adapter itself.
+
+The `ropd:` section is the one `ropd train` reads (`train/config.py` `RopdSection`); this module
+sits a layer below it, so it validates the same parts with the same models (`ScorerConfig`,
+`TeacherConfig`, ...) and accepts, unused, the keys only `ropd train` needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ropd.errors import ConfigError
+from ropd.llm.config import LimitsConfig
+from ropd.reward.config import ScorerConfig
+from ropd.reward.gate import GateConfig
+from ropd.reward.tjudge import TJudgeConfig
+from ropd.teacher.config import TeacherConfig
+
+DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
+VAL_SPLIT = "val"  # `extra_info.split` of validation rows
+DEFAULT_GROUP_TIMEOUT_S = 900.0
+# Ray's default `max_concurrency` of an async actor (verl's RewardLoopWorker keeps it)
+RAY_ASYNC_CONCURRENCY = 1000
+DEFAULT_ACTOR_CONCURRENCY = 100_000
+TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
+
+
+class VerlSection(BaseModel):
+    """The parts of the `ropd:` section that scoring on verl uses (same names, same models)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["ropd", "tjudge"] = "ropd"
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    traces: Path | None = Field(
+        default=None, description="trace store; default <trainer.default_local_dir>/traces.db"
+    )
+    run_id: str | None = None
+    # read by `ropd train` only; accepted so one file serves both
+    student: Any = None
+    data: Any = None
+    lopd: Any = None
+    lora: Any = None
+    trl_overrides: Any = None
+
+    @property
+    def judge_config(self) -> ScorerConfig | TJudgeConfig:
+        return self.tjudge if self.method == "tjudge" else self.scorer
+
+
+def read_section(path: str | Path) -> VerlSection:
+    """The validated `ropd:` section of a config file; every problem named with its field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: ropd config file not found (reward.reward_kwargs.ropd_config)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("ropd", {}), dict):
+        raise ConfigError(f"{path}: expected a mapping with a `ropd:` section")
+    try:
+        return VerlSection.model_validate(data.get("ropd") or {})
+    except ValidationError as exc:
+        problems = [
+            f"{path}: field 'ropd.{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _select(config: Any, dotted: str, default: Any = None) -> Any:
+    """`config.a.b.c` of a DictConfig or nested dicts, or `default` when any part is missing."""
+    node = config
+    for part in dotted.split("."):
+        try:
+            node = node.get(part) if hasattr(node, "get") else getattr(node, part)
+        except (AttributeError, KeyError):
+            return default
+        if node is None:
+            return default
+    return node
+
+
+@dataclass(frozen=True)
+class VerlSettings:
+    """Everything the adapter reads, resolved once per process (picklable: it goes to the actor)."""
+
+    section: VerlSection
+    config_path: str
+    group_size: int  # actor_rollout_ref.rollout.n
+    val_group_size: int  # actor_rollout_ref.rollout.val_kwargs.n
+    groups_per_step: int  # data.train_batch_size
+    workers: int  # reward.num_workers
+    traces: Path | None
+    group_timeout_s: float = DEFAULT_GROUP_TIMEOUT_S
+    data_source: str = DATA_SOURCE
+    actor_concurrency: int = DEFAULT_ACTOR_CONCURRENCY
+
+    @classmethod
+    def from_verl_config(cls, config: Any) -> VerlSettings:
+        kwargs = _select(config, "reward.reward_kwargs", {}) or {}
+        path = kwargs.get("ropd_config")
+        if not path:
+            raise ConfigError(
+                "RopdRewardManager needs the ropd config: add "
+                "+reward.reward_kwargs.ropd_config=ropd.yaml to the verl command"
+            )
+        section = read_section(path)
+        traces = section.traces
+        if traces is None:
+            run_dir = _select(config, "trainer.default_local_dir")
+            traces = Path(run_dir) / "traces.db" if run_dir else Path("traces.db")
+        return cls(
+            section=section,
+            config_path=str(path),
+            group_size=int(_select(config, "actor_rollout_ref.rollout.n", 1)),
+            val_group_size=int(_select(config, "actor_rollout_ref.rollout.val_kwargs.n", 1)),
+            groups_per_step=int(_select(config, "data.train_batch_size", 1)),
+            workers=int(_select(config, "reward.num_workers", 1)),
+            traces=traces,
+            group_timeout_s=float(kwargs.get("ropd_group_timeout_s", DEFAULT_GROUP_TIMEOUT_S)),
+            data_source=str(kwargs.get("ropd_data_source", DATA_SOURCE)),
+            actor_concurrency=int(kwargs.get("ropd_actor_concurrency", DEFAULT_ACTOR_CONCURRENCY)),
+        )
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.groups_per_step * self.group_size
+
+    def concurrency_warning(self) -> str | None:
+        """Why rollouts of one step might not all be able to wait for their siblings at once.
+
+        A rollout waiting for its group holds one slot of a Ray async actor. With one reward
+        worker, that is verl's worker (Ray's default limit); with several, each worker holds its
+        share while the named actor holds them all.
+        """
+        total = self.rollouts_per_step
+        if self.workers == 1 and total > RAY_ASYNC_CONCURRENCY:
+            return (
+                f"ropd: data.train_batch_size x rollout.n = {total} rollouts can wait for their "
+                f"groups at once, more than the {RAY_ASYNC_CONCURRENCY} concurrent calls Ray "
+                "allows verl's one reward worker; groups would then be cut by "
+                "ropd_group_timeout_s. Set reward.num_workers > 1 (ropd then collects groups in "
+                "one named actor with a higher limit)."
+            )
+        if self.workers > 1 and total > min(
+            self.actor_concurrency, RAY_ASYNC_CONCURRENCY * self.workers // 2
+        ):
+            return (
+                f"ropd: data.train_batch_size x rollout.n = {total} rollouts can wait for their "
+                f"groups at once; the named actor allows {self.actor_concurrency} concurrent "
+                f"calls and the {self.workers} reward workers about "
+                f"{RAY_ASYNC_CONCURRENCY * self.workers // 2} (Ray's {RAY_ASYNC_CONCURRENCY} "
+                "each, halved for random routing). Raise reward.num_workers or "
+                "+reward.reward_kwargs.ropd_actor_concurrency, or groups may be cut by "
+                "ropd_group_timeout_s."
+            )
+        return None

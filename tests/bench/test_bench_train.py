@@ -1,0 +1,52 @@
+"""`ropd bench train`'s judge-latency arms: how step times are summarised, and one small run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ropd.bench.train import build_teacher, generation_step_s, measure_latency
+from ropd.cli import app
+
+
+def test_generation_step_s_counts_whole_generations_after_the_warmup() -> None:
+    # spg 4: the first generation is warm-up, the judge waits in the first step of each
+    times = [9.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 3.0]
+    assert generation_step_s(times, 4) == 1.5  # the trailing partial generation is left out
+    # one generation slowed by other load barely moves the figure, and never below the fastest
+    assert generation_step_s([9.0, 3.0, 3.0, 3.0, 30.0], 1) == 3.0
+    assert 2.0 <= generation_step_s([9.0, 2.0, 3.0], 1) < 2.5
+    with pytest.raises(ValueError, match="no whole generation"):
+        generation_step_s([9.0, 1.0, 1.0], 4)
+
+
+def test_bad_steps_per_generation_is_refused_before_any_work() -> None:
+    result = CliRunner().invoke(app, ["bench", "train", "--steps-per-generation", "1,x"])
+    assert result.exit_code == 2
+    assert "positive integers" in result.output
+
+
+@pytest.mark.slow
+def test_reusing_a_generation_hides_most_of_the_judge_wait(
+    tiny_student: Path, tmp_path: Path
+) -> None:
+    from ropd.testing import StubJudgeServer
+
+    work = tmp_path
+    with StubJudgeServer() as fast:
+        build_teacher(work, tiny_student, fast.base_url)
+    figures = measure_latency(work, tiny_student, latency_s=0.5, spgs=(1, 2), steps=2)
+    assert set(figures) == {
+        f"{key}_spg{spg}"
+        for key in ("step_s_constant", "step_s_latency", "latency_ratio")
+        for spg in (1, 2)
+    }
+    # the 0.5 s judge is asked twice in a row per generation: 1 s per step at spg 1, 0.5 at 2
+    # (only lower bounds: how much the other arms take depends on the machine's load)
+    assert figures["step_s_latency_spg1"] >= 1.0, figures
+    assert figures["step_s_latency_spg2"] >= 0.5, figures
+    for spg in (1, 2):
+        ratio = figures[f"step_s_latency_spg{spg}"] / figures[f"step_s_constant_spg{spg}"]
+        assert figures[f"latency_ratio_spg{spg}"] == pytest.approx(ratio, abs=1e-3)

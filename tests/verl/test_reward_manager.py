@@ -1,0 +1,173 @@
+"""`RopdRewardManager` through verl's own code: Hydra config, `load_reward_manager`, `run_single`.
+
+Rollouts are built in the shape verl's agent loop hands a reward worker (`bench.verl.rollout_data`)
+and decoded by the manager with a real (offline, byte-level) tokenizer; the judge is an in-memory
+scripted client passed through `load_reward_manager`'s keyword arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("verl")
+
+import numpy as np
+from tests.verl.conftest import (
+    RUBRIC,
+    TEACHER,
+    group_answers,
+    prompt_of,
+    shuffled,
+    traced_groups,
+)
+from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
+from verl.utils import hf_tokenizer
+
+from ropd.bench.verl import byte_tokenizer, compose_verl_config, rollout_data
+from ropd.errors import ConfigError
+from ropd.integrations.verl.collector import EXTRA_KEYS
+from ropd.integrations.verl.reward_manager import RopdRewardManager
+from ropd.testing import ScriptedChatClient, make_client
+
+G = 4
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return byte_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir: Path) -> Any:
+    return hf_tokenizer(str(tokenizer_dir))
+
+
+def config(tmp_path: Path, tokenizer_dir: Path, *overrides: str) -> Any:
+    ropd_yaml = tmp_path / "ropd.yaml"
+    ropd_yaml.write_text(
+        "ropd:\n"
+        "  scorer:\n"
+        "    num_teacher_refs: 1\n"
+        f"  traces: {tmp_path / 'traces.db'}\n"
+        "  student: Qwen/Qwen3-4B   # read by `ropd train` only: accepted here\n",
+        encoding="utf-8",
+    )
+    return compose_verl_config(
+        tokenizer_dir,
+        ropd_yaml,
+        group_size=G,
+        groups_per_step=2,
+        workers=1,
+        run_dir=tmp_path / "run",
+        overrides=["actor_rollout_ref.rollout.val_kwargs.n=2", *overrides],
+    )
+
+
+def ropd_row(tokenizer: Any, g: int, text: str, split: str = "train") -> Any:
+    extra = {"index": g, "id": f"q{g}", "split": split, "teacher_responses": np.array(TEACHER)}
+    return rollout_data(tokenizer, uid=f"uid-{g}", prompt=prompt_of(g), completion=text,
+                        extra_info=extra)  # fmt: skip
+
+
+async def run_all(manager: RopdRewardManager, rows: list[Any]) -> list[dict[str, Any]]:
+    async def one(i: int, row: Any) -> dict[str, Any]:
+        await asyncio.sleep(0.002 * i)
+        return await manager.run_single(row)
+
+    try:
+        return list(await asyncio.gather(*(one(i, row) for i, row in enumerate(rows))))
+    finally:
+        await manager.aclose()
+
+
+def test_verls_hydra_config_resolves_the_manager_through_pkg(
+    tmp_path: Path, tokenizer_dir: Path
+) -> None:
+    cfg = config(tmp_path, tokenizer_dir)
+    assert resolve_reward_manager_cls(cfg) is RopdRewardManager
+    assert cfg.reward.reward_kwargs.ropd_config == str(tmp_path / "ropd.yaml")
+
+
+async def test_shuffled_rollouts_of_several_groups_each_group_scored_once(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    client = make_client(RUBRIC)
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir), tokenizer, client=client)
+    assert isinstance(manager, RopdRewardManager)
+    expected = {(g, t): r for g in range(3) for t, r in group_answers(g, G)}
+    keys = shuffled(list(expected), seed=3)
+    rows = [ropd_row(tokenizer, g, t) for g, t in keys]
+    # rows of another data source go to verl's default scorer (GSM8K's "#### answer")
+    other = rollout_data(tokenizer, uid="uid-x", prompt=prompt_of(9), completion="#### 42",
+                         extra_info={"index": 9}, data_source="openai/gsm8k", ground_truth="42")  # fmt: skip
+    outputs = await run_all(manager, [*rows[:5], other, *rows[5:]])
+    default = outputs.pop(5)
+
+    for key, out in zip(keys, outputs, strict=True):
+        assert out["reward_score"] == pytest.approx(expected[key]), key
+        assert out["reward_extra_info"]["ropd_group_size"] == G
+        assert out["reward_extra_info"]["ropd_failed"] == 0.0
+    assert default["reward_score"] == 1.0
+    # verl stacks extra info by the first sample's keys: every rollout has the same ones
+    assert {tuple(o["reward_extra_info"]) for o in [*outputs, default]} == {EXTRA_KEYS}
+    rubric_calls = [c.messages[-1]["content"] for c in client.calls_for("rubricator")]
+    assert sorted(next(g for g in range(3) if f"Question {g}:" in p) for p in rubric_calls) == [
+        0, 1, 2,
+    ]  # fmt: skip
+    traced = traced_groups(tmp_path / "traces.db")
+    assert sorted((gid, n) for gid, _, n, _ in traced) == [("q0", G), ("q1", G), ("q2", G)]
+    assert sorted(step for _, step, _, _ in traced) == [1, 1, 2]
+
+
+async def test_a_failed_group_gets_one_float_and_a_flag(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    client = ScriptedChatClient({"rubricator": lambda m, s: "{}", "verifier": lambda m, s: "{}"})
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir), tokenizer, client=client)
+    outputs = await run_all(manager, [ropd_row(tokenizer, 0, t) for t, _ in group_answers(0, G)])
+    assert {o["reward_score"] for o in outputs} == {0.0}  # failure policy nan: still a float
+    assert all(o["reward_extra_info"]["ropd_failed"] == 1.0 for o in outputs)
+
+
+async def test_an_aborted_rollout_does_not_hang_its_group(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    cfg = config(tmp_path, tokenizer_dir, "+reward.reward_kwargs.ropd_group_timeout_s=0.3")
+    manager = load_reward_manager(cfg, tokenizer, client=make_client(RUBRIC))
+    answers = group_answers(1, G)[:3]  # the fourth rollout never comes
+    outputs = await asyncio.wait_for(
+        run_all(manager, [ropd_row(tokenizer, 1, t) for t, _ in answers]), timeout=30
+    )
+    assert [o["reward_score"] for o in outputs] == pytest.approx([r for _, r in answers])
+    assert all(o["reward_extra_info"]["ropd_partial"] == 1.0 for o in outputs)
+
+
+async def test_validation_rows_use_the_validation_group_size(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir), tokenizer,
+                                  client=make_client(RUBRIC))  # fmt: skip
+    answers = group_answers(2, 2)  # val_kwargs.n = 2, not rollout.n = 4: no wait for a timeout
+    outputs = await asyncio.wait_for(
+        run_all(manager, [ropd_row(tokenizer, 2, t, split="val") for t, _ in answers]), timeout=30
+    )
+    assert [o["reward_score"] for o in outputs] == pytest.approx([r for _, r in answers])
+    assert [o["reward_extra_info"]["ropd_step"] for o in outputs] == [-1, -1]
+
+
+def test_the_ropd_config_is_required_and_checked(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    cfg = config(tmp_path, tokenizer_dir)
+    cfg.reward.reward_kwargs.ropd_config = None
+    with pytest.raises(ConfigError, match="ropd_config"):
+        load_reward_manager(cfg, tokenizer)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ropd:\n  scorer:\n    min_criteria: 0\n  verl_only_typo: 1\n")
+    cfg.reward.reward_kwargs.ropd_config = str(bad)
+    with pytest.raises(ConfigError, match=r"ropd\.scorer\.min_criteria(.|\n)*verl_only_typo"):
+        load_reward_manager(cfg, tokenizer)
