@@ -20,9 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ropd.errors import ConfigError
-from ropd.llm.config import LOCAL, LimitsConfig, RoleConfig
+from ropd.integrations.section import ScoringSection
+from ropd.llm.config import LOCAL, RoleConfig
 from ropd.reward.config import ScorerConfig
-from ropd.reward.gate import GateConfig
 from ropd.reward.tjudge import TJudgeConfig
 from ropd.teacher.config import TeacherConfig
 
@@ -71,26 +71,19 @@ class LopdConfig(BaseModel):
     )
 
 
-class RopdSection(BaseModel):
-    """The `ropd:` section of a training config."""
-
-    model_config = ConfigDict(extra="forbid")
+class RopdSection(ScoringSection):
+    """The `ropd:` section of a training config: the scoring part (shared with verl's reward
+    manager) plus the student, data, baselines and LoRA."""
 
     method: Method = "ropd"
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
-    tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
     lopd: LopdConfig = Field(default_factory=LopdConfig)
-    gate: GateConfig = Field(default_factory=GateConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     lora: dict[str, Any] | None = Field(
         default=None,
         description="train LoRA adapters: keyword arguments of peft.LoraConfig (e.g. {r: 16})",
     )
     traces: Path | None = Field(default=None, description="trace store; default <output_dir>")
-    run_id: str | None = None
     trl_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="TRL fields applied only when the named method runs, e.g. {lopd: {beta: 1}}",

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ropd.errors import ConfigError
-from ropd.llm.config import LimitsConfig
+from ropd.integrations.section import ScoringSection
 from ropd.reward.config import ScorerConfig
-from ropd.reward.gate import GateConfig
 from ropd.reward.tjudge import TJudgeConfig
-from ropd.teacher.config import TeacherConfig
 
 DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
 VAL_SPLIT = "val"  # `extra_info.split` of validation rows
@@ -36,21 +34,14 @@ DEFAULT_ACTOR_CONCURRENCY = 100_000
 TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
 
 
-class VerlSection(BaseModel):
-    """The parts of the `ropd:` section that scoring on verl uses (same names, same models)."""
-
-    model_config = ConfigDict(extra="forbid")
+class VerlSection(ScoringSection):
+    """The `ropd:` section as verl's reward manager reads it: the scoring part `ropd train`
+    reads too (same names, same models, same checks)."""
 
     method: Literal["ropd", "tjudge"] = "ropd"
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
-    tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
-    gate: GateConfig = Field(default_factory=GateConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     traces: Path | None = Field(
         default=None, description="trace store; default <trainer.default_local_dir>/traces.db"
     )
-    run_id: str | None = None
     # read by `ropd train` only; accepted so one file serves both
     student: Any = None
     data: Any = None
