@@ -49,14 +49,14 @@ def test_bench_command_prints_one_json_line():
 
 def test_transports_and_sizes_side_by_side_one_line_each():
     args = ["bench", "judge", "--latency", "0.05", "--groups", "2,3", "--group-size", "2"]
-    result = CliRunner().invoke(app, [*args, "--transport", "aiohttp,httpx", "--no-baseline"])
+    result = CliRunner().invoke(app, [*args, "--transport", "aiohttp,openai", "--no-baseline"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
     assert [(r["groups"], r["transport"]) for r in rows] == [
         (2, "aiohttp"),
-        (2, "httpx"),
+        (2, "openai"),
         (3, "aiohttp"),
-        (3, "httpx"),
+        (3, "openai"),
     ]
     assert all(r["failed_groups"] == 0 and r["client_cpu_ms_per_group"] > 0 for r in rows)
     assert all(r["calls"] == {"rubricator": r["groups"], "verifier": r["groups"]} for r in rows)

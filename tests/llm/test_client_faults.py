@@ -24,6 +24,7 @@ from ropd import redact
 from ropd.errors import JudgeError, JudgeUnavailable
 from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.transport import DirectPoster
 from ropd.reward.induction import validate_rubric
 from ropd.reward.schemas import rubric_schema
 from ropd.testing import (
@@ -218,13 +219,39 @@ class _BrokenTransportClient(OpenAIChatClient):
         return self._sdk[key]
 
 
-async def test_an_unforeseen_exception_is_a_retryable_transport_failure(faulty):
+class _OnceBrokenPoster(DirectPoster):
+    """The direct path's poster, failing its first request with an unforeseen exception."""
+
+    broken = True
+
+    async def post(self, *args: Any, **kwargs: Any) -> Any:
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("transport bug")
+        return await super().post(*args, **kwargs)
+
+
+class _BrokenDirectClient(OpenAIChatClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._direct = _OnceBrokenPoster(self.limits)
+
+
+@pytest.mark.parametrize(
+    ("transport", "client_class"),
+    [("openai", _BrokenTransportClient), ("aiohttp", _BrokenDirectClient)],
+)
+async def test_an_unforeseen_exception_is_a_retryable_transport_failure(
+    faulty, transport, client_class
+):
     sleeps = Sleeps()
-    async with _BrokenTransportClient(LimitsConfig(max_retries=0), sleep=sleeps) as client:
+    limits = LimitsConfig(max_retries=0, http_transport=transport)
+    async with client_class(limits, sleep=sleeps) as client:
         with pytest.raises(JudgeError, match="transport error: RuntimeError: transport bug"):
             await client.chat(role_for(faulty), MESSAGES)
         assert client.in_flight == 0
-    async with _BrokenTransportClient(LimitsConfig(max_retries=1), sleep=sleeps) as client:
+    limits = limits.model_copy(update={"max_retries": 1})
+    async with client_class(limits, sleep=sleeps) as client:
         out = await client.chat(role_for(faulty), MESSAGES)
     assert out[0].text and client.retries == {"verifier": 1}
 

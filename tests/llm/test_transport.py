@@ -13,7 +13,7 @@ from ropd.testing import StubJudgeServer
 from ropd.testing.stub_server import STUB_MODEL
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["aiohttp", "openai"])
 async def test_every_allowed_request_is_in_flight_at_once(transport: str) -> None:
     """150 requests under a limit of 150: the server holds all of them together (the SDK's
     own default pool keeps 100 connections alive, and aiohttp's default connector opens 100)."""
@@ -48,3 +48,20 @@ async def test_a_refused_connection_is_named_as_such_not_as_a_timeout() -> None:
     async with OpenAIChatClient(LimitsConfig(max_retries=0), sleep=no_sleep) as client:
         with pytest.raises(JudgeError, match=r"no response: connection error \(\w+"):
             await client.chat(role, [{"role": "user", "content": "q"}])
+
+
+@pytest.mark.parametrize("proxy", [None, "http://proxy.invalid:3128"])
+async def test_proxy_variables_are_honoured_only_when_set(monkeypatch, proxy) -> None:
+    """trust_env costs a thread hop per request (proxy and ~/.netrc lookups): off without one."""
+    from ropd.llm.transport import PROXY_VARIABLES, DirectPoster
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    poster = DirectPoster(LimitsConfig())
+    session = poster._open()
+    try:
+        assert session.trust_env is bool(proxy)
+    finally:
+        await poster.aclose()

@@ -34,7 +34,7 @@ from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.types import Group
 from ropd.testing.stub_server import STUB_MODEL
 
-TRANSPORTS = ("aiohttp", "httpx")
+TRANSPORTS = ("aiohttp", "openai")
 
 
 def synthetic_groups(count: int, group_size: int, teacher_refs: int, tag: str = "") -> list[Group]:
@@ -224,7 +224,9 @@ def register(bench_app: typer.Typer) -> None:
             None, "--max-in-flight", min=1, help="in-flight limit (default: ropd's default)"
         ),
         transport: str = typer.Option(
-            "aiohttp", "--transport", help="HTTP library: aiohttp, httpx, or both: aiohttp,httpx"
+            "aiohttp",
+            "--transport",
+            help="how requests are sent: aiohttp, openai (the SDK's httpx stack), or both: aiohttp,openai",
         ),
         warmup: bool = typer.Option(
             True, "--warmup/--no-warmup", help="score a batch as large first (opens connections)"

@@ -35,7 +35,7 @@ from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.endpoints import EndpointRouter
 from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
 from ropd.llm.tokens import read_overflow
-from ropd.llm.transport import RESPONSE, http_client
+from ropd.llm.transport import RESPONSE, DirectPoster, http_client
 from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
 
 log = redact.logger("ropd.llm")
@@ -326,6 +326,7 @@ class OpenAIChatClient:
         )
         self._sdk: dict[tuple[str, str | None], AsyncOpenAI] = {}
         self.router = EndpointRouter(clock=clock)
+        self._direct = DirectPoster(self.limits)
         self._format_mode: dict[str, FormatMode] = {}
         self.usage = UsageBook()
         self.retries: dict[str, int] = {}
@@ -371,7 +372,8 @@ class OpenAIChatClient:
         self._format_mode[base_url.rstrip("/")] = mode
 
     async def aclose(self) -> None:
-        """Close every SDK client (their HTTP connection pools)."""
+        """Close the HTTP connection pools (the direct session and every SDK client)."""
+        await self._direct.aclose()
         clients, self._sdk = list(self._sdk.values()), {}
         for sdk in clients:
             await sdk.close()
@@ -480,8 +482,7 @@ class OpenAIChatClient:
                 mode = self.format_mode(endpoint.url)
                 kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
                 structured = schema is not None and mode in _ENFORCED
-                sdk = self._sdk_client(role, endpoint.url)
-                attempt = await self._post(sdk, kwargs, role, n, structured)
+                attempt = await self._post(endpoint.url, kwargs, role, n, structured)
                 attempt.url, attempt.mode = endpoint.url, mode
                 fault = _endpoint_fault(attempt.error)
                 return attempt
@@ -490,7 +491,7 @@ class OpenAIChatClient:
 
     async def _post(
         self,
-        sdk: AsyncOpenAI,
+        base_url: str,
         kwargs: dict[str, Any],
         role: RoleConfig,
         n: int,
@@ -511,13 +512,21 @@ class OpenAIChatClient:
             try:
                 # The body is sent as built: `chat.completions.create` would walk every
                 # message through the SDK's typed-parameter transform first, about 2 ms of
-                # CPU per verifier request of 12 answers.
-                http = await sdk.post(
-                    "/chat/completions",
-                    cast_to=RESPONSE,
-                    body=kwargs,
-                    options={"timeout": role.timeout_s},
-                )
+                # CPU per verifier request of 12 answers (`llm/transport.py` has the figures).
+                if self.limits.http_transport == "aiohttp":
+                    http = await self._direct.post(
+                        f"{base_url}/chat/completions",
+                        kwargs,
+                        api_key=role.api_key(),
+                        timeout_s=role.timeout_s,
+                    )
+                else:
+                    http = await self._sdk_client(role, base_url).post(
+                        "/chat/completions",
+                        cast_to=RESPONSE,
+                        body=kwargs,
+                        options={"timeout": role.timeout_s},
+                    )
                 latency = self._clock() - started
                 reply = parse_completion_body(http.content, http.headers.get("content-type") or "")
             except openai.APIStatusError as error:

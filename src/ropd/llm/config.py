@@ -203,10 +203,11 @@ class LimitsConfig(BaseModel):
         description="Share of max_tokens booked against tokens_per_minute before the real "
         "usage is known (corrected when the reply arrives).",
     )
-    http_transport: Literal["aiohttp", "httpx"] = Field(
+    http_transport: Literal["aiohttp", "openai"] = Field(
         default="aiohttp",
-        description="HTTP library under the OpenAI SDK: aiohttp (about half the client CPU per "
-        "request of httpx at hundreds of requests in flight) or httpx (the SDK's default).",
+        description="How judge requests are sent: aiohttp (posted directly on kept-alive "
+        "connections, the SDK's error types; about a third of the client CPU per request of the "
+        "SDK's own stack at hundreds in flight) or openai (the SDK's own httpx client).",
     )
     max_connections: int | None = Field(
         default=None,
