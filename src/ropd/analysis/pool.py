@@ -28,8 +28,8 @@ from ropd.io.groups import (
     NO_TEACHER_ANSWERS,
     GroupsFileError,
     LineError,
-    _parse_line,
-    _validation_errors,
+    parse_line,
+    validation_errors,
 )
 from ropd.io.results import ResultWriter, check_writable
 from ropd.reward.types import Group
@@ -81,7 +81,7 @@ def read_pool(path: str | Path, *, require_teacher: bool) -> list[PoolItem]:
             continue
         if not text.strip():
             continue
-        data, problem = _parse_line(text)
+        data, problem = parse_line(text)
         if problem is None and not isinstance(data, dict):
             problem = f"expected a JSON object, got {type(data).__name__}"
         if problem is not None:
@@ -142,7 +142,7 @@ def _check_line(
             }
         )
     except ValidationError as exc:
-        for err in _validation_errors(shown, number, exc):
+        for err in validation_errors(shown, number, exc):
             field = err.field
             if field is not None and field.startswith("student_responses"):
                 if responses is None:
@@ -241,7 +241,7 @@ def pool_from_eval(
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            record, problem = _parse_line(text.removeprefix(_BOM))
+            record, problem = parse_line(text.removeprefix(_BOM))
             if problem is None and not isinstance(record, dict):
                 problem = f"expected a JSON object, got {type(record).__name__}"
             if problem is not None:

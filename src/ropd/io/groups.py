@@ -77,7 +77,7 @@ def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, An
     return out
 
 
-def _parse_line(text: str) -> tuple[Any, str | None]:
+def parse_line(text: str) -> tuple[Any, str | None]:
     """(value, None), or (None, why the line is not usable JSON)."""
     try:
         return json.loads(text, object_pairs_hook=_object_without_duplicate_keys), None
@@ -98,7 +98,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
-def _validation_errors(path: str, line: int, exc: ValidationError) -> list[LineError]:
+def validation_errors(path: str, line: int, exc: ValidationError) -> list[LineError]:
     """Turn pydantic errors into line errors, naming the exact place inside the prompt."""
     out: list[LineError] = []
     for err in exc.errors():
@@ -172,7 +172,7 @@ def _read_lines(handle: Any, shown: str, require_teacher: bool) -> list[tuple[in
         text = text.removeprefix(_BOM)
         if not text.strip():
             continue
-        data, problem = _parse_line(text)
+        data, problem = parse_line(text)
         if problem is not None:
             errors.append(LineError(shown, number, problem))
             continue
@@ -186,7 +186,7 @@ def _read_lines(handle: Any, shown: str, require_teacher: bool) -> list[tuple[in
         try:
             group = Group.model_validate(data)
         except ValidationError as exc:
-            line_errors.extend(_validation_errors(shown, number, exc))
+            line_errors.extend(validation_errors(shown, number, exc))
         if require_teacher and "teacher_responses" not in data:
             line_errors.append(
                 LineError(

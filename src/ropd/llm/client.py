@@ -197,7 +197,7 @@ def key_fix(role: RoleConfig) -> str:
     )
 
 
-def _error_cause(error: Exception) -> str:
+def error_cause(error: Exception) -> str:
     """A short human cause from an SDK error (the server's message, not the raw body)."""
     if isinstance(error, MalformedReply):
         return str(error)
@@ -227,24 +227,24 @@ def _endpoint_fault(error: Exception | None) -> bool | None:
     the account, not the endpoint: None."""
     if error is None:
         return False
-    status = _status(error)
+    status = http_status(error)
     return status is None or status >= 500
 
 
-def _status(error: Exception) -> int | None:
+def http_status(error: Exception) -> int | None:
     return error.status_code if isinstance(error, openai.APIStatusError) else None
 
 
-def _retryable(error: Exception) -> bool:
-    status = _status(error)
+def retryable(error: Exception) -> bool:
+    status = http_status(error)
     if status is None:
         return True  # connection errors, timeouts, malformed replies, anything unforeseen
     return status in (408, 409, 429) or status >= 500
 
 
-def _failure(error: Exception) -> str:
+def failure_kind(error: Exception) -> str:
     """What kind of failure, as the error message says it: HTTP 503, malformed reply, ..."""
-    status = _status(error)
+    status = http_status(error)
     if status is not None:
         return f"HTTP {status}"
     if isinstance(error, MalformedReply):
@@ -260,10 +260,10 @@ def _mentions_format(error: Exception) -> bool:
     Some servers answer a request they cannot validate with a 500 (llama-cpp-python does), so
     a 5xx counts too when it names `response_format` explicitly.
     """
-    status = _status(error)
+    status = http_status(error)
     if status is None:
         return False
-    text = _error_cause(error) + " " + json.dumps(getattr(error, "body", None), default=str)
+    text = error_cause(error) + " " + json.dumps(getattr(error, "body", None), default=str)
     text = text.lower()
     if status in (400, 422):
         return any(word in text for word in _FORMAT_WORDS)
@@ -596,8 +596,8 @@ class OpenAIChatClient:
                 return result.completions
             error = result.error
             assert error is not None
-            status = _status(error)
-            cause = clean_cause(_error_cause(error))
+            status = http_status(error)
+            cause = clean_cause(error_cause(error))
             if status in (401, 403):
                 self.usage.fail(role.name)
                 raise JudgeUnavailable(
@@ -614,7 +614,7 @@ class OpenAIChatClient:
                         f"path {path} is wrong: {cause}"
                     )
                 ) from None
-            overflow = read_overflow(status, _error_cause(error), getattr(error, "code", None))
+            overflow = read_overflow(status, error_cause(error), getattr(error, "code", None))
             if overflow is not None:  # the prompt is too long: sent again, it fails again
                 raise ContextOverflow(
                     redact.scrub(
@@ -633,8 +633,8 @@ class OpenAIChatClient:
                     _DOWNGRADE[mode],
                 )
                 continue
-            status_text = _failure(error)
-            if not _retryable(error) or attempt >= self.limits.max_retries:
+            status_text = failure_kind(error)
+            if not retryable(error) or attempt >= self.limits.max_retries:
                 self.usage.fail(role.name)
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise JudgeError(redact.scrub(f"{where}: {status_text}{tries}: {cause}")) from None

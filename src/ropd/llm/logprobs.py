@@ -32,13 +32,13 @@ from typing_extensions import Self
 from ropd import redact
 from ropd.errors import JudgeError, JudgeUnavailable
 from ropd.llm.client import (
-    _error_cause,
-    _failure,
-    _retryable,
-    _status,
     clean_cause,
     endpoint_host,
+    error_cause,
+    failure_kind,
+    http_status,
     key_fix,
+    retryable,
 )
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import Completion, UsageBook
@@ -205,8 +205,8 @@ class LogprobClient:
 
     def _raise_or_wait_note(self, error: Exception, where: str, attempt: int) -> None:
         """Raise the ropd error for `error`, unless it is worth another attempt."""
-        status = _status(error)
-        cause = clean_cause(_error_cause(error))
+        status = http_status(error)
+        cause = clean_cause(error_cause(error))
         if status in (401, 403):
             self.usage.fail(self.role.name)
             raise JudgeUnavailable(
@@ -221,12 +221,14 @@ class LogprobClient:
             raise NoPromptLogprobs(
                 redact.scrub(f"{where}: HTTP {status}: {cause}; {NEEDS}, serving this model")
             ) from None
-        if not _retryable(error) or attempt >= self.limits.max_retries:
+        if not retryable(error) or attempt >= self.limits.max_retries:
             self.usage.fail(self.role.name)
             tries = f" after {attempt + 1} attempts" if attempt else ""
-            raise JudgeError(redact.scrub(f"{where}: {_failure(error)}{tries}: {cause}")) from None
+            raise JudgeError(
+                redact.scrub(f"{where}: {failure_kind(error)}{tries}: {cause}")
+            ) from None
         if isinstance(error, openai.APIError | OSError):
-            log.warning("%s: %s: %s; retry %d", where, _failure(error), cause, attempt + 1)
+            log.warning("%s: %s: %s; retry %d", where, failure_kind(error), cause, attempt + 1)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** (attempt - 1))
