@@ -137,3 +137,36 @@ async def _score_one(group: dict) -> None:
     client = ScriptedChatClient({})
     async with ropd.GroupScorer.open(ropd.ScorerConfig(num_teacher_refs=0), client=client) as s:
         await s.score_group(group)
+
+
+async def test_a_batch_larger_than_the_in_flight_limit_is_said_once(caplog) -> None:
+    """Requests that queue behind max_in_flight cost whole judge latencies: the user is told."""
+    import logging
+
+    from ropd.llm.client import OpenAIChatClient
+    from ropd.llm.config import LimitsConfig, RoleConfig
+    from ropd.reward.config import ScorerConfig
+    from ropd.reward.group_scorer import GroupScorer
+    from ropd.reward.types import Group
+    from ropd.testing import StubJudgeServer
+    from ropd.testing.stub_server import STUB_MODEL
+
+    def batch(count: int) -> list[Group]:
+        return [
+            Group(id=f"g{i}", prompt=f"q{i}", student_responses=["a", "b"], teacher_responses=["t"])
+            for i in range(count)
+        ]
+
+    with StubJudgeServer(latency_s=0.0) as stub:
+        role = RoleConfig(base_url=stub.base_url, model=STUB_MODEL)
+        config = ScorerConfig(judge=role)
+        async with OpenAIChatClient(LimitsConfig(max_in_flight=4)) as client:
+            scorer = GroupScorer(config, client)
+            with caplog.at_level(logging.WARNING, logger="ropd.reward"):
+                await scorer.score_groups(batch(2))  # 4 requests fit: nothing said
+                assert "requests will queue" not in caplog.text
+                await scorer.score_groups(batch(3))
+                await scorer.score_groups(batch(5))
+    said = [r for r in caplog.records if "requests will queue" in r.getMessage()]
+    assert len(said) == 1
+    assert "3 groups are scored at once but at most 4 requests" in said[0].getMessage()

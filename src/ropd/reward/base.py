@@ -78,6 +78,29 @@ class BaseScorer(Generic[C]):
         self.traces = traces
         self.run_id = run_id
         self.usage = UsageBook()
+        self._queue_warned = False
+
+    def _say_if_requests_queue(self, groups: int) -> None:
+        """Warn once when `groups` scored together need more requests than may be in flight.
+
+        Each group needs a Rubricator request, then its Verifier request(s): below about two
+        per group, rounds queue behind the limit and a batch takes several judge latencies
+        more, which nothing else would show.
+        """
+        limits = getattr(self.client, "limits", None)
+        allowed = getattr(limits, "max_in_flight", None)
+        if allowed is None or 2 * groups <= allowed or self._queue_warned:
+            return
+        self._queue_warned = True
+        log.warning(
+            "%d groups are scored at once but at most %d requests may be in flight: requests "
+            "will queue (about %.0f rounds of judge latency instead of 2); raise max_in_flight "
+            "(--max-in-flight) to about %d if the endpoint accepts that many",
+            groups,
+            allowed,
+            max(2.0, 2 * groups / allowed),
+            2 * groups,
+        )
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -147,6 +170,7 @@ class BaseScorer(Generic[C]):
         tasks = [asyncio.create_task(self.score_group(g, step=step)) for g in map(as_group, groups)]
         if not tasks:
             return []
+        self._say_if_requests_queue(len(tasks))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -176,6 +200,8 @@ class BaseScorer(Generic[C]):
         pending: set[asyncio.Task[GroupResult]] = set()
         first_error: BaseException | None = None
         limit = window if window is not None else float("inf")
+        if window is not None:
+            self._say_if_requests_queue(window)
 
         def refill() -> None:
             while first_error is None and len(pending) < limit:
