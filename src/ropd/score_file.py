@@ -86,20 +86,6 @@ class ScoreFileStats:
         return self.usage.total_tokens
 
     @property
-    def input_tokens(self) -> int:
-        return sum(t.prompt_tokens for t in self.usage.roles.values())
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(t.completion_tokens for t in self.usage.roles.values())
-
-    @property
-    def cost(self) -> float | None:
-        """Judge cost of the run (priced roles only); None without a price."""
-        costs = [t.cost for t in self.usage.roles.values() if t.cost is not None]
-        return sum(costs) if costs else None
-
-    @property
     def saved(self) -> int:
         """Groups of the input whose line is in the output (from before and from this run)."""
         return self.skipped + self.scored

@@ -33,11 +33,12 @@ from ropd.cli.options import (
     TimeoutS,
     Tpm,
     field_help,
+    flag_errors,
     limits_from_flags,
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
-from ropd.cli.score import _flag_errors, judge_role
+from ropd.cli.score import judge_role
 from ropd.errors import InputError, Interrupted
 from ropd.redact import scrub
 from ropd.reward.config import ScorerConfig
@@ -145,7 +146,7 @@ def run(
             )
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
     except ValidationError as exc:
-        raise InputError(_flag_errors(exc)) from None
+        raise InputError(flag_errors(exc)) from None
     err = Console(stderr=True, soft_wrap=True)
     display = RunProgress("analyzing", "groups", enabled=progress, console=err)
     seen: list[AnalysisRun] = []

@@ -377,18 +377,10 @@ def _stats_row(run_id: str, step: int | None, m: StepMetrics) -> _StatsRow:
         "n/a" if m.beat_teacher_rate is None else f"{m.beat_teacher_rate:.1%}",
         "n/a" if m.rubric_size is None else f"{m.rubric_size:.1f}",
         ", ".join(pass_rates),
-        _tokens(*_in_out(m)),
+        _tokens(m.judge_input_tokens, m.judge_output_tokens),
         "n/a" if m.judge_cost is None else _money(m.judge_cost),
     ]
     return _StatsRow(cells, pass_rates)
-
-
-def _in_out(m: StepMetrics) -> tuple[float, float]:
-    """Input and output judge tokens of a step, over every role."""
-    return (
-        sum(u.input_tokens for u in m.judge.values()),
-        sum(u.output_tokens for u in m.judge.values()),
-    )
 
 
 def _tokens(input_tokens: float, output_tokens: float) -> str:
@@ -405,11 +397,13 @@ def run_totals(summaries: list[StepSummary]) -> list[str]:
     lines = []
     for run_id in dict.fromkeys(s.run_id for s in summaries):
         steps = [s.metrics for s in summaries if s.run_id == run_id]
-        tokens = [_in_out(m) for m in steps]
         costs = [m.judge_cost for m in steps if m.judge_cost is not None]
+        tokens = _tokens(
+            sum(m.judge_input_tokens for m in steps), sum(m.judge_output_tokens for m in steps)
+        )
         line = (
             f"run {run_id}: {len(steps)} step(s), {sum(m.groups for m in steps)} groups, "
-            f"judge tokens {_tokens(sum(t[0] for t in tokens), sum(t[1] for t in tokens))}"
+            f"judge tokens {tokens}"
         )
         if costs:
             line += f", judge cost {_money(math.fsum(costs))}"

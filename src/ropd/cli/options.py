@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ropd.errors import InputError
 from ropd.llm.config import LOCAL, LimitsConfig, Price, RoleConfig
@@ -131,3 +131,30 @@ def limits_from_flags(
         tokens_per_minute=tpm,
         max_retries=max_retries,
     )
+
+
+# How a config's field is spelled as a flag, where it differs from --field-name.
+_FLAG_OF = {
+    "num_teacher_refs": "-k/--num-teacher-refs",
+    "timeout_s": "--timeout",
+    "requests_per_minute": "--requests-per-minute",
+    "tokens_per_minute": "--tokens-per-minute",
+}
+
+
+def flag_errors(exc: ValidationError) -> str:
+    """A config's validation error as `--flag: problem` lines."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        msg = error["msg"].removeprefix("Value error, ")
+        if not loc:
+            lines.append(f"invalid options: {msg}")
+            continue
+        field = loc[-1]
+        flag = _FLAG_OF.get(field, "--" + field.replace("_", "-"))
+        if len(loc) > 1 and loc[0] in ("rubricator", "verifier"):
+            flag = f"--{loc[0]}-{field.replace('_', '-')}"
+        shown = f" (got {error['input']!r})" if "input" in error else ""
+        lines.append(f"{flag}: {msg}{shown}")
+    return "\n".join(lines)

@@ -30,6 +30,7 @@ from ropd.cli.options import (
     TimeoutS,
     Tpm,
     field_help,
+    flag_errors,
     limits_from_flags,
     price_from_flag,
     role_from_flags,
@@ -206,7 +207,7 @@ def score(
         )
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
     except ValidationError as exc:
-        raise InputError(_flag_errors(exc)) from None
+        raise InputError(flag_errors(exc)) from None
     err = Console(stderr=True, soft_wrap=True)
     seen: list[ScoreFileStats] = []  # the run's live stats, once the plan is done
     display = RunProgress("scoring", "groups", enabled=progress, console=err)
@@ -277,32 +278,6 @@ def _interrupted_message(stats: ScoreFileStats | None, output: Path) -> str:
 
 
 # Config fields whose flag is not simply `--field-name`.
-_FLAG_OF = {
-    "num_teacher_refs": "-k/--num-teacher-refs",
-    "timeout_s": "--timeout",
-    "requests_per_minute": "--requests-per-minute",
-    "tokens_per_minute": "--tokens-per-minute",
-}
-
-
-def _flag_errors(exc: ValidationError) -> str:
-    """A config's validation error as `--flag: problem` lines."""
-    lines = []
-    for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ())]
-        msg = error["msg"].removeprefix("Value error, ")
-        if not loc:
-            lines.append(f"invalid options: {msg}")
-            continue
-        field = loc[-1]
-        flag = _FLAG_OF.get(field, "--" + field.replace("_", "-"))
-        if len(loc) > 1 and loc[0] in ("rubricator", "verifier"):
-            flag = f"--{loc[0]}-{field.replace('_', '-')}"
-        shown = f" (got {error['input']!r})" if "input" in error else ""
-        lines.append(f"{flag}: {msg}{shown}")
-    return "\n".join(lines)
-
-
 def judge_role(
     base_url: str | None,
     model: str | None,
@@ -359,16 +334,16 @@ def role_override(
 
 def _tokens(stats: ScoreFileStats) -> dict[str, int]:
     """The judge's tokens for the progress line, input and output apart (priced apart)."""
-    return {"judge_tokens_in": stats.input_tokens, "out": stats.output_tokens}
+    return {"judge_tokens_in": stats.usage.input_tokens, "out": stats.usage.output_tokens}
 
 
 def _print_summary(console: Console, stats: ScoreFileStats, output: Path) -> None:
     mean = f"{stats.reward_mean:.4f}" if stats.reward_mean is not None else "n/a"
-    cost = "" if stats.cost is None else f", judge cost {stats.cost:.4f}"
+    cost = "" if stats.usage.cost is None else f", judge cost {stats.usage.cost:.4f}"
     console.print(
         f"groups {stats.total} (scored {stats.scored}, skipped {stats.skipped} already done), "
-        f"failed {stats.failed}, mean reward {mean}, judge tokens {stats.input_tokens:,} in / "
-        f"{stats.output_tokens:,} out{cost}, {stats.wall_s:.1f} s",
+        f"failed {stats.failed}, mean reward {mean}, judge tokens {stats.usage.input_tokens:,} in "
+        f"/ {stats.usage.output_tokens:,} out{cost}, {stats.wall_s:.1f} s",
         markup=False,
         highlight=False,
     )

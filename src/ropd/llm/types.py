@@ -120,5 +120,19 @@ class UsageBook:
         return {role: totals.as_dict() for role, totals in sorted(self.roles.items())}
 
     @property
+    def input_tokens(self) -> int:
+        return sum(t.prompt_tokens for t in self.roles.values())
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(t.completion_tokens for t in self.roles.values())
+
+    @property
     def total_tokens(self) -> int:
-        return sum(t.prompt_tokens + t.completion_tokens for t in self.roles.values())
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost(self) -> float | None:
+        """Cost of every priced role; None when no role has a price (no cost, not a cost of 0)."""
+        costs = [t.cost for t in self.roles.values() if t.cost is not None]
+        return sum(costs) if costs else None

@@ -101,7 +101,7 @@ def step_row(run_id: str, step: int | None, m: StepMetrics) -> dict[str, Any]:
             "input_tokens": u.prompt_tokens,
             "output_tokens": u.completion_tokens,
             "latency_s": number(u.mean_latency_s),
-            "cost": number(getattr(u, "cost", None)),
+            "cost": number(u.cost),
         }
         for role, u in m.judge.items()
     }
@@ -120,7 +120,7 @@ def step_row(run_id: str, step: int | None, m: StepMetrics) -> dict[str, Any]:
         "pass_rate": {c: number(r) for c, r in m.pass_rate.items()},
         "judge": judge,
         "judge_calls": math.fsum(u.calls for u in m.judge.values()),
-        "judge_cost": number(getattr(m, "judge_cost", None)),
+        "judge_cost": number(m.judge_cost),
     }
 
 

@@ -98,6 +98,14 @@ class StepMetrics:
         return sum(u.tokens for u in self.judge.values())
 
     @property
+    def judge_input_tokens(self) -> float:
+        return sum(u.input_tokens for u in self.judge.values())
+
+    @property
+    def judge_output_tokens(self) -> float:
+        return sum(u.output_tokens for u in self.judge.values())
+
+    @property
     def judge_cost(self) -> float | None:
         """Cost of every priced role's calls; None when no role has a price."""
         costs = [u.cost for u in self.judge.values() if u.cost is not None]

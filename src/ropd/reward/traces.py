@@ -255,11 +255,11 @@ class StepSummary:
 
     @property
     def prompt_tokens(self) -> int:
-        return int(sum(u.prompt_tokens for u in self.metrics.judge.values()))
+        return int(self.metrics.judge_input_tokens)
 
     @property
     def completion_tokens(self) -> int:
-        return int(sum(u.completion_tokens for u in self.metrics.judge.values()))
+        return int(self.metrics.judge_output_tokens)
 
     def as_log_dict(self, prefix: str = "rubric/") -> dict[str, float]:
         """Flat numbers for a training logger (TensorBoard, W&B, TRL's `log`)."""
