@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,3 +265,16 @@ def record_id(record: Record, id_field: str | None = "id") -> str:
             f"got {type(value).__name__}"
         )
     return record.location
+
+
+def unique_ids(
+    records: Iterable[Record], id_field: str | None = "id"
+) -> Iterator[tuple[str, Record]]:
+    """Each record with its id (`record_id`); a repeated id stops at the record that repeats it."""
+    seen: set[str] = set()
+    for record in records:
+        rid = record_id(record, id_field)
+        if rid in seen:
+            raise DataError(f"{record.location}: duplicate id {rid!r} in field {id_field!r}")
+        seen.add(rid)
+        yield rid, record

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ropd.data import load_records, record_id, sample_path, to_prompt_messages
+from ropd.data import load_records, sample_path, to_prompt_messages
+from ropd.data.records import unique_ids
 from ropd.errors import InputError
 from ropd.train.config import DataConfig
 
@@ -24,12 +25,7 @@ def load_prompts(data: DataConfig) -> list[TrainPrompt]:
     source = str(sample_path()) if data.source == "sample" else data.source
     records = load_records(source, split=data.split, name=data.subset, limit=data.limit)
     prompts = []
-    seen: set[str] = set()
-    for record in records:
-        pid = record_id(record, data.id_field)
-        if pid in seen:
-            raise InputError(f"{record.location}: duplicate id {pid!r} in field {data.id_field!r}")
-        seen.add(pid)
+    for pid, record in unique_ids(records, data.id_field):
         messages = to_prompt_messages(
             record, prompt_field=data.prompt_field, system_prompt=data.system_prompt
         )

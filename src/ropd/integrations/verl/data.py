@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ropd.data.records import DataError, Record, record_id, to_prompt_messages
+from ropd.data.records import DataError, Record, to_prompt_messages, unique_ids
 from ropd.errors import InputError
 from ropd.integrations.verl.settings import DATA_SOURCE
 
@@ -48,12 +48,7 @@ def verl_rows(
 ) -> list[dict[str, Any]]:
     """verl rows of `records`; `references` (a `StoreReferences`) fills missing teacher answers."""
     rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        rid = record_id(record, options.id_field)
-        if rid in seen:
-            raise InputError(f"{record.location}: duplicate id {rid!r}")
-        seen.add(rid)
+    for index, (rid, record) in enumerate(unique_ids(records, options.id_field)):
         messages = to_prompt_messages(
             record, prompt_field=options.prompt_field, system_prompt=options.system_prompt
         )
