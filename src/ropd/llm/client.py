@@ -286,10 +286,10 @@ def _with_schema_hint(messages: list[dict[str, Any]], schema: JsonSchema) -> lis
 
 @dataclass
 class _Attempt:
-    url: str  # the endpoint it went to
-    mode: FormatMode  # how structured output was asked for
     completions: list[Completion] | None = None
     error: Exception | None = None
+    url: str = ""  # the endpoint it went to (set by `_send`)
+    mode: FormatMode = "none"  # how structured output was asked for (set by `_send`)
 
 
 # Format modes in which the endpoint itself enforces the schema (json_schema or a grammar).
@@ -531,13 +531,13 @@ class OpenAIChatClient:
                 reply = parse_completion_body(http.content, http.headers.get("content-type") or "")
             except openai.APIStatusError as error:
                 self.rate_limiter.correct(booking, 0)  # refused: nothing was generated
-                return _Attempt("", "none", error=error)
+                return _Attempt(error=error)
             except MalformedReply as error:
                 if error.usage is not None:
                     self.rate_limiter.correct(booking, sum(error.usage))
-                return _Attempt("", "none", error=error)
+                return _Attempt(error=error)
             except Exception as error:  # noqa: BLE001 - any other failure is a transport one
-                return _Attempt("", "none", error=error)  # the estimate stays booked
+                return _Attempt(error=error)  # the estimate stays booked
         finally:
             self.in_flight -= 1
         prompt_tokens, completion_tokens = reply.usage or (0, 0)
@@ -567,7 +567,7 @@ class OpenAIChatClient:
             )
             for i, (text, finish_reason) in enumerate(reply.choices)
         ]
-        return _Attempt("", "none", completions=completions)
+        return _Attempt(completions=completions)
 
     async def _request(
         self,
