@@ -6,7 +6,11 @@ stderr is not a terminal (nohup, SLURM, CI logs) a bar would print nothing until
 writes plain lines instead: one at the start, one every `ROPD_PROGRESS_EVERY` seconds (default
 30; 0 = only the first and the last), one at the end, e.g.
 
-    scoring 120/1000 groups, failed 3, judge tokens 1,234,567, 2m10s elapsed, ~15m left
+    scoring 120/1000 groups, failed 3, judge tokens in 1,234,567, out 89,012, in flight 24,
+    retried 5, 2m10s elapsed, ~15m left
+
+`judge_activity` reads a chat client's live request counters (in flight, retried, waiting out a
+Retry-After) for such a line: a slow judge shows it is working before its first group finishes.
 
 A command reports Ctrl-C with `ropd.errors.Interrupted` (exit 130): what is saved and the command
 that resumes (`ropd.cli.progress.resume_command`).
@@ -69,6 +73,28 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def judge_activity(client: object) -> dict[str, float | str | None]:
+    """A chat client's live request counters, as `RunProgress.update` takes them.
+
+    `in flight` and `retried` (summed over roles) always; `waiting Retry-After` only while some
+    request waits out a server's Retry-After (None hides it). Read without locking from the
+    display's thread: plain ints, a torn read only shows a number a moment old. A client without
+    such counters (a scripted one in tests) shows zeros.
+    """
+    retries = getattr(client, "retries", None)
+    retried = sum(retries.values()) if isinstance(retries, dict) else 0
+    waiting = getattr(client, "waiting_retry_after", 0)
+    return {
+        "in_flight": _count(getattr(client, "in_flight", 0)),
+        "retried": _count(retried),
+        "waiting_Retry-After": _count(waiting) or None,
+    }
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _number(value: float | str) -> str:
     if isinstance(value, (bool, str)):
         return str(value)
@@ -82,8 +108,10 @@ class RunProgress:
 
     `label` and `unit` make the line (`scoring 120/1000 groups`); counters passed to `update`
     follow in the order first given, underscores shown as spaces (`judge_tokens=...` ->
-    `judge tokens 1,234`). `poll`, when given, is asked for fresh values before every plain line
-    (for work that reports nowhere else, e.g. rows in a store); it returns `(done, counters)`.
+    `judge tokens 1,234`); a counter set to None is not shown (until set again). `poll`, when
+    given, is asked for fresh values before every plain line and, on a terminal, every 2 s (for
+    work that reports nowhere else, e.g. rows in a store, or a judge's requests in flight); it
+    returns `(done, counters)`, `done` None to leave the count as it is.
 
         with RunProgress("scoring", "groups") as progress:
             progress.start(total=1000, done=skipped)   # first line
@@ -103,7 +131,7 @@ class RunProgress:
         terminal: bool | None = None,
         every_s: float | None = None,
         console: Console | None = None,
-        poll: Callable[[], tuple[int | None, dict[str, float | str]]] | None = None,
+        poll: Callable[[], tuple[int | None, dict[str, float | str | None]]] | None = None,
     ) -> None:
         self.label = label
         self.unit = unit
@@ -129,7 +157,9 @@ class RunProgress:
 
     # -- the caller's side ----------------------------------------------------------------------
 
-    def start(self, total: int | None = None, done: int = 0, **counters: float | str) -> None:
+    def start(
+        self, total: int | None = None, done: int = 0, **counters: float | str | None
+    ) -> None:
         """Begin the clock and print the first line (with `counters`, as `update` takes them).
 
         `done` items were finished before this run: they count, but not towards the ETA.
@@ -165,14 +195,21 @@ class RunProgress:
                 self._thread = threading.Thread(target=self._tick, daemon=True)
                 self._thread.start()
 
-    def update(self, *, done: int | None = None, advance: int = 0, **counters: float | str) -> None:
-        """Set or advance the finished count and set counters (shown in call order)."""
+    def update(
+        self, *, done: int | None = None, advance: int = 0, **counters: float | str | None
+    ) -> None:
+        """Set or advance the finished count and set counters (shown in call order; None
+        hides one)."""
         with self._lock:
             if done is not None:
                 self.done = done
             self.done += advance
             for name, value in counters.items():
-                self.counters[name.replace("_", " ")] = value
+                key = name.replace("_", " ")
+                if value is None:
+                    self.counters.pop(key, None)
+                else:
+                    self.counters[key] = value
             if self._bar is not None and self._task is not None:
                 self._bar.update(self._task, completed=self.done, info=self._info())
 
@@ -273,4 +310,5 @@ __all__ = [
     "RunProgress",
     "every_from_env",
     "format_duration",
+    "judge_activity",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 EPSILON = 1e-6
 """Total points at or below this count as none: such a rubric scores 0.0 (nothing to earn)."""
@@ -22,7 +22,7 @@ class Criterion(BaseModel):
     id: str = Field(min_length=1, max_length=64)
     category: str = Field(default="general", max_length=64)
     criterion: str = Field(min_length=3, max_length=2000)
-    points: int = Field(ge=1, le=5)
+    points: StrictInt = Field(ge=1, le=5)  # `true` is not 1 point
 
     @field_validator("id", mode="before")
     @classmethod

@@ -76,6 +76,16 @@ class ScoreFileStats:
     dropped_bytes: int = 0
     run_id: str | None = None
     traces: Path | None = None
+    # the chat client while groups are scored (kept after): its live counters (requests in
+    # flight, retried, tokens so far) let a display show the judge working between results
+    judge: ChatClient | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def live_usage(self) -> UsageBook:
+        """The judge's usage so far, requests of unfinished groups included when the client
+        keeps a book of its own (else the finished groups' usage)."""
+        book = getattr(self.judge, "usage", None)
+        return book if isinstance(book, UsageBook) else self.usage
 
     @property
     def reward_mean(self) -> float | None:
@@ -350,7 +360,8 @@ def _run(
         from ropd.llm.probe import probe_endpoints
 
         asyncio.run(probe_endpoints(config.roles()))
-        probe = False
+        # the client probes once more (a GET per endpoint): the keys accepted there count as
+        # accepted by the client, so one flaky 401 on the first chat reply is retried
     with TraceStore(
         traces_path, run_info=run_info, run_id=run_id or _resumed_run(traces_path, output, resume)
     ) as store:
@@ -382,6 +393,7 @@ async def _score_into(
     async with GroupScorer.open(
         config, limits=limits, traces=store, client=client, run_id=store.run_id, probe=probe
     ) as scorer:
+        stats.judge = scorer.client
         try:
             async for result in scorer.stream(todo, window=batch_size):
                 writer.write(result.to_output_row())

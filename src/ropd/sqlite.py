@@ -78,7 +78,7 @@ def connect(
             conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
         conn.close()
-        raise _open_error(path, exc, error) from exc
+        raise store_error(path, exc, error) from exc
     return conn
 
 
@@ -117,7 +117,7 @@ def open_store(
         ensure_schema(conn, path, schema, lock=lock)
     except sqlite3.Error as exc:
         conn.close()
-        raise _open_error(Path(path), exc, schema.error) from exc
+        raise store_error(Path(path), exc, schema.error) from exc
     except StoreError:
         conn.close()
         raise
@@ -187,9 +187,15 @@ def _check(conn: sqlite3.Connection, path: Path, schema: Schema) -> bool:
     )
 
 
-def _open_error(path: Path, exc: sqlite3.Error, error: type[StoreError]) -> StoreError:
+def store_error(path: Path, exc: sqlite3.Error, error: type[StoreError]) -> StoreError:
+    """One clear message for an SQLite error met while opening or preparing a store."""
     if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB" or "not a database" in str(exc):
         return error(f"{path}: not an SQLite database ({exc})")
+    if "locked" in str(exc) or getattr(exc, "sqlite_errorname", "") == "SQLITE_BUSY":
+        return error(
+            f"{path}: the database is locked by another program ({exc}); end its transaction "
+            "or close it (e.g. an sqlite3 shell left inside BEGIN) and run again"
+        )
     return error(f"{path}: cannot use the database ({exc})")
 
 
@@ -199,5 +205,6 @@ __all__ = [
     "ensure_schema",
     "open_store",
     "schema_version",
+    "store_error",
     "transaction",
 ]

@@ -30,7 +30,7 @@ WORDS = [("391", 5), ("because", 2), ("check", 1), ("units", 2)]
 POLICY = content_policy(rubric_reply(WORDS, category="correctness"))
 PROGRESS_LINE = re.compile(
     r"^scoring (\d+)/(\d+) groups, failed (\d+), judge tokens in [\d,]+, out [\d,]+, "
-    r"\d+(m\d\ds)?s? elapsed"
+    r"in flight \d+, retried \d+, (waiting Retry-After \d+, )?\d+(m\d\ds)?s? elapsed"
 )
 
 

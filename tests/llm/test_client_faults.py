@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx2
 import pytest
 from openai import AsyncOpenAI
-from typing_extensions import Self
+from tests.llm.local_http import LocalHTTPServer
 
 from ropd import redact
 from ropd.errors import JudgeError, JudgeUnavailable
@@ -55,7 +54,7 @@ def role_for(server: StubJudgeServer, **update: object) -> RoleConfig:
     )
 
 
-class RawServer:
+class RawServer(LocalHTTPServer):
     """An endpoint answering every POST with status 200 and the same raw bytes."""
 
     def __init__(self, body: bytes, content_type: str = "application/json") -> None:
@@ -77,19 +76,7 @@ class RawServer:
                 self.end_headers()
                 self.wfile.write(outer.body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> Self:
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

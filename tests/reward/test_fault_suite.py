@@ -97,6 +97,12 @@ def test_ropd_score_killed_and_resumed_under_faults_loses_nothing(tmp_path):
         assert report["key_occurrences"] == 0
         assert report["groups_scored"] + report["groups_failed_with_cause"] == 24
     assert sum(figures["server"]["faults"].values()) > 0
+    assert figures["requests_to_other_origin"] == 0  # redirects to another origin: not followed
+    calls = figures["reward_calls"]  # the TRL reward in process, under the same faults
+    assert calls["calls"] == 12 and calls["exceptions"] == 0, calls["notes"]
+    assert calls["unjustified_rewards"] == calls["forged_reward_successes"] == 0
+    assert calls["invalid_answer_groups"] == calls["invalid_answer_groups_failed"] > 0
+    assert calls["locked_store_calls"] > 0 and calls["locked_store_rewards_used"] == 0
 
 
 def test_the_audit_catches_what_it_claims_to(tmp_path):

@@ -38,6 +38,7 @@ from ropd.cli.options import (
 from ropd.cli.progress import RunProgress, resume_command
 from ropd.errors import InputError, Interrupted, JudgeError
 from ropd.llm.config import LOCAL, Price, RoleConfig
+from ropd.progress import judge_activity
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
 from ropd.score_file import AllGroupsFailed, ScoreFileStats, default_traces_path, score_file
@@ -210,7 +211,9 @@ def score(
         raise InputError(flag_errors(exc)) from None
     err = Console(stderr=True, soft_wrap=True)
     seen: list[ScoreFileStats] = []  # the run's live stats, once the plan is done
-    display = RunProgress("scoring", "groups", enabled=progress, console=err)
+    display = RunProgress(
+        "scoring", "groups", enabled=progress, console=err, poll=lambda: _live(seen)
+    )
 
     def on_start(stats: ScoreFileStats) -> None:
         seen.append(stats)
@@ -333,8 +336,19 @@ def role_override(
 
 
 def _tokens(stats: ScoreFileStats) -> dict[str, int]:
-    """The judge's tokens for the progress line, input and output apart (priced apart)."""
-    return {"judge_tokens_in": stats.usage.input_tokens, "out": stats.usage.output_tokens}
+    """The judge's tokens for the progress line, input and output apart (priced apart),
+    counted as requests finish (not only as groups do)."""
+    usage = stats.live_usage
+    return {"judge_tokens_in": usage.input_tokens, "out": usage.output_tokens}
+
+
+def _live(seen: list[ScoreFileStats]) -> tuple[None, dict[str, float | str | None]]:
+    """Fresh counters for the progress line between results: tokens so far, and the judge's
+    requests in flight, retried and waiting out a Retry-After (zeros until the judge opens)."""
+    if not seen:
+        return None, {}
+    stats = seen[0]
+    return None, {**_tokens(stats), **judge_activity(stats.judge)}
 
 
 def _print_summary(console: Console, stats: ScoreFileStats, output: Path) -> None:

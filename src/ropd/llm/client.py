@@ -7,15 +7,21 @@ therefore switched off (`max_retries=0`).
 
 Whatever goes wrong, `chat` raises a `JudgeError` and nothing else (bar cancellation): the
 reply body is read raw and checked here, so a 200 carrying an HTML page, cut or invalid JSON, or
-an object without usable choices is a "malformed reply", retried like a transport failure. A key
-the endpoint refuses (HTTP 401/403) or a model it does not serve (HTTP 404) is
-`JudgeUnavailable` at once: no later request can succeed either.
+an object without usable choices is a "malformed reply", retried like a transport failure. A
+model the endpoint does not serve (HTTP 404) is `JudgeUnavailable` at once: no later request can
+succeed either. So is a key it refuses (HTTP 401/403), when that key was never accepted there or
+after `limits.auth_refusals_to_stop` refusals in a row (`KeyAcceptance`); a refusal of a key
+that has worked is more often a firewall or a flaky gateway, and is retried like a 503.
+
+A wait the server asks for (Retry-After) is capped at the role's `timeout_s`: a call never
+sleeps longer on one Retry-After than it would wait for one reply (see `_backoff`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import json
 import random
 import time
@@ -35,7 +41,7 @@ from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.endpoints import EndpointRouter
 from ropd.llm.limits import Clock, RateLimiter, Sleep, estimate_prompt_tokens
 from ropd.llm.tokens import read_overflow
-from ropd.llm.transport import RESPONSE, DirectPoster, http_client
+from ropd.llm.transport import RESPONSE, DirectPoster, http_client, refused_redirect
 from ropd.llm.types import Completion, JsonSchema, JudgeError, UsageBook
 
 log = redact.logger("ropd.llm")
@@ -49,8 +55,11 @@ _DOWNGRADE: dict[FormatMode, FormatMode] = {
     "json_object": "none",
 }
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "grammar")
-MAX_RETRY_AFTER_S = 600.0
-LOCAL_SERVER_IN_FLIGHT = 2  # the embedded server: one request computing, the next one ready
+MAX_RETRY_AFTER_S = 600.0  # the longest wait on Retry-After, whatever the role's timeout_s
+AUTH_STATUSES = frozenset({401, 403})
+# The embedded server generates for one request at a time: the next one waits here, not in its
+# queue, so that a request's timeout covers its own generation only (`local_server.py`).
+LOCAL_SERVER_IN_FLIGHT = 1
 MAX_CAUSE_CHARS = 200
 
 
@@ -197,10 +206,80 @@ def key_fix(role: RoleConfig) -> str:
     )
 
 
+# (endpoint base URL, key variable, fingerprint of the key's value): a rotated key is a new key
+KeyId = tuple[str, str | None, str]
+
+
+def key_identity(base_url: str, role: RoleConfig, key: str | None = None) -> KeyId:
+    """Which key goes to which endpoint, without keeping the key (a hash of it)."""
+    value = role.api_key() if key is None else key
+    digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+    return base_url.rstrip("/"), role.key_variable, digest
+
+
+@dataclass
+class _KeyRecord:
+    accepted: bool = False  # any 2xx from this endpoint with this key
+    refusals: int = 0  # 401/403 in a row since the last 2xx
+
+
+class KeyAcceptance:
+    """Which keys each endpoint has accepted, and how many refusals in a row since.
+
+    Why: a 401/403 for a key that has just worked is more often a firewall, a WAF or a flaky
+    gateway than a revoked key, and stopping the run for it loses every group in flight. So a
+    refusal stops the run only for a key the endpoint never accepted, or after
+    `refusals_to_stop` refusals in a row; any other one is a failed attempt, retried.
+    """
+
+    def __init__(self, refusals_to_stop: int) -> None:
+        self.refusals_to_stop = refusals_to_stop
+        self._keys: dict[KeyId, _KeyRecord] = {}
+
+    def accept(self, key: KeyId) -> None:
+        """The endpoint answered a request with this key (a 2xx)."""
+        record = self._keys.get(key)
+        if record is None:
+            self._keys[key] = _KeyRecord(accepted=True)
+        else:
+            record.accepted, record.refusals = True, 0
+
+    def accepted(self, key: KeyId) -> bool:
+        record = self._keys.get(key)
+        return record is not None and record.accepted
+
+    def refusal(
+        self, key: KeyId, status: int, cause: str, where: str, role: RoleConfig
+    ) -> JudgeUnavailable | None:
+        """Count a 401/403; the error that stops the run, or None: retry it (the key worked)."""
+        record = self._keys.setdefault(key, _KeyRecord())
+        record.refusals += 1
+        if record.accepted and record.refusals < self.refusals_to_stop:
+            return None
+        streak = f" ({record.refusals} refusals in a row)" if record.accepted else ""
+        return JudgeUnavailable(
+            redact.scrub(
+                f"{where} rejected the API key (HTTP {status}): {cause}; {key_fix(role)}{streak}"
+            )
+        )
+
+
+def give_up_message(where: str, error: Exception, attempt: int, cause: str) -> str:
+    """The message of a call that failed for good after `attempt` retries (secret-free)."""
+    tries = f" after {attempt + 1} attempts" if attempt else ""
+    note = ""
+    if http_status(error) in AUTH_STATUSES:
+        note = " (this key was accepted by this endpoint before; refused now and then)"
+    return redact.scrub(f"{where}: {failure_kind(error)}{tries}: {cause}{note}")
+
+
 def error_cause(error: Exception) -> str:
     """A short human cause from an SDK error (the server's message, not the raw body)."""
     if isinstance(error, MalformedReply):
         return str(error)
+    redirect = refused_redirect(error)
+    if redirect is not None:
+        return str(redirect)
     root = _root_cause(error)
     refused = isinstance(root, OSError) and not isinstance(root, TimeoutError)
     if isinstance(error, openai.APITimeoutError) and not refused:
@@ -236,10 +315,12 @@ def http_status(error: Exception) -> int | None:
 
 
 def retryable(error: Exception) -> bool:
+    """Worth another attempt? A 401/403 too: one that must stop the run is raised before
+    (`KeyAcceptance`); a refused redirect never (it would only be refused again)."""
     status = http_status(error)
-    if status is None:
-        return True  # connection errors, timeouts, malformed replies, anything unforeseen
-    return status in (408, 409, 429) or status >= 500
+    if status is None:  # connection errors, timeouts, malformed replies, anything unforeseen
+        return refused_redirect(error) is None
+    return status in (408, 409, 429) or status in AUTH_STATUSES or status >= 500
 
 
 def failure_kind(error: Exception) -> str:
@@ -249,6 +330,8 @@ def failure_kind(error: Exception) -> str:
         return f"HTTP {status}"
     if isinstance(error, MalformedReply):
         return "malformed reply"
+    if refused_redirect(error) is not None:
+        return "redirect refused"
     if isinstance(error, openai.APIError):
         return "no response"  # connection errors and timeouts
     return "transport error"
@@ -290,6 +373,7 @@ class _Attempt:
     error: Exception | None = None
     url: str = ""  # the endpoint it went to (set by `_send`)
     mode: FormatMode = "none"  # how structured output was asked for (set by `_send`)
+    key: KeyId = ("", None, "")  # the key it was sent with (set by `_send`)
 
 
 # Format modes in which the endpoint itself enforces the schema (json_schema or a grammar).
@@ -302,7 +386,9 @@ class OpenAIChatClient:
     One SDK client is kept per (base URL, API-key variable). Every request, whatever its role,
     takes one of `limits.max_in_flight` slots, and books the optional requests/tokens-per-minute
     window. `usage` holds calls, tokens and latency per role; `max_in_flight_seen` the highest
-    number of requests that were in flight together.
+    number of requests that were in flight together; `retries` the retries per role;
+    `waiting_retry_after` the calls sleeping on a server's Retry-After now, `retry_after_s` the
+    seconds slept on Retry-After so far; `keys` which keys each endpoint has accepted.
     """
 
     def __init__(
@@ -332,6 +418,10 @@ class OpenAIChatClient:
         self.retries: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight_seen = 0
+        self.waiting_retry_after = 0
+        self.retry_after_s = 0.0
+        self.keys = KeyAcceptance(self.limits.auth_refusals_to_stop)
+        self._capped_hosts: set[str] = set()  # endpoints whose capped Retry-After was logged
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -454,13 +544,52 @@ class OpenAIChatClient:
         expected = self.limits.expected_completion_fraction * role.max_tokens * n
         return estimate_prompt_tokens(messages) + int(expected)
 
-    def _backoff(self, attempt: int, error: Exception) -> float:
+    def _backoff(
+        self, attempt: int, error: Exception, *, budget_s: float, host: str
+    ) -> tuple[float, bool]:
+        """Seconds before the next attempt, and whether the server asked for them.
+
+        A server's `retry-after-ms` / `Retry-After` is honoured up to the call's own budget,
+        `budget_s` (the role's `timeout_s`; never over `MAX_RETRY_AFTER_S`): a step must not
+        sleep 40 minutes because a gateway said 600 s four times. A call makes at most
+        `max_retries` such waits, so its Retry-After waits total at most `max_retries` ×
+        `timeout_s`. Otherwise exponential backoff with jitter.
+        """
         if isinstance(error, openai.APIStatusError):
-            retry_after = parse_retry_after(error.response.headers)
-            if retry_after is not None:
-                return min(retry_after, MAX_RETRY_AFTER_S)
+            asked = parse_retry_after(error.response.headers)
+            if asked is not None:
+                cap = min(budget_s, MAX_RETRY_AFTER_S)
+                if asked > cap:
+                    self._note_capped(host, asked, cap)
+                return min(asked, cap), True
         delay = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2**attempt)
-        return delay * self._rng.uniform(0.5, 1.0)
+        return delay * self._rng.uniform(0.5, 1.0), False
+
+    def _note_capped(self, host: str, asked: float, cap: float) -> None:
+        """Say once per endpoint that its Retry-After was cut to the call's budget."""
+        if host in self._capped_hosts:
+            return
+        self._capped_hosts.add(host)
+        log.warning(
+            "%s asked to wait %gs before retrying (Retry-After); waiting %gs at most, the "
+            "role's timeout_s (said once per endpoint)",
+            host,
+            asked,
+            cap,
+        )
+
+    async def _sleep_retry_after(self, delay: float) -> None:
+        """Sleep on a server's Retry-After, counted while it lasts (also when cancelled)."""
+        self.waiting_retry_after += 1
+        started = self._clock()
+        slept = False
+        try:
+            await self._sleep(delay)
+            slept = True
+        finally:
+            self.waiting_retry_after -= 1
+            elapsed = delay if slept else min(delay, max(0.0, self._clock() - started))
+            self.retry_after_s += elapsed
 
     async def _send(
         self,
@@ -482,8 +611,13 @@ class OpenAIChatClient:
                 mode = self.format_mode(endpoint.url)
                 kwargs = self._request_kwargs(role, messages, schema, mode, n, seed)
                 structured = schema is not None and mode in _ENFORCED
-                attempt = await self._post(endpoint.url, kwargs, role, n, structured)
+                try:
+                    api_key = role.api_key()
+                except ValueError as error:  # unset since the call began: a failed attempt
+                    return _Attempt(error=error, url=endpoint.url, mode=mode)
+                attempt = await self._post(endpoint.url, kwargs, role, n, structured, api_key)
                 attempt.url, attempt.mode = endpoint.url, mode
+                attempt.key = key_identity(endpoint.url, role, api_key)
                 fault = _endpoint_fault(attempt.error)
                 return attempt
             finally:
@@ -496,8 +630,10 @@ class OpenAIChatClient:
         role: RoleConfig,
         n: int,
         structured: bool,
+        api_key: str,
     ) -> _Attempt:
-        """One HTTP request inside the rate window.
+        """One HTTP request inside the rate window, with `api_key` on the direct path (the
+        SDK reads it itself).
 
         Every failure comes back as `_Attempt.error` (never raised): SDK errors, a malformed
         body, or anything unforeseen while sending or reading. Only cancellation goes through.
@@ -517,7 +653,7 @@ class OpenAIChatClient:
                     http = await self._direct.post(
                         f"{base_url}/chat/completions",
                         kwargs,
-                        api_key=role.api_key(),
+                        api_key=api_key,
                         timeout_s=role.timeout_s,
                     )
                 else:
@@ -593,18 +729,17 @@ class OpenAIChatClient:
             host = endpoint_host(base_url)
             where = f"role {role.name}: model {role.model} at {host}"
             if result.completions is not None:
+                self.keys.accept(result.key)
                 return result.completions
             error = result.error
             assert error is not None
             status = http_status(error)
             cause = clean_cause(error_cause(error))
-            if status in (401, 403):
-                self.usage.fail(role.name)
-                raise JudgeUnavailable(
-                    redact.scrub(
-                        f"{where} rejected the API key (HTTP {status}): {cause}; {key_fix(role)}"
-                    )
-                ) from None
+            if status in AUTH_STATUSES:
+                stop = self.keys.refusal(result.key, status, cause, where, role)
+                if stop is not None:
+                    self.usage.fail(role.name)
+                    raise stop from None
             if status == 404:
                 self.usage.fail(role.name)
                 path = urlsplit(base_url).path or "/"
@@ -636,9 +771,8 @@ class OpenAIChatClient:
             status_text = failure_kind(error)
             if not retryable(error) or attempt >= self.limits.max_retries:
                 self.usage.fail(role.name)
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise JudgeError(redact.scrub(f"{where}: {status_text}{tries}: {cause}")) from None
-            delay = self._backoff(attempt, error)
+                raise JudgeError(give_up_message(where, error, attempt, cause)) from None
+            delay, server_asked = self._backoff(attempt, error, budget_s=role.timeout_s, host=host)
             attempt += 1
             self.retries[role.name] = self.retries.get(role.name, 0) + 1
             log.warning(
@@ -650,7 +784,10 @@ class OpenAIChatClient:
                 self.limits.max_retries,
                 delay,
             )
-            await self._sleep(delay)
+            if server_asked:
+                await self._sleep_retry_after(delay)
+            else:
+                await self._sleep(delay)
 
 
 @asynccontextmanager
@@ -660,10 +797,13 @@ async def open_chat_client(
     """A client for `roles`, starting the embedded local server if any role needs it.
 
     Roles with `base_url=None` come back as copies pointing at one shared local server (its URL
-    and model name filled in); the server is stopped when the block exits, also on errors and
+    and model name filled in, their timeout raised to what their max_tokens needs there on a
+    slow machine, `LocalServer.request_timeout_s`); its requests go one at a time
+    (`LOCAL_SERVER_IN_FLIGHT`); the server is stopped when the block exits, also on errors and
     Ctrl-C. With `probe` (the default) every other endpoint is probed once before the block
     runs (`ropd.llm.probe`): unreachable, key rejected or model not served raise
-    `JudgeUnavailable` before any paid request.
+    `JudgeUnavailable` before any paid request; a key the probe saw accepted counts as accepted
+    by the client (`KeyAcceptance`).
     """
     server = None
     resolved = list(roles)
@@ -674,7 +814,13 @@ async def open_chat_client(
         server = LocalServer()
         await asyncio.to_thread(server.start)
         resolved = [
-            role.model_copy(update={"base_url": server.base_url, "model": server.model})
+            role.model_copy(
+                update={
+                    "base_url": server.base_url,
+                    "model": server.model,
+                    "timeout_s": server.request_timeout_s(role.max_tokens, role.timeout_s),
+                }
+            )
             if role.base_url is None
             else role
             for role in roles
@@ -683,13 +829,13 @@ async def open_chat_client(
     if server is not None:
         # llama-cpp-python takes {"type": "json_object", "schema": ...}, not json_schema
         client.set_format_mode(server.base_url, "json_object_schema")
-        # it answers one request at a time: more waiting there would only run into timeouts
+        # it answers one request at a time: one waiting there would time out behind another
         client.router.set_cap(server.base_url, LOCAL_SERVER_IN_FLIGHT)
     try:
         if probe and remote:
             from ropd.llm.probe import probe_endpoints
 
-            await probe_endpoints(remote)
+            await probe_endpoints(remote, keys=client.keys)
         yield client, resolved
     finally:
         await client.aclose()

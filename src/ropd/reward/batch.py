@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,8 +27,12 @@ class Scorer(Protocol):
     usage: UsageBook
 
     async def score_groups(
-        self, groups: Sequence[Group], *, step: int | None = None
+        self, groups: Sequence[Group | Mapping[str, Any]], *, step: int | None = None
     ) -> list[GroupResult]: ...
+
+    async def reject(
+        self, raw: Mapping[str, Any], cause: str, *, step: int | None = None
+    ) -> GroupResult: ...
 
 
 class ReferenceSource(Protocol):
@@ -134,32 +138,46 @@ class BatchScorer:
             stack, self._stack = self._stack, None
             await stack.aclose()
 
+    async def _teacher_answers(self, rollout: Rollout) -> list[str]:
+        """The row's own teacher answers, else the reference source's, else none."""
+        if rollout.teacher_responses is not None:
+            return list(rollout.teacher_responses)
+        if self.references is not None:
+            return await self.references.references(rollout.prompt)
+        return []
+
     async def score(
         self, rollouts: Sequence[Rollout], *, group_size: int | None = None, step: int | None = None
     ) -> BatchOutcome:
         scorer = await self.open()
         index_groups = regroup(rollouts, group_size)
-        groups: list[Group] = []
+        groups: list[dict[str, Any]] = []
+        refused: dict[int, str] = {}  # group number -> why it cannot be judged
         seen: dict[str, int] = {}
-        for indices in index_groups:
+        for number, indices in enumerate(index_groups):
             first = rollouts[indices[0]]
             count = seen[first.group_id] = seen.get(first.group_id, 0) + 1
-            group_id = first.group_id if count == 1 else f"{first.group_id}#{count}"
-            if first.teacher_responses is not None:
-                teacher = list(first.teacher_responses)
-            elif self.references is not None:
-                teacher = await self.references.references(first.prompt)
-            else:
+            try:
+                teacher = await self._teacher_answers(first)
+            except Exception as exc:  # noqa: BLE001 - a store error fails this group, not the step
+                refused[number] = f"teacher answers: {type(exc).__name__}: {exc}"
                 teacher = []
+            # Plain mappings: `score_groups` validates each one, so an answer that is not valid
+            # text (a lone surrogate) fails its own group instead of the whole batch.
             groups.append(
-                Group(
-                    id=group_id,
-                    prompt=first.prompt,
-                    student_responses=[rollouts[i].completion for i in indices],
-                    teacher_responses=teacher,
-                )
+                {
+                    "id": first.group_id if count == 1 else f"{first.group_id}#{count}",
+                    "prompt": first.prompt,
+                    "student_responses": [rollouts[i].completion for i in indices],
+                    "teacher_responses": teacher,
+                }
             )
-        results = await scorer.score_groups(groups, step=step)
+        judged = [g for n, g in enumerate(groups) if n not in refused]
+        scored = iter(await scorer.score_groups(judged, step=step))
+        results = [
+            await scorer.reject(group, refused[n], step=step) if n in refused else next(scored)
+            for n, group in enumerate(groups)
+        ]
         rewards: list[float | None] = [None] * len(rollouts)
         for indices, result in zip(index_groups, results, strict=True):
             for i, reward in zip(indices, result.rewards, strict=True):

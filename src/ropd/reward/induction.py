@@ -1,8 +1,10 @@
 """Step 3 of the method, rubric induction: one Rubricator call writes a group's rubric.
 
 The Rubricator sees the task, the K teacher references and the group's student answers (each in
-an unforgeable block) and writes N weighted true/false criteria. Ids are ours to assign, and
-surface-format criteria are capped at 1 point whatever the judge wrote.
+an unforgeable block) and writes N weighted true/false criteria. Ids are ours to assign,
+surface-format criteria are capped at 1 point whatever the judge wrote, and a check written twice
+(a weak judge's stutter) is kept once with its higher weight, the merge recorded in the group's
+`settings["context"]["rubricator"]["merged_criteria"]` (`check_rubric`).
 
 When all K + G answers do not fit the Rubricator's context window (`ropd.llm.tokens`), they are
 clipped evenly: every answer gets an equal share of the room, an answer shorter than its share
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from ropd.errors import ContextOverflow
@@ -41,7 +44,51 @@ def shown(text: str) -> str:
 
 
 def validate_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) -> Rubric:
-    """A strictly checked rubric with ids C1..Cn and format criteria capped at 1 point."""
+    """A strictly checked rubric with ids C1..Cn, format criteria capped at 1 point and
+    repeated checks merged (`check_rubric`, which also says what was merged)."""
+    return check_rubric(data, min_criteria, max_criteria).rubric
+
+
+@dataclass(frozen=True)
+class CriteriaMerge:
+    """Criteria the judge wrote as the same check, kept as one (recorded in the trace).
+
+    `positions` are the judge's own (1-based, in the order it wrote them) and `points` their
+    points after the format cap; `kept` is the id of the one kept in the rubric.
+    """
+
+    kept: str
+    criterion: str
+    positions: list[int]
+    points: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kept": self.kept,
+            "criterion": self.criterion,
+            "positions": list(self.positions),
+            "points": list(self.points),
+        }
+
+
+@dataclass(frozen=True)
+class CheckedRubric:
+    """A validated rubric and the repeated checks merged in it."""
+
+    rubric: Rubric
+    merges: list[CriteriaMerge] = field(default_factory=list)
+
+
+def check_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) -> CheckedRubric:
+    """Validate the judge's rubric; merge repeated checks instead of refusing the rubric.
+
+    The size bounds apply to what the judge wrote (the schema it was given asks for them).
+    Criteria whose text is the same up to case, spacing and punctuation (`comparable_text`) are
+    one check: counted twice, its points would weigh double. They are kept once, where the
+    judge first wrote it, with the text, category and points of the copy worth the most points
+    (the first of equals); ids are then C1..Cn in the judge's order. Nothing else is repaired:
+    a malformed item, points out of range or a size out of bounds still invalidates the rubric.
+    """
     items = data.get("criteria")
     if isinstance(items, list):  # ids are ours to assign: C1..Cn, in the judge's order
         data = {
@@ -52,27 +99,37 @@ def validate_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) 
         }
     rubric = Rubric.model_validate(data)
     rubric.check_size(min_criteria, max_criteria)
-    first_with: dict[str, str] = {}
-    for c in rubric.criteria:  # a repeated check would count its points twice
-        key = _comparable(c.criterion)
-        if key in first_with:
-            raise ValueError(
-                f"criteria {first_with[key]} and {c.id} are the same check; "
-                "every criterion must check something different"
+    capped = [_capped(c) for c in rubric.criteria]
+    groups: dict[str, list[int]] = {}  # comparable text -> judge positions (0-based), in order
+    for position, c in enumerate(capped):
+        groups.setdefault(comparable_text(c.criterion), []).append(position)
+    criteria: list[Criterion] = []
+    merges: list[CriteriaMerge] = []
+    for positions in groups.values():  # dicts keep insertion order: the judge's first mention
+        best = max(positions, key=lambda p: (capped[p].points, -p))
+        kept = capped[best].model_copy(update={"id": f"C{len(criteria) + 1}"})
+        criteria.append(kept)
+        if len(positions) > 1:
+            merges.append(
+                CriteriaMerge(
+                    kept=kept.id,
+                    criterion=kept.criterion,
+                    positions=[p + 1 for p in positions],
+                    points=[capped[p].points for p in positions],
+                )
             )
-        first_with[key] = c.id
-    criteria = []
-    for c in rubric.criteria:
-        category = c.category.strip().lower() or "general"
-        points = min(c.points, 1) if category in FORMAT_CATEGORIES else c.points
-        criteria.append(
-            Criterion(id=c.id, category=category, criterion=c.criterion.strip(), points=points)
-        )
-    return Rubric(criteria=criteria)
+    return CheckedRubric(Rubric(criteria=criteria), merges)
 
 
-def _comparable(text: str) -> str:
-    """Criterion text with case, spacing and punctuation ignored (to spot repeats)."""
+def _capped(c: Criterion) -> Criterion:
+    """A criterion with its category normalised and format criteria capped at 1 point."""
+    category = c.category.strip().lower() or "general"
+    points = min(c.points, 1) if category in FORMAT_CATEGORIES else c.points
+    return Criterion(id=c.id, category=category, criterion=c.criterion.strip(), points=points)
+
+
+def comparable_text(text: str) -> str:
+    """Criterion text with case, spacing and punctuation ignored: equal means the same check."""
     return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
 
 
@@ -145,12 +202,12 @@ class RubricInducer:
                 prompt_text, fitted[: len(references)], fitted[len(references) :]
             )
             try:
-                rubric = await ask_json(
+                checked = await ask_json(
                     client,
                     self.role,
                     messages,
                     schema,
-                    lambda data: validate_rubric(data, self.min_criteria, self.max_criteria),
+                    lambda data: check_rubric(data, self.min_criteria, self.max_criteria),
                     book,
                     retries=self.parse_retries,
                 )
@@ -165,7 +222,8 @@ class RubricInducer:
                 continue
             record.windows["rubricator"] = self.windows.window(self.role)
             record.rubricator_clipped_answers += sum(a != f for a, f in zip(answers, fitted))
-            return rubric
+            record.merged_criteria += [merge.as_dict() for merge in checked.merges]
+            return checked.rubric
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def fit(self, answers: list[str], total: int | None) -> list[str]:

@@ -57,8 +57,8 @@ async def ask_json(
         except AmbiguousReply as exc:
             last_error = f"ambiguous reply: {exc}"
             again = (
-                "Your reply contains several different JSON objects, so it cannot be read. "
-                "Do not repeat JSON quoted from the answers. Reply with exactly one JSON object, "
+                f"Your reply cannot be read: {scrub(str(exc))}. Do not repeat JSON quoted from "
+                "the answers, and write each key once. Reply with exactly one JSON object, "
                 f"your own, {form_hint}, and nothing else."
             )
         except (JsonExtractionError, ValueError) as exc:  # pydantic errors are ValueErrors

@@ -5,8 +5,10 @@ and the criteria another judge wrote.
 
 Each call gets a fresh random boundary token. It is drawn after the answers exist, so an answer
 cannot contain it except by chance, which is checked: an answer that contains the token is
-rendered with the token masked. Verdicts are later taken only by answer number from the validated
-JSON structure, never by searching the reply for labels.
+rendered with the token masked. Reasoning delimiters (`</think>`, `<|end_of_thought|>`, ...)
+in any block are made inert (`ropd.text.defang_delimiters`), whatever cleaned the text before.
+Verdicts are later taken only by answer number from the validated JSON structure, never by
+searching the reply for labels.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ropd.rubric import Rubric
+from ropd.text import defang_delimiters
 
 _MASK = "[masked]"
 
@@ -29,7 +32,8 @@ def new_boundary(texts: Sequence[str]) -> str:
 
 
 def render_block(boundary: str, label: str, text: str) -> str:
-    body = text.replace(boundary, _MASK)
+    """`text` between boundary markers; the boundary and any reasoning delimiter in it inert."""
+    body = defang_delimiters(text).replace(boundary, _MASK)
     return f"<<<{boundary} {label}>>>\n{body}\n<<<{boundary} END>>>"
 
 

@@ -25,7 +25,9 @@ def rubric_schema(min_criteria: int, max_criteria: int) -> JsonSchema:
         "type": "object",
         "properties": {
             "category": {"type": "string", "maxLength": CATEGORY_MAX_CHARS},
-            "criterion": {"type": "string", "maxLength": CRITERION_MAX_CHARS},
+            # the same bounds as `rubric.Criterion`: a grammar-constrained judge cannot write a
+            # criterion the check refuses (a weak model's "1." failed whole groups)
+            "criterion": {"type": "string", "minLength": 3, "maxLength": CRITERION_MAX_CHARS},
             "points": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
         },
         "required": ["category", "criterion", "points"],

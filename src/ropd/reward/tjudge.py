@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from ropd import redact
 from ropd.errors import InputError, JudgeError, JudgeUnavailable
@@ -46,7 +46,7 @@ class TJudgeConfig(JudgeSettings):
 
 
 class _ScalarReply(BaseModel):
-    score: int = Field(ge=0, le=MAX_SCORE)
+    score: StrictInt = Field(ge=0, le=MAX_SCORE)  # `true` is not the score 1
 
 
 TJudgeError = GroupScoringError  # the name ropd 0.1 raised under policy `raise`

@@ -25,7 +25,7 @@ from ropd.redact import scrub, scrub_value
 from ropd.reward.metrics import StepMetrics, metric_category, step_metrics
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
-from ropd.sqlite import Schema, open_store, transaction
+from ropd.sqlite import Schema, open_store, store_error, transaction
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -307,7 +307,11 @@ class TraceStore:
         )
         self._conn.row_factory = sqlite3.Row
         self._run_info = run_info
-        self._add_missing_columns()
+        try:
+            self._add_missing_columns()
+        except sqlite3.Error as exc:  # e.g. locked by another program past the busy timeout
+            self._conn.close()
+            raise store_error(self.path, exc, TraceStoreError) from exc
 
     def _add_missing_columns(self) -> None:
         """Columns added since version 1 (nullable, so older readers are unaffected), and the

@@ -107,7 +107,8 @@ class GroupResult(BaseModel):
 
 @dataclass
 class ContextRecord:
-    """How one group's judge prompts were fitted into the judges' context windows.
+    """How one group's judge prompts were fitted into the judges' context windows, and what
+    was repaired in the Rubricator's reply (repeated criteria merged).
 
     Filled by the Rubricator and Verifier steps, recorded as `settings["context"]` of the
     group's result (so traces keep it without a schema change).
@@ -118,6 +119,8 @@ class ContextRecord:
     verifier_clipped_answers: int = 0
     rubricator_clipped_answers: int = 0
     resplits: int = 0  # context-length errors answered by sending less
+    # repeated checks the Rubricator wrote, kept once (`induction.CriteriaMerge.as_dict`)
+    merged_criteria: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def role(name: str, **more: Any) -> dict[str, Any]:
@@ -130,7 +133,11 @@ class ContextRecord:
             }
 
         return {
-            "rubricator": role("rubricator", clipped_answers=self.rubricator_clipped_answers),
+            "rubricator": role(
+                "rubricator",
+                clipped_answers=self.rubricator_clipped_answers,
+                merged_criteria=[dict(merge) for merge in self.merged_criteria],
+            ),
             "verifier": role(
                 "verifier",
                 chunks=list(self.verifier_chunks),

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool, StrictInt
 
 from ropd.errors import ContextOverflow
 from ropd.llm.config import RoleConfig
@@ -57,8 +57,10 @@ class PoolEntry:
 
 
 class _VerdictEntry(BaseModel):
-    answer: int
-    verdicts: dict[str, bool]
+    # strict: `1` or "yes" is not a verdict, and `true` is not answer 1 (a judge's sloppy or
+    # quoted JSON must not pass as booleans)
+    answer: StrictInt
+    verdicts: dict[str, StrictBool]
 
 
 class _VerdictReply(BaseModel):

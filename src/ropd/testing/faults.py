@@ -30,6 +30,16 @@ Content (a well-formed completion; the engine, not the client, must catch these)
   top level (`score`, `total`, `reward`, where the reply does not have them already), which the
   engine must ignore or reject; a reply that is not a JSON object is left unchanged.
 
+Boundary (not in the default mix; name them in `faults`, as `ropd bench faults` does):
+- `http_401`, `http_403`: a key that worked is refused once (a flaky gateway, a firewall).
+  Only sent once the endpoint has answered cleanly at least once, so the key has been accepted
+  (the one exception to "never on arrival order").
+- `http_429_retry_after_long`: rate limited with a `Retry-After` of `long_retry_after_s` (600 s
+  by default), far longer than any call's time budget.
+- `redirect_other_origin`: a 307 to another origin (`trap_url`, a second server on 127.0.0.1
+  that counts what reaches it in `trap_requests` and `trap_authorized`); prompts and keys must
+  never be sent there.
+
 Stats (thread-safe, besides the stub's own): `faults` injected per kind, `clean` replies,
 `outcomes` (the kind, or "clean", of every request in arrival order). The stub's `statuses`
 count what was really sent (a reset sends no status).
@@ -46,7 +56,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ropd.testing.replies import ReplyPolicy, schema_reply
@@ -68,10 +78,18 @@ FINISH_LENGTH = "finish_length"
 EMPTY_CONTENT = "empty_content"
 SELF_REPORTED_TOTALS = "self_reported_totals"
 
+HTTP_401 = "http_401"
+HTTP_403 = "http_403"
+HTTP_429_RETRY_AFTER_LONG = "http_429_retry_after_long"
+REDIRECT_OTHER_ORIGIN = "redirect_other_origin"
+
 TRANSPORT_FAULTS = (HTTP_500, HTTP_502, HTTP_503, HTTP_429_RETRY_AFTER, HTTP_429, HANG, RESET)
 ENVELOPE_FAULTS = (HTML_200, TRUNCATED_JSON_200, INVALID_JSON_200, NO_CHOICES_200)
 CONTENT_FAULTS = (WRONG_SHAPE, FINISH_LENGTH, EMPTY_CONTENT, SELF_REPORTED_TOTALS)
-ALL_FAULTS = TRANSPORT_FAULTS + ENVELOPE_FAULTS + CONTENT_FAULTS
+ALL_FAULTS = TRANSPORT_FAULTS + ENVELOPE_FAULTS + CONTENT_FAULTS  # the default mix
+BOUNDARY_FAULTS = (HTTP_401, HTTP_403, HTTP_429_RETRY_AFTER_LONG, REDIRECT_OTHER_ORIGIN)
+KNOWN_FAULTS = ALL_FAULTS + BOUNDARY_FAULTS
+_AUTH_FAULTS = frozenset({HTTP_401, HTTP_403})
 CLEAN = "clean"
 
 _STATUS_FAULTS = {
@@ -80,8 +98,16 @@ _STATUS_FAULTS = {
     HTTP_503: 503,
     HTTP_429_RETRY_AFTER: 429,
     HTTP_429: 429,
+    HTTP_401: 401,
+    HTTP_403: 403,
+    HTTP_429_RETRY_AFTER_LONG: 429,
 }
-_ERROR_TYPES = {429: "rate_limit_exceeded", 503: "server_overloaded"}
+_ERROR_TYPES = {
+    401: "invalid_api_key",
+    403: "permission_denied",
+    429: "rate_limit_exceeded",
+    503: "server_overloaded",
+}
 _RAW_FAULTS = frozenset({RESET, HTML_200, TRUNCATED_JSON_200, INVALID_JSON_200})
 WRONG_SHAPE_REPLY = {"verdict": "yes"}
 SELF_REPORTED = {"score": 1.0, "total": 99, "reward": 1.0}
@@ -98,9 +124,9 @@ def _weights(faults: Mapping[str, float] | Sequence[str] | None) -> dict[str, fl
     if isinstance(faults, str):
         raise TypeError("faults must be a sequence or mapping of fault kinds, not a string")
     weights = dict(faults) if isinstance(faults, Mapping) else dict.fromkeys(faults, 1.0)
-    unknown = sorted(set(weights) - set(ALL_FAULTS))
+    unknown = sorted(set(weights) - set(KNOWN_FAULTS))
     if unknown:
-        raise ValueError(f"unknown fault kinds {unknown}; known: {list(ALL_FAULTS)}")
+        raise ValueError(f"unknown fault kinds {unknown}; known: {list(KNOWN_FAULTS)}")
     if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
         raise ValueError("fault weights must be >= 0 with at least one > 0")
     return {kind: float(w) for kind, w in weights.items() if w > 0}
@@ -135,6 +161,7 @@ class FaultJudgeServer(StubJudgeServer):
         port: int | None = None,
         *,
         retry_after_s: float = 0.05,
+        long_retry_after_s: float = 600.0,
         script: Sequence[str | None] = (),
         **options: Any,
     ) -> None:
@@ -146,9 +173,11 @@ class FaultJudgeServer(StubJudgeServer):
         self.fault_rate = fault_rate
         self.fault_seed = seed
         self.hang_s = hang_s
+        self.long_retry_after_s = long_retry_after_s
         self.weights = _weights(faults)
+        self.trap = _Trap()
         self.script: list[str | None] = list(script)
-        unknown = sorted({k for k in self.script if k is not None} - set(ALL_FAULTS))
+        unknown = sorted({k for k in self.script if k is not None} - set(KNOWN_FAULTS))
         if unknown:
             raise ValueError(f"unknown fault kinds in script {unknown}")
         self.faults: Counter[str] = Counter()
@@ -172,6 +201,30 @@ class FaultJudgeServer(StubJudgeServer):
 
     # -- lifecycle and stats -------------------------------------------------------------------
 
+    def start(self) -> FaultJudgeServer:
+        self.trap.start()
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.trap.stop()
+
+    @property
+    def trap_url(self) -> str:
+        """Where `redirect_other_origin` sends the client: another origin on 127.0.0.1."""
+        return f"http://127.0.0.1:{self.trap.port}/v1/chat/completions"
+
+    @property
+    def trap_requests(self) -> int:
+        """Requests that reached the other origin (must stay 0)."""
+        return self.trap.requests
+
+    @property
+    def trap_authorized(self) -> int:
+        """Requests that reached the other origin with an Authorization header."""
+        return self.trap.authorized
+
     def _handler_class(self, base: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
         # The stub's handler, with its reply step able to send raw bodies or none at all.
         return _fault_handler(base, self)
@@ -188,6 +241,7 @@ class FaultJudgeServer(StubJudgeServer):
         with self._lock:
             out["faults"] = dict(self.faults)
             out["clean"] = self.clean
+        out["trap_requests"] = self.trap.requests
         return out
 
     # -- request handling (runs in the request's thread) ---------------------------------------
@@ -204,6 +258,8 @@ class FaultJudgeServer(StubJudgeServer):
         if not scripted:
             kind = self.draw(request, occurrence)
         with self._lock:
+            if kind in _AUTH_FAULTS and not self.clean:  # no key accepted yet: not "flaky"
+                kind = None
             self.outcomes.append(kind or CLEAN)
             if kind is None:
                 self.clean += 1
@@ -216,10 +272,16 @@ class FaultJudgeServer(StubJudgeServer):
         if kind in _STATUS_FAULTS:
             code = _STATUS_FAULTS[kind]
             self._recount(status, code)
-            retry_after = self.retry_after_s if kind == HTTP_429_RETRY_AFTER else None
+            retry_after = {
+                HTTP_429_RETRY_AFTER: self.retry_after_s,
+                HTTP_429_RETRY_AFTER_LONG: self.long_retry_after_s,
+            }.get(kind)
             headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
             error = self._error(f"injected fault {kind}", _ERROR_TYPES.get(code, "server_error"))
             return code, error, headers
+        if kind == REDIRECT_OTHER_ORIGIN:
+            self._recount(status, 307)
+            return 307, self._error("moved", "redirect"), {"Location": self.trap_url}
         if kind == RESET:  # the handler sends nothing
             self._recount(status, None)
             return status, body, headers
@@ -249,6 +311,45 @@ class FaultJudgeServer(StubJudgeServer):
         kind = getattr(self._local, "kind", None)
         self._local.kind = None
         return kind
+
+
+class _Trap:
+    """A second origin on 127.0.0.1 that only counts what reaches it (and answers 200 "{}")."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests = 0
+        self.authorized = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        trap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with trap._lock:
+                    trap.requests += 1
+                    trap.authorized += "authorization" in {k.lower() for k in self.headers}
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 def _alter(choice: dict[str, Any], kind: str, rng: random.Random) -> dict[str, Any]:
@@ -319,6 +420,7 @@ def _fault_handler(base: type, server: FaultJudgeServer) -> type:
 
 __all__ = [
     "ALL_FAULTS",
+    "BOUNDARY_FAULTS",
     "CLEAN",
     "CONTENT_FAULTS",
     "EMPTY_CONTENT",
@@ -326,13 +428,18 @@ __all__ = [
     "FINISH_LENGTH",
     "HANG",
     "HTML_200",
+    "HTTP_401",
+    "HTTP_403",
     "HTTP_429",
     "HTTP_429_RETRY_AFTER",
+    "HTTP_429_RETRY_AFTER_LONG",
     "HTTP_500",
     "HTTP_502",
     "HTTP_503",
     "INVALID_JSON_200",
+    "KNOWN_FAULTS",
     "NO_CHOICES_200",
+    "REDIRECT_OTHER_ORIGIN",
     "RESET",
     "SELF_REPORTED_TOTALS",
     "TRANSPORT_FAULTS",

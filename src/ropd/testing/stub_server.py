@@ -14,16 +14,21 @@ makes every route answer 401 unless the request carries `Authorization: Bearer <
 `context_window` makes it refuse, as vLLM does (HTTP 400, vLLM's error body), a request whose
 prompt (counted as its usage is, 4 characters a token) plus `max_tokens` is over the window; the
 window is listed as `max_model_len` in `/v1/models` unless `list_context_window=False` (servers
-that enforce a window without saying it).
+that enforce a window without saying it). `status_at={24: 403}` fails the chat request of that
+arrival index (0-based, counted as `requests`) with that status, wherever it falls (a refusal
+after successes). `redirects={"/old/v1/chat/completions": "http://host:port/v1/..."}` answers
+a request for that exact path with a `redirect_status` (307) to that location (relative or
+absolute), counted in `redirected`.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -66,6 +71,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # a burst of hundreds of connections must not overflow the backlog
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (timed out, reset) is normal traffic for a judge, not a traceback
+        on stderr; anything else is still printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
 
 class StubJudgeServer:
     """Serve `/v1/models` and `/v1/chat/completions` after `latency_s` seconds each.
@@ -98,6 +110,9 @@ class StubJudgeServer:
         require_key: str | None = None,
         context_window: int | None = None,
         list_context_window: bool = True,
+        status_at: Mapping[int, int] | None = None,
+        redirects: Mapping[str, str] | None = None,
+        redirect_status: int = 307,
     ) -> None:
         self.latency_s = latency_s
         self.policy = policy  # read per request: a test may swap it between runs
@@ -114,6 +129,10 @@ class StubJudgeServer:
         self.require_key = require_key
         self.context_window = context_window
         self.list_context_window = list_context_window
+        self.status_at = dict(status_at or {})
+        self.redirects = dict(redirects or {})
+        self.redirect_status = redirect_status
+        self.redirected = 0  # requests answered with a redirect
         self.context_errors = 0  # requests refused as over the context window
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -149,6 +168,8 @@ class StubJudgeServer:
 
             def do_GET(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if self._redirected():
+                    return
                 if self.path.rstrip("/") != "/v1/models" or stub.models is None:
                     self._reply(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -165,6 +186,8 @@ class StubJudgeServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if self._redirected():
+                    return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._reply(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -177,6 +200,16 @@ class StubJudgeServer:
                     request, {k.lower(): v for k, v in self.headers.items()}
                 )
                 self._reply(status, body, headers)
+
+            def _redirected(self) -> bool:
+                """Answer a path listed in `redirects` with a redirect to its location."""
+                location = stub.redirects.get(self.path)
+                if location is None:
+                    return False
+                with stub._lock:
+                    stub.redirected += 1
+                self._reply(stub.redirect_status, {}, {"Location": location})
+                return True
 
             def _reply(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -230,6 +263,7 @@ class StubJudgeServer:
             self.requests = 0
             self.max_concurrent = self.concurrent
             self.context_errors = 0
+            self.redirected = 0
             self.bodies.clear()
             self.headers.clear()
             self.arrivals.clear()
@@ -252,11 +286,14 @@ class StubJudgeServer:
         self, request: dict[str, Any], headers_in: dict[str, str]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
+            index = self.requests
             self.requests += 1
             self.arrivals.append(time.monotonic())
             self.bodies.append(request)
             self.headers.append(headers_in)
             scripted = self.status_script.pop(0) if self.status_script else None
+            if scripted is None:
+                scripted = self.status_at.get(index)
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:

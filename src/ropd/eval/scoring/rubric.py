@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
 from ropd.errors import JudgeUnavailable
 from ropd.eval.types import SampleScore
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, JsonSchema, JudgeError, UsageBook
 from ropd.reward.judge_call import ask_json
-from ropd.text import strip_think
+from ropd.text import answer_for_judge
 
 GRADE_SCHEMA = JsonSchema(
     name="ropd_rubric_item_grade",
@@ -68,8 +68,8 @@ PARSE_ATTEMPTS = 3
 class _Grade(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    criteria_met: bool
-    explanation: str = ""
+    criteria_met: StrictBool  # `"yes"` or `1` is not a grade
+    explanation: StrictStr = ""
 
 
 def rubric_score(points: list[float], met: list[bool]) -> float:
@@ -132,7 +132,7 @@ async def score_rubric(
 ) -> SampleScore:
     """Grade every rubric item of one response concurrently and combine them into a score."""
     conversation = _render_conversation(messages)
-    response = strip_think(completion)
+    response = answer_for_judge(completion)  # no live reasoning delimiter reaches the grader
     try:
         grades = await asyncio.gather(
             *(grade_item(client, role, conversation, response, item) for item in rubrics)
