@@ -10,7 +10,8 @@ group needs at least one teacher answer, from the file or the store.
 Groups are scored concurrently, a sliding window of `batch_size` groups (the client's
 in-flight and rate limits decide the real request concurrency), and each result line is written
 and synced the moment its group finishes, so a killed run loses nothing: `resume=True` skips the
-ids already written and appends.
+ids already judged and appends; groups whose line holds a failure are taken out of the output
+and judged again (`ScoreFileStats.retried_failed`).
 
 One writer per output: for its whole duration a run holds an advisory lock (`ropd.io.lock`) on
 the output and on the trace database, so a second run on either refuses at once (`InputError`,
@@ -38,6 +39,7 @@ from ropd.io import (
     hold_locks,
     prepare_resume,
     read_numbered_groups,
+    remove_failed_lines,
 )
 from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig
@@ -65,6 +67,7 @@ class ScoreFileStats:
 
     total: int = 0
     skipped: int = 0
+    retried_failed: int = 0  # groups that had failed in an earlier run, judged again on resume
     scored: int = 0
     ok: int = 0
     failed: int = 0
@@ -113,6 +116,7 @@ class ScoreFilePlan:
     groups: list[Group]
     todo: list[Group]
     dropped_bytes: int
+    retried_failed: int = 0  # groups whose failed line a resume took out, to judge them again
 
 
 def default_traces_path(output: Path) -> Path:
@@ -214,11 +218,15 @@ def plan_score_file(
         if empty:
             raise GroupsFileError(empty)
     done_ids: set[str] = set()
+    failed_ids: set[str] = set()
     dropped = 0
     if resume:
         done_ids, dropped = prepare_resume(output)
+        failed_ids = remove_failed_lines(output) & done_ids
+        done_ids -= failed_ids
     todo = [g for g in groups if g.id not in done_ids]
-    return ScoreFilePlan(groups=groups, todo=todo, dropped_bytes=dropped)
+    retried = sum(1 for g in todo if g.id in failed_ids)
+    return ScoreFilePlan(groups=groups, todo=todo, dropped_bytes=dropped, retried_failed=retried)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -352,6 +360,7 @@ def _run(
     stats = ScoreFileStats(
         total=len(plan.groups),
         skipped=len(plan.groups) - len(plan.todo),
+        retried_failed=plan.retried_failed,
         dropped_bytes=plan.dropped_bytes,
         traces=traces_path,
     )

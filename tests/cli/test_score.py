@@ -290,6 +290,28 @@ def test_failed_group_is_recorded_with_null_rewards_under_nan(stub, three_groups
         assert [g.group_id for g in store.list(failed=True)] == ["g2"]
 
 
+def test_resume_judges_failed_groups_again_and_says_how_many(stub, three_groups, tmp_path):
+    working = stub.policy
+    stub.policy = _failing_verifier_for("g2", working)
+    out = tmp_path / "scores.jsonl"
+    assert run("score", three_groups, "-o", out, *NO_RETRIES, *judge(stub)).exit_code == 0
+    assert [r["id"] for r in read_jsonl(out) if r["error"]] == ["g2"]
+    stub.policy = working  # the outage is over
+    stub.reset_stats()
+
+    result = run("score", three_groups, "-o", out, "--resume", *judge(stub))
+    assert result.exit_code == 0, result.output
+    assert "1 groups failed in an earlier run; judging them again" in result.stderr
+    assert "scored 1, 1 of them failed before, skipped 2 already done" in result.stdout
+    assert "failed 0" in result.stdout
+    rows = read_jsonl(out)
+    assert sorted(r["id"] for r in rows) == ["g1", "g2", "g3"]  # one line per group
+    assert all(r["error"] is None for r in rows)
+    assert stub.calls[RUBRIC_SCHEMA_NAME] == 1  # only g2 was judged again
+    with TraceStore(tmp_path / "scores.traces.db") as store:
+        assert len(store.runs()) == 1 and store.list(failed=True) == []
+
+
 def test_failure_policy_raise_stops_with_nonzero_exit_and_keeps_finished_work(
     stub, three_groups, tmp_path
 ):

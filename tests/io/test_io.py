@@ -130,3 +130,22 @@ def test_resume_refuses_damage_in_the_middle(tmp_path: Path):
     with pytest.raises(OutputFileError, match=r"s.jsonl:2: not a score line"):
         prepare_resume(out)
     assert out.read_text() == original
+
+
+def test_failed_lines_are_taken_out_for_a_resume_to_judge_again(tmp_path: Path):
+    from ropd.io import remove_failed_lines
+
+    out = tmp_path / "s.jsonl"
+    assert remove_failed_lines(out) == set()  # nothing written yet
+    lines = [
+        {"id": "a", "error": None},
+        {"id": "b", "error": "JudgeError: HTTP 500"},
+        {"id": "c", "error": "ambiguous reply"},
+        {"id": "c", "error": None},  # judged later: nothing to do again
+        {"id": 7, "error": "timeout"},
+    ]
+    out.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    assert remove_failed_lines(out) == {"b", "7"}
+    assert [json.loads(x) for x in out.read_text().splitlines()] == [lines[0], lines[3]]
+    assert remove_failed_lines(out) == set()  # a second resume finds nothing failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl"]  # no temporary file left

@@ -22,8 +22,9 @@ from tests.llm.local_http import LocalHTTPServer
 from tests.llm.test_client import Sleeps
 
 from ropd.errors import JudgeError, JudgeUnavailable
-from ropd.llm.client import OpenAIChatClient, open_chat_client
+from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.connect import open_chat_client
 from ropd.llm.logprobs import LogprobClient
 from ropd.llm.probe import ProbeFailed, probe_endpoints
 from ropd.reward.config import ScorerConfig

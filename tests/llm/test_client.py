@@ -11,8 +11,9 @@ import uuid
 
 import pytest
 
-from ropd.llm.client import OpenAIChatClient, open_chat_client
+from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.connect import open_chat_client
 from ropd.llm.limits import estimate_prompt_tokens
 from ropd.llm.local_server import free_port
 from ropd.llm.types import JudgeError

@@ -16,8 +16,8 @@ import anyio.to_thread
 import pytest
 
 from ropd.llm import llama_server
-from ropd.llm.client import LOCAL_SERVER_IN_FLIGHT, open_chat_client
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.connect import LOCAL_SERVER_IN_FLIGHT, open_chat_client
 from ropd.llm.llama_server import CLIENT_GONE, ClientWatch, StopWhenGone
 from ropd.llm.local_server import (
     MIN_GENERATED_TOKENS_PER_S,
@@ -71,7 +71,7 @@ class FakeLocalServer:
 def fake_local(monkeypatch):
     with StubJudgeServer(latency_s=0.2) as stub:
         FakeLocalServer.stub = stub
-        monkeypatch.setattr("ropd.llm.local_server.LocalServer", FakeLocalServer)
+        monkeypatch.setattr("ropd.llm.connect.LocalServer", FakeLocalServer)
         yield stub
 
 

@@ -16,8 +16,9 @@ import urllib.request
 import pytest
 
 from ropd.llm import local_server
-from ropd.llm.client import OpenAIChatClient, open_chat_client
+from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.connect import open_chat_client
 from ropd.llm.local_server import (
     LocalModelUnavailable,
     LocalServer,

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from ropd.errors import ConfigError, JudgeUnavailable
-from ropd.llm.client import open_chat_client
 from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.llm.connect import open_chat_client
 from ropd.llm.local_server import free_port
 from ropd.llm.probe import ProbeFailed, endpoint_problems, probe_endpoints
 from ropd.reward.config import ScorerConfig

@@ -270,7 +270,7 @@ async def _open(
         [teacher] if needs_teacher and logprobs is None else []
     )
     if roles:
-        from ropd.llm.client import open_chat_client
+        from ropd.llm.connect import open_chat_client
 
         opened, resolved = await stack.enter_async_context(
             open_chat_client(roles, judges.limits, probe=probe)

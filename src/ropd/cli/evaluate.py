@@ -342,7 +342,7 @@ async def _run(**opts: Any) -> Any:
             prepared, local_generator(), settings, out_dir, console=_err, limit=opts["limit"]
         )
 
-    from ropd.llm.client import open_chat_client
+    from ropd.llm.connect import open_chat_client
 
     async with open_chat_client(roles, opts["limits"], probe=opts["probe"]) as (client, resolved):
         by_name = {role.name: role for role in resolved}

@@ -223,6 +223,13 @@ def score(
                 markup=False,
                 highlight=False,
             )
+        if stats.retried_failed:
+            err.print(
+                f"{output}: {stats.retried_failed} groups failed in an earlier run; judging them "
+                "again",
+                markup=False,
+                highlight=False,
+            )
         display.start(total=stats.total, done=stats.skipped, failed=stats.failed, **_tokens(stats))
 
     def on_result(result: GroupResult, stats: ScoreFileStats) -> None:
@@ -354,10 +361,12 @@ def _live(seen: list[ScoreFileStats]) -> tuple[None, dict[str, float | str | Non
 def _print_summary(console: Console, stats: ScoreFileStats, output: Path) -> None:
     mean = f"{stats.reward_mean:.4f}" if stats.reward_mean is not None else "n/a"
     cost = "" if stats.usage.cost is None else f", judge cost {stats.usage.cost:.4f}"
+    again = f", {stats.retried_failed} of them failed before" if stats.retried_failed else ""
     console.print(
-        f"groups {stats.total} (scored {stats.scored}, skipped {stats.skipped} already done), "
-        f"failed {stats.failed}, mean reward {mean}, judge tokens {stats.usage.input_tokens:,} in "
-        f"/ {stats.usage.output_tokens:,} out{cost}, {stats.wall_s:.1f} s",
+        f"groups {stats.total} (scored {stats.scored}{again}, skipped {stats.skipped} already "
+        f"done), failed {stats.failed}, mean reward {mean}, judge tokens "
+        f"{stats.usage.input_tokens:,} in / {stats.usage.output_tokens:,} out{cost}, "
+        f"{stats.wall_s:.1f} s",
         markup=False,
         highlight=False,
     )

@@ -3,7 +3,13 @@ one writer per output file (`ropd.io.lock`)."""
 
 from ropd.io.groups import GroupsFileError, LineError, read_groups, read_numbered_groups
 from ropd.io.lock import FileLockedError, OutputLock, current_command, hold_locks
-from ropd.io.results import OutputFileError, ResultWriter, check_writable, prepare_resume
+from ropd.io.results import (
+    OutputFileError,
+    ResultWriter,
+    check_writable,
+    prepare_resume,
+    remove_failed_lines,
+)
 
 __all__ = [
     "FileLockedError",
@@ -18,4 +24,5 @@ __all__ = [
     "prepare_resume",
     "read_groups",
     "read_numbered_groups",
+    "remove_failed_lines",
 ]

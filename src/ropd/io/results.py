@@ -153,6 +153,56 @@ def prepare_resume(path: str | Path) -> tuple[set[str], int]:
     return ids, cut
 
 
+def remove_failed_lines(path: str | Path) -> set[str]:
+    """Take the lines of failed groups (a non-null `error`) out of an output; their ids.
+
+    A resumed run judges those groups again instead of keeping a failure that may have been a
+    passing outage. The file is rewritten whole (a temporary file renamed over it), so a kill
+    here leaves either the old file or the new one; the trace store keeps the failed attempts.
+    Call it after `prepare_resume` (which repairs a half-written last line).
+    """
+    p = Path(path)
+    if not p.exists():
+        return set()
+    try:
+        lines = p.read_bytes().splitlines(keepends=True)
+    except OSError as exc:
+        raise OutputFileError(
+            f"{p}: cannot read the output to resume it ({_reason(exc)})"
+        ) from None
+    kept: list[bytes] = []
+    failed: set[str] = set()
+    judged: set[str] = set()  # ids with a line that did not fail
+    for raw in lines:
+        try:
+            row = json.loads(raw) if raw.strip() else None
+        except ValueError:  # prepare_resume has refused damaged lines already
+            row = None
+        if isinstance(row, dict) and row.get("error") is not None and "id" in row:
+            failed.add(str(row["id"]))
+            continue
+        if isinstance(row, dict) and "id" in row:
+            judged.add(str(row["id"]))
+        kept.append(raw)
+    if failed:
+        _replace(p, b"".join(kept))
+    return failed - judged
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (same folder, synced, renamed over it)."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputFileError(f"{path}: cannot rewrite the output ({_reason(exc)})") from None
+
+
 class ResultWriter:
     """Appends one JSON line per finished group, flushed and synced at once."""
 

@@ -25,8 +25,6 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -59,7 +57,6 @@ MAX_RETRY_AFTER_S = 600.0  # the longest wait on Retry-After, whatever the role'
 AUTH_STATUSES = frozenset({401, 403})
 # The embedded server generates for one request at a time: the next one waits here, not in its
 # queue, so that a request's timeout covers its own generation only (`local_server.py`).
-LOCAL_SERVER_IN_FLIGHT = 1
 MAX_CAUSE_CHARS = 200
 
 
@@ -788,56 +785,3 @@ class OpenAIChatClient:
                 await self._sleep_retry_after(delay)
             else:
                 await self._sleep(delay)
-
-
-@asynccontextmanager
-async def open_chat_client(
-    roles: Sequence[RoleConfig], limits: LimitsConfig | None = None, *, probe: bool = True
-) -> AsyncIterator[tuple[OpenAIChatClient, list[RoleConfig]]]:
-    """A client for `roles`, starting the embedded local server if any role needs it.
-
-    Roles with `base_url=None` come back as copies pointing at one shared local server (its URL
-    and model name filled in, their timeout raised to what their max_tokens needs there on a
-    slow machine, `LocalServer.request_timeout_s`); its requests go one at a time
-    (`LOCAL_SERVER_IN_FLIGHT`); the server is stopped when the block exits, also on errors and
-    Ctrl-C. With `probe` (the default) every other endpoint is probed once before the block
-    runs (`ropd.llm.probe`): unreachable, key rejected or model not served raise
-    `JudgeUnavailable` before any paid request; a key the probe saw accepted counts as accepted
-    by the client (`KeyAcceptance`).
-    """
-    server = None
-    resolved = list(roles)
-    remote = [role for role in roles if role.base_url is not None]
-    if any(role.base_url is None for role in roles):
-        from ropd.llm.local_server import LocalServer
-
-        server = LocalServer()
-        await asyncio.to_thread(server.start)
-        resolved = [
-            role.model_copy(
-                update={
-                    "base_url": server.base_url,
-                    "model": server.model,
-                    "timeout_s": server.request_timeout_s(role.max_tokens, role.timeout_s),
-                }
-            )
-            if role.base_url is None
-            else role
-            for role in roles
-        ]
-    client = OpenAIChatClient(limits)
-    if server is not None:
-        # llama-cpp-python takes {"type": "json_object", "schema": ...}, not json_schema
-        client.set_format_mode(server.base_url, "json_object_schema")
-        # it answers one request at a time: one waiting there would time out behind another
-        client.router.set_cap(server.base_url, LOCAL_SERVER_IN_FLIGHT)
-    try:
-        if probe and remote:
-            from ropd.llm.probe import probe_endpoints
-
-            await probe_endpoints(remote, keys=client.keys)
-        yield client, resolved
-    finally:
-        await client.aclose()
-        if server is not None:
-            server.stop()

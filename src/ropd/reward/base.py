@@ -165,7 +165,7 @@ class BaseScorer(Generic[C]):
             role.check_api_key()
         async with AsyncExitStack() as stack:
             if client is None:
-                from ropd.llm.client import open_chat_client
+                from ropd.llm.connect import open_chat_client
 
                 client, resolved = await stack.enter_async_context(
                     open_chat_client(cls.roles_of(config), limits, probe=probe)

@@ -485,7 +485,7 @@ def build_store(
         async with AsyncExitStack() as stack:
             chat, resolved = client, role
             if chat is None:
-                from ropd.llm.client import open_chat_client
+                from ropd.llm.connect import open_chat_client
 
                 chat, roles = await stack.enter_async_context(
                     open_chat_client([role], limits, probe=probe)
