@@ -68,6 +68,7 @@ class ScoreFileStats:
     total: int = 0
     skipped: int = 0
     retried_failed: int = 0  # groups that had failed in an earlier run, judged again on resume
+    teacher_refs_short: int = 0  # groups of this run judged with fewer teacher answers than K
     scored: int = 0
     ok: int = 0
     failed: int = 0
@@ -407,6 +408,7 @@ async def _score_into(
             async for result in scorer.stream(todo, window=batch_size):
                 writer.write(result.to_output_row())
                 stats.scored += 1
+                stats.teacher_refs_short += bool(result.settings.get("teacher_refs_short"))
                 if result.failed:
                     stats.failed += 1
                     if stats.first_error is None:

@@ -105,6 +105,9 @@ def score(
         int,
         typer.Option("-k", "--num-teacher-refs", help=field_help(ScorerConfig, "num_teacher_refs")),
     ] = 4,
+    min_teacher_refs: Annotated[
+        int | None, typer.Option(help=field_help(ScorerConfig, "min_teacher_refs"))
+    ] = None,
     min_criteria: Annotated[int, typer.Option(help=field_help(ScorerConfig, "min_criteria"))] = 4,
     max_criteria: Annotated[int, typer.Option(help=field_help(ScorerConfig, "max_criteria"))] = 12,
     rubric_mode: Annotated[
@@ -148,7 +151,10 @@ def score(
         Path | None, typer.Option(help="Trace database (default: next to the output, *.traces.db).")
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Skip ids already in the output and append.")
+        bool,
+        typer.Option(
+            help="Skip ids already judged in the output, judge failed ones again, append."
+        ),
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     teacher_store: Annotated[
@@ -195,6 +201,7 @@ def score(
                 "verifier", verifier_base_url, verifier_model, verifier_api_key_env, judge
             ),
             num_teacher_refs=k,
+            min_teacher_refs=min_teacher_refs,
             min_criteria=min_criteria,
             max_criteria=max_criteria,
             rubric_mode=rubric_mode.value,
@@ -261,6 +268,14 @@ def score(
             f"stopped: {stats.aborted}\n"
             f"finished groups are saved in {output}; run again with --resume to continue: "
             f"{resume_command(RESUME_ADD, RESUME_REMOVE)}"
+        )
+    if stats.teacher_refs_short:
+        err.print(
+            f"{stats.teacher_refs_short} of {stats.scored} groups had fewer teacher answers than "
+            f"K={config.num_teacher_refs} (judged with what there was; `--min-teacher-refs` "
+            "fails such groups instead)",
+            markup=False,
+            highlight=False,
         )
     if stats.all_failed:
         cause = " ".join((stats.first_error or "unknown").split())

@@ -90,6 +90,15 @@ def prepare_data(
             references = StoreReferences(store, k)
         rows = verl_rows(records, options, references)
     write_parquet(rows, output)
-    with_teacher = sum("teacher_responses" in row["extra_info"] for row in rows)
+    answers = [len(row["extra_info"].get("teacher_responses", [])) for row in rows]
+    with_teacher = sum(n > 0 for n in answers)
     summary = {"rows": len(rows), "with_teacher_responses": with_teacher, "output": str(output)}
+    short = sum(0 < n < k for n in answers)
+    if teacher_store is not None and short:
+        summary["fewer_than_k"] = short
+        typer.echo(
+            f"warning: {short} of {len(rows)} rows have fewer than {k} teacher answers (the "
+            "store has no more for them); `ropd teacher build` can add them",
+            err=True,
+        )
     typer.echo(json.dumps(summary))

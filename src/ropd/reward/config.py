@@ -65,6 +65,12 @@ class ScorerConfig(JudgeSettings):
     num_teacher_refs: int | None = Field(
         default=4, ge=0, description="K: teacher answers used per group (None = all given)."
     )
+    min_teacher_refs: int | None = Field(
+        default=None,
+        ge=0,
+        description="Fail a group with fewer teacher answers than this (unset: judge it with "
+        "what there is; groups short of K are counted either way).",
+    )
     min_criteria: int = Field(default=4, ge=1, description="Fewest rubric criteria accepted.")
     max_criteria: int = Field(default=12, ge=1, description="Most rubric criteria accepted.")
 
@@ -103,6 +109,9 @@ class ScorerConfig(JudgeSettings):
 
     @model_validator(mode="after")
     def _check(self) -> ScorerConfig:
+        k, least = self.num_teacher_refs, self.min_teacher_refs
+        if k is not None and least is not None and least > k:
+            raise ValueError(f"min_teacher_refs ({least}) > num_teacher_refs ({k})")
         if self.min_criteria > self.max_criteria:
             raise ValueError(
                 f"min_criteria ({self.min_criteria}) > max_criteria ({self.max_criteria})"

@@ -92,9 +92,13 @@ class GroupScorer(BaseScorer[ScorerConfig]):
     def settings(self, group: Group) -> dict[str, Any]:
         record = _CONTEXT.get()
         context = {"context": record.as_dict()} if record is not None else {}
+        used = len(self._used_references(group))
+        k = self.config.num_teacher_refs
         return {
             **self.config.ablation_settings(),
-            "teacher_refs_used": len(self._used_references(group)),
+            "teacher_refs_used": used,
+            # fewer teacher answers than K: the rubric rests on fewer anchors than configured
+            "teacher_refs_short": k is not None and used < k,
             "templates": self.template_versions,
             **context,
         }
@@ -118,6 +122,11 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         if cfg.num_teacher_refs != 0 and not references:
             raise GroupInputError(
                 "the group has no teacher answers (give teacher_responses or a teacher store)"
+            )
+        if cfg.min_teacher_refs is not None and len(references) < cfg.min_teacher_refs:
+            raise GroupInputError(
+                f"the group has {len(references)} teacher answers; min_teacher_refs is "
+                f"{cfg.min_teacher_refs}"
             )
         prompt_text = render.render_prompt(group.prompt)
 

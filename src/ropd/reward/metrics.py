@@ -88,6 +88,8 @@ class StepMetrics:
     rubric_size: float | None = None
     pass_rate: dict[str, float] = field(default_factory=dict)
     judge: dict[str, RoleUsage] = field(default_factory=dict)
+    # groups judged with fewer teacher answers than K (None: the scorer uses no K, e.g. T-Judge)
+    teacher_refs_short: int | None = None
 
     @property
     def failed_group_rate(self) -> float:
@@ -126,6 +128,8 @@ class StepMetrics:
             "rubric_size": self.rubric_size,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
+        if self.teacher_refs_short is not None and self.groups:
+            out["teacher_refs_short_rate"] = self.teacher_refs_short / self.groups
         out.update({f"pass_rate/{c}": rate for c, rate in self.pass_rate.items()})
         for role, u in self.judge.items():
             out[f"judge/{role}/calls"] = u.calls
@@ -158,6 +162,11 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
     comparable = [res for res in scored if _valid(res.rewards) and _valid(res.teacher_scores)]
     beats = sum(max(_valid(res.rewards)) > max(_valid(res.teacher_scores)) for res in comparable)
     sizes = [len(rubric.criteria) for res in scored for rubric in res.rubrics]
+    short = [
+        res.settings["teacher_refs_short"]
+        for res in results
+        if "teacher_refs_short" in res.settings
+    ]
     return StepMetrics(
         groups=len(results),
         failed_groups=len(results) - len(scored),
@@ -169,6 +178,7 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
         rubric_size=statistics.fmean(sizes) if sizes else None,
         pass_rate=category_pass_rates(scored),
         judge=judge_usage(res.usage for res in results),
+        teacher_refs_short=sum(map(bool, short)) if short else None,
     )
 
 
