@@ -68,6 +68,16 @@ def test_prepare_data_takes_teacher_answers_from_the_store(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     extra = pq.read_table(out).to_pylist()[0]["extra_info"]
     assert sorted(extra["teacher_responses"]) == ["42 because 6 x 7", "forty-two"]
+    assert "fewer than" not in result.output
+
+    # K above what the store holds: the rows are written and the shortfall is said
+    result = CliRunner().invoke(
+        app, ["verl", "prepare-data", str(data), "-o", str(out), "--teacher-store",
+              str(store_path), "-k", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 rows have fewer than 4 teacher answers" in result.stderr
+    assert json.loads(result.stdout)["fewer_than_k"] == 1
 
 
 def test_prepare_data_refuses_duplicate_ids(tmp_path: Path) -> None:
