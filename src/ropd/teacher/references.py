@@ -89,22 +89,26 @@ def build_missing(
     """Generate and store the missing teacher answers of `(id, prompt)` pairs (resumable).
 
     `client` scores through another `ChatClient` (tests); by default the teacher's endpoint (or
-    the embedded model) is opened and closed here.
+    the embedded model) is opened and closed here. The store is locked for the build, as by
+    `ropd teacher build`: a second build of the same store refuses at once, naming the holder.
     """
+    from ropd.io.lock import OutputLock
     from ropd.teacher.builder import PromptItem, build_store
     from ropd.teacher.fingerprint import prompt_key
 
     items = [PromptItem(prompt_key(messages), messages, pid) for pid, messages in prompts]
-    report = build_store(
-        items,
-        Path(teacher.store),  # type: ignore[arg-type]
-        teacher.role,
-        k,
-        limits=limits,
-        client=client,
-        system_prompt=system_prompt,
-        progress=True,
-    )
+    store = Path(teacher.store)  # type: ignore[arg-type]
+    with OutputLock(store, advice="wait for it or set another ropd.teacher.store"):
+        report = build_store(
+            items,
+            store,
+            teacher.role,
+            k,
+            limits=limits,
+            client=client,
+            system_prompt=system_prompt,
+            progress=True,
+        )
     log.info("teacher answers built: %s", report.as_dict())
     note = report.truncation_note()
     if note:
