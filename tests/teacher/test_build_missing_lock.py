@@ -19,9 +19,9 @@ PROMPTS = [("a", [{"role": "user", "content": "What is 2 + 2?"}])]
 def test_a_build_while_another_holds_the_store_refuses_and_writes_nothing(tmp_path: Path) -> None:
     teacher = TeacherConfig(store=tmp_path / "teacher.db", build_missing=True)
     client = scripted_judge(roles=("teacher",))
-    with OutputLock(teacher.store):  # another build (or `ropd teacher build`) holds it
-        with pytest.raises(FileLockedError, match="teacher.db"):
-            build_missing(teacher, PROMPTS, LimitsConfig(), 2, client=client)
+    # another build (or `ropd teacher build`) holds the store
+    with OutputLock(teacher.store), pytest.raises(FileLockedError, match="teacher.db"):
+        build_missing(teacher, PROMPTS, LimitsConfig(), 2, client=client)
     assert client.calls_for("teacher") == []
     report = build_missing(teacher, PROMPTS, LimitsConfig(), 2, client=client)
     assert report.failed_requests == 0
