@@ -74,7 +74,8 @@ $(VENV_VERL)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/ropd train --config examples/embedded.yaml
+	# --overwrite: a second `make demo` replaces the previous demo run (runs/embedded)
+	$(VENV)/bin/ropd train --config examples/embedded.yaml --overwrite
 
 test: setup verl
 	$(VENV)/bin/pytest

@@ -31,7 +31,24 @@ def _overrides(
     return out
 
 
-def _describe(config: Any) -> list[str]:
+def _method_folder(config: Path | None, overrides: dict[str, Any]) -> str | None:
+    """`--method X` over a config written for another method (and no output_dir on the command
+    line): the run goes next to the config's folder, `<output_dir>-<X>`, so a baseline never
+    writes into (or resumes) the config's own run. None: keep the config's folder."""
+    method = overrides.get("ropd.method")
+    if config is None or method is None or "output_dir" in overrides:
+        return None
+    from ropd.train.config import read_yaml
+
+    data, _ = read_yaml(config)
+    section = data.get("ropd") if isinstance(data.get("ropd"), dict) else {}
+    folder = data.get("output_dir")
+    if method == section.get("method", "ropd") or not isinstance(folder, str) or not folder:
+        return None  # same method, or no folder named: the default runs/<run id> is its own
+    return f"{folder.rstrip('/')}-{method}"
+
+
+def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
     from ropd.train.config import TRL_CLASS_BY_METHOD
 
     section = config.ropd
@@ -40,8 +57,11 @@ def _describe(config: Any) -> list[str]:
         f"method      {section.method}  (TRL {TRL_CLASS_BY_METHOD[section.method]})",
         f"student     {section.student}",
         f"data        {section.data.source} (split {section.data.split})",
-        f"output_dir  {config.output_dir}",
+        f"output_dir  {_folder_line(config, plan, moved)}",
     ]
+    if plan is not None:
+        state = "resumed" if plan.resume else "new"
+        lines.append(f"run         {plan.run_id} ({state})")
     if section.needs_teacher_store:
         lines.append(
             f"teacher     {section.teacher.store} (build missing: {section.teacher.build_missing})"
@@ -74,6 +94,15 @@ def _describe(config: Any) -> list[str]:
     return lines
 
 
+def _folder_line(config: Any, plan: Any, moved: bool) -> str:
+    if plan is None and config.output_dir_default:
+        return "runs/<run id> (chosen when the run starts)"
+    folder = plan.config.output_dir if plan is not None else config.output_dir
+    if moved:
+        return f"{folder}  (--method {config.method} differs from the config's: its own folder)"
+    return str(folder)
+
+
 def train(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML: TRL fields plus a `ropd:` section")
@@ -84,7 +113,18 @@ def train(
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="continue from the newest checkpoint in output_dir")
+        bool,
+        typer.Option(
+            "--resume",
+            help="continue the run in output_dir (same run id) from its newest checkpoint; "
+            "without output_dir, the newest runs/<method>-* run",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="replace the run in output_dir (its artefacts are removed first)"
+        ),
     ] = False,
     set_: Annotated[
         list[str] | None,
@@ -103,13 +143,15 @@ def train(
     """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`."""
     from ropd.train.config import load_config
 
-    cfg = load_config(
-        config, _overrides(set_, method, output_dir, max_steps), check_paths=not dry_run
-    )
+    overrides = _overrides(set_, method, output_dir, max_steps)
+    moved = _method_folder(config, overrides)
+    if moved is not None:
+        overrides["output_dir"] = moved
+    cfg = load_config(config, overrides, check_paths=not dry_run)
     if dry_run:
         from ropd.train.preflight import check_ready
 
-        for line in _describe(cfg):
+        for line in _describe(cfg, moved=moved is not None):
             typer.echo(line)
         check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
         typer.echo("config is valid and this machine can run it (dry run: nothing was loaded)")
@@ -117,13 +159,18 @@ def train(
 
     import os
 
-    from ropd.train.runner import run
+    from ropd.train.runner import plan_run, run
 
     main = os.environ.get("RANK", "0") == "0"  # one report under torchrun / accelerate
+    plan = plan_run(cfg, resume=resume, overwrite=overwrite)  # refuses before loading anything
+    if plan.nothing_to_do:
+        if main:
+            typer.echo(plan.finished_message())
+        return
     if main:
-        for line in _describe(cfg):
+        for line in [*_describe(cfg, plan, moved is not None), *plan.notes]:
             typer.echo(line)
-    report = run(cfg, resume=resume, probe=not no_probe)
+    report = run(plan.config, plan=plan, probe=not no_probe)
     if main:
         typer.echo("")
         for line in report.lines():

@@ -37,6 +37,7 @@ TRL_CLASS_BY_METHOD = {
 # Fields whose meaning differs between trainers: never forwarded across them implicitly.
 # (GRPO's `beta` is a KL coefficient; the distillation trainer's `beta` picks the divergence.)
 NOT_SHARED = {"beta"}
+DEFAULT_RUNS_DIR = "runs"  # where runs go when no output_dir is named: runs/<run id>
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -115,6 +116,8 @@ class TrainConfig:
     trl: dict[str, Any]
     dropped: dict[str, str]
     source: str
+    # no output_dir was named: the runner files the run under `runs/<run id>` (train/runner.py)
+    output_dir_default: bool = False
 
     @property
     def method(self) -> str:
@@ -392,8 +395,15 @@ def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -
     if section is None:
         problems.extend(_role_problems(_valid_parts(raw_ropd), raw_ropd, loc))
         raise config_error(loc.source, problems)
+    named_dir = "output_dir" in trl_values
     _apply_defaults(method, trl_values)
-    config = TrainConfig(ropd=section, trl=trl_values, dropped=dropped, source=loc.source)
+    config = TrainConfig(
+        ropd=section,
+        trl=trl_values,
+        dropped=dropped,
+        source=loc.source,
+        output_dir_default=not named_dir,
+    )
     problems.extend(_consistency_problems(config, loc, check_paths=check_paths))
     problems.extend(_role_problems(section, raw_ropd, loc))
     if problems:
@@ -407,7 +417,8 @@ def _apply_defaults(method: str, values: dict[str, Any]) -> None:
 
     import torch
 
-    values.setdefault("output_dir", f"runs/{method}")
+    # a placeholder: with no output_dir named, each run gets its own `runs/<run id>` folder
+    values.setdefault("output_dir", f"{DEFAULT_RUNS_DIR}/{method}")
     values.setdefault("logging_steps", 1)
     if "report_to" not in values:
         has_tb = importlib.util.find_spec("tensorboard") is not None

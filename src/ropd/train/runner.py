@@ -1,17 +1,26 @@
 """Run one training job from a validated config: ROPD or one of the paper's baselines.
 
-Output folder layout (`output_dir`):
+Output folder layout (`output_dir`; with none named, `runs/<run id>`, e.g.
+`runs/ropd-20260101-120000-1a2b`, so every run has its own folder):
     checkpoint-<step>/   TRL/transformers checkpoints (`--resume` continues from the newest)
     final/               the trained student (model + tokenizer) when the run ends
     runs/                TensorBoard logs (TRL's own logging; `report_to` chooses the backend)
     traces.db            every rubric, verdict and reward, keyed by run and step (ROPD/T-Judge)
-    ropd_run.json        the run id and the resolved config (a resumed run keeps the run id)
+    report.html          the run's report (ROPD/T-Judge), written when the run ends
+    ropd_run.json        run id, method, resolved config; `finished` and `global_step` at the end
+
+One folder holds one run: a new run into a folder that holds one is refused (`plan_run`)
+unless it resumes that run (same run id, traces and report) or overwrites it (its artefacts
+are removed and a fresh run id starts). The main process decides and the others are told
+(`torch.distributed` broadcast), so every rank agrees on the folder and the run id.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +30,7 @@ from ropd import redact
 from ropd.errors import ConfigError, JudgeError, RopdError
 from ropd.llm.client import endpoint_host
 from ropd.llm.types import ChatClient
-from ropd.train.config import TrainConfig
+from ropd.train.config import DEFAULT_RUNS_DIR, TrainConfig
 from ropd.train.data import TrainPrompt, load_prompts
 
 log = redact.logger(__name__)
@@ -45,6 +54,7 @@ class RunReport:
     seconds: float = 0.0
     stopped: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    nothing_to_do: bool = False  # `--resume` of a finished run: nothing was loaded or trained
 
     def lines(self) -> list[str]:
         summary = f"({self.run_id}, {self.global_step} steps, {self.seconds:.0f}s)"
@@ -66,13 +76,193 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _run_id(config: TrainConfig, resume: bool) -> str:
+# -- the run folder ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Where a run goes and under which run id, decided once before anything loads."""
+
+    config: TrainConfig  # `output_dir` is the run's folder
+    run_id: str
+    resume: bool = False  # continue the run found in the folder (same run id, traces, report)
+    finished_at: int | None = None  # `--resume` of a run that finished at this step: no work
+    replaces: str | None = None  # `--overwrite`: the run (id, or "a run") whose artefacts go
+    notes: tuple[str, ...] = ()  # said before training (e.g. no run to resume)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.finished_at is not None
+
+    def finished_message(self) -> str:
+        return (
+            f"run {self.run_id} in {self.config.output_dir} finished at step "
+            f"{self.finished_at}; nothing to do (raise --max-steps to train further)"
+        )
+
+
+def read_run_file(folder: Path) -> dict[str, Any] | None:
+    """The folder's `ropd_run.json`, or None (absent or unreadable: not a ropd run file)."""
+    try:
+        body = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether a run's artefacts are there: its run file, a checkpoint or a final model."""
+    from ropd.integrations.trl.trainer import checkpoints
+
+    return (folder / RUN_FILE).is_file() or (folder / "final").exists() or bool(checkpoints(folder))
+
+
+def _new_run_id(config: TrainConfig) -> str:
     from ropd.reward.traces import new_run_id
 
-    run_file = config.output_dir / RUN_FILE
-    if resume and run_file.is_file():
-        return str(json.loads(run_file.read_text())["run_id"])
     return config.ropd.run_id or new_run_id(config.method)
+
+
+def _with_folder(config: TrainConfig, folder: Path) -> TrainConfig:
+    trl = {**config.trl, "output_dir": str(folder)}
+    return dataclasses.replace(config, trl=trl, output_dir_default=False)  # decided once
+
+
+def latest_default_run(method: str, runs_dir: Path = Path(DEFAULT_RUNS_DIR)) -> Path | None:
+    """The newest `runs/<method>-…` folder holding a run of `method` (what a bare `--resume`
+    continues when the config names no output_dir); run ids sort by their timestamp."""
+    if not runs_dir.is_dir():
+        return None
+    found = [
+        folder
+        for folder in runs_dir.glob(f"{method}-*")
+        if (read_run_file(folder) or {}).get("method") == method
+    ]
+    return max(found, key=lambda folder: folder.name) if found else None
+
+
+def _describe_run(folder: Path, info: dict[str, Any] | None) -> str:
+    if info is None:
+        return f"{folder} already holds a run (checkpoints or final/, no {RUN_FILE})"
+    done = f", finished at step {info.get('global_step')}" if info.get("finished") else ""
+    return f"{folder} already holds run {info.get('run_id')} (method {info.get('method')}{done})"
+
+
+def _refusal(folder: Path, info: dict[str, Any] | None) -> ConfigError:
+    return ConfigError(
+        f"{_describe_run(folder, info)}; nothing was changed. Continue it with --resume, train "
+        "a new run with --output-dir DIR (or leave output_dir unset: runs/<run id>), or "
+        "replace it with --overwrite"
+    )
+
+
+def _wants_more_steps(config: TrainConfig, info: dict[str, Any]) -> bool:
+    max_steps = int(config.trl.get("max_steps", -1) or -1)
+    return max_steps > int(info.get("global_step") or 0)
+
+
+def _resume_plan(config: TrainConfig, folder: Path, fresh_id: str | None) -> RunPlan:
+    info = read_run_file(folder)
+    config = _with_folder(config, folder)
+    if info is None:
+        notes = () if holds_run(folder) else (f"no run in {folder} to resume: starting a new one",)
+        return RunPlan(config, fresh_id or _new_run_id(config), resume=True, notes=notes)
+    if info.get("method") != config.method:
+        raise ConfigError(
+            f"{_describe_run(folder, info)}, not a {config.method} run; resume it with "
+            f"--method {info.get('method')}, or train {config.method} with --output-dir DIR"
+        )
+    run_id = str(info["run_id"])
+    if info.get("finished") and not _wants_more_steps(config, info):
+        return RunPlan(config, run_id, resume=True, finished_at=int(info.get("global_step") or 0))
+    saved = _checkpoint_step(folder)  # killed after its last save, or an older run file
+    if saved is not None and not _wants_more_steps(config, saved):
+        return RunPlan(config, run_id, resume=True, finished_at=saved["global_step"])
+    return RunPlan(config, run_id, resume=True)
+
+
+def _checkpoint_step(folder: Path) -> dict[str, Any] | None:
+    """The newest checkpoint's step; resuming a checkpoint at max_steps would train one more."""
+    from ropd.integrations.trl.trainer import last_checkpoint
+
+    newest = last_checkpoint(folder)
+    try:
+        state = json.loads((newest / "trainer_state.json").read_text()) if newest else None
+        step = int(state["global_step"]) if state else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"global_step": step} if step is not None else None
+
+
+def decide_run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> RunPlan:
+    """The folder and run id of this run (see the module docstring); raises `ConfigError` when
+    the folder holds another run and neither `resume` nor `overwrite` says what to do with it."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in the folder and --overwrite replaces it")
+    fresh_id: str | None = None
+    if config.output_dir_default:
+        found = latest_default_run(config.method) if resume else None
+        if found is None:
+            fresh_id = _new_run_id(config)
+            folder = Path(DEFAULT_RUNS_DIR) / fresh_id
+        else:
+            folder = found
+    else:
+        folder = config.output_dir
+    if resume:
+        return _resume_plan(config, folder, fresh_id)
+    config = _with_folder(config, folder)
+    run_id = fresh_id or _new_run_id(config)
+    if not holds_run(folder):
+        return RunPlan(config, run_id)
+    if not overwrite:
+        raise _refusal(folder, read_run_file(folder))
+    old = (read_run_file(folder) or {}).get("run_id") or "a run"
+    note = f"--overwrite: removing {old} from {folder}; this run is {run_id}"
+    return RunPlan(config, run_id, replaces=str(old), notes=(note,))
+
+
+def _join_process_group(config: TrainConfig) -> bool:
+    """Set the processes up exactly as the trainer will (from its own TRL arguments), so the
+    plan can be broadcast before any trainer exists; the trainer then finds the group ready."""
+    import torch.distributed as dist
+
+    _ = config.trl_args().device  # transformers' _setup_devices: accelerate's PartialState
+    return dist.is_available() and dist.is_initialized()
+
+
+def plan_run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> RunPlan:
+    """`decide_run` on the main process, sent to every other one (torchrun, accelerate): a
+    folder name with a timestamp, or a refusal, must be the same on all ranks."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not _join_process_group(config):
+        return decide_run(config, resume=resume, overwrite=overwrite)
+    import torch.distributed as dist
+
+    box: list[Any] = [None]
+    if _is_main_process():
+        try:
+            box[0] = decide_run(config, resume=resume, overwrite=overwrite)
+        except ConfigError as error:
+            box[0] = str(error)
+    dist.broadcast_object_list(box, src=0)
+    if isinstance(box[0], str):
+        raise ConfigError(box[0])
+    return box[0]
+
+
+def remove_run(config: TrainConfig) -> None:
+    """`--overwrite`: the old run's artefacts go, so none of it (checkpoints, final model, its
+    traces in the folder's trace store, its report) mixes into the new run."""
+    from ropd.integrations.trl.trainer import checkpoints
+
+    folder = config.output_dir
+    for path in [*checkpoints(folder), folder / "final", folder / "runs"]:
+        shutil.rmtree(path, ignore_errors=True)
+    names = [RUN_FILE, "report.html"]
+    if config.traces_path.parent == folder:  # a trace store shared with other runs stays
+        names += [config.traces_path.name + suffix for suffix in ("", "-wal", "-shm")]
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
 
 
 def _scrubbed_section(config: TrainConfig) -> dict[str, Any]:
@@ -82,7 +272,11 @@ def _scrubbed_section(config: TrainConfig) -> dict[str, Any]:
     return scrub_settings(config.ropd.model_dump(mode="json"))
 
 
-def _write_run_file(config: TrainConfig, run_id: str) -> None:
+def _write_run_file(
+    config: TrainConfig, run_id: str, *, finished: bool = False, global_step: int | None = None
+) -> None:
+    """Written before training (so a killed run resumes under its id) and again at the end with
+    `finished` (so `--resume` of a finished run knows there is nothing to do)."""
     if not _is_main_process():
         return
     from ropd.reward.traces import scrub_settings
@@ -92,6 +286,8 @@ def _write_run_file(config: TrainConfig, run_id: str) -> None:
         "run_id": run_id,
         "method": config.method,
         "source": config.source,
+        "finished": finished,
+        "global_step": global_step,
         "trl": config.trl,
         "ropd": _scrubbed_section(config),
     })  # fmt: skip
@@ -258,15 +454,39 @@ def build_trainer(
     raise ConfigError(f"unknown method {section.method!r}")
 
 
+def _nothing_to_do(plan: RunPlan) -> RunReport:
+    config = plan.config
+    from ropd.integrations.trl.trainer import checkpoints
+
+    final = config.output_dir / "final"
+    page = config.output_dir / "report.html"
+    return RunReport(
+        method=config.method,
+        output_dir=config.output_dir,
+        run_id=plan.run_id,
+        final_model=final if final.is_dir() else None,
+        report=page if page.is_file() else None,
+        checkpoints=checkpoints(config.output_dir),
+        global_step=plan.finished_at or 0,
+        nothing_to_do=True,
+    )
+
+
 def run(
     config: TrainConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     client: ChatClient | None = None,
     probe: bool = True,
+    plan: RunPlan | None = None,
 ) -> RunReport:
     """Train as configured; returns where everything went. Finished checkpoints are never lost.
 
+    The folder and run id come from `plan` (`plan_run`, which the CLI calls to print them
+    first) or are planned here from `resume`/`overwrite`; a folder holding another run is
+    refused with `ConfigError` before anything loads, and `--resume` of a finished run
+    returns at once (`RunReport.nothing_to_do`).
     `client` answers every judge and teacher request instead of the configured endpoints
     (tests, custom transports). Before any model or data loads, every problem of the machine
     is collected and raised as one `ConfigError` (`train/preflight.py`: TRL's own checks,
@@ -276,16 +496,26 @@ def run(
     from ropd.train.preflight import check_ready
 
     started = time.monotonic()
+    if plan is None:
+        plan = plan_run(config, resume=resume, overwrite=overwrite)
+        for note in plan.notes if _is_main_process() else ():
+            print(note)
+    if plan.nothing_to_do:
+        if _is_main_process():
+            print(plan.finished_message())
+        return _nothing_to_do(plan)
+    config, run_id = plan.config, plan.run_id
     check_ready(config, probe=probe, teacher=False, endpoints=client is None)
     prompts = load_prompts(config.ropd.data)
     from accelerate import PartialState
 
     with PartialState().main_process_first():  # the main process builds, the others wait
+        if plan.replaces is not None and _is_main_process():
+            remove_run(config)
         store = prepare_teacher(config, prompts, client)
-    resume_from = last_checkpoint(config.output_dir) if resume else None
-    if resume and resume_from is None:
-        print(f"no checkpoint in {config.output_dir}: starting from the beginning")
-    run_id = _run_id(config, resume)
+    resume_from = last_checkpoint(config.output_dir) if plan.resume else None
+    if plan.resume and resume_from is None and not plan.notes:
+        print(f"no checkpoint in {config.output_dir}: run {run_id} starts from the beginning")
     _write_run_file(config, run_id)
 
     trainer, reward = build_trainer(config, prompts, store, run_id, client)
@@ -302,6 +532,9 @@ def run(
     trainer.save_model(str(final))
     if _is_main_process() and getattr(trainer, "processing_class", None) is not None:
         trainer.processing_class.save_pretrained(str(final))
+    stopped = reward.stop_message if reward is not None else None
+    step = trainer.state.global_step
+    _write_run_file(config, run_id, finished=stopped is None, global_step=step)
     logs = config.output_dir / "runs"
     traces = config.traces_path if config.method in ("ropd", "tjudge") else None
     page = _write_report(config, run_id) if traces is not None and _is_main_process() else None
@@ -314,8 +547,8 @@ def run(
         report=page,
         logs=logs if logs.is_dir() else None,
         checkpoints=checkpoints(config.output_dir),
-        global_step=trainer.state.global_step,
+        global_step=step,
         seconds=time.monotonic() - started,
-        stopped=reward.stop_message if reward is not None else None,
+        stopped=stopped,
         metrics=dict(trainer.state.log_history[-1]) if trainer.state.log_history else {},
     )
