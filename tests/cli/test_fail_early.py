@@ -1,4 +1,4 @@
-"""Fail loudly and early: the real `ropd` command in a subprocess against real HTTP stubs.
+"""Fail loudly and early: the real `ropd` command (in process) against real HTTP stubs.
 
 A dead endpoint, a wrong model name, a refused key or a model named without an endpoint stop
 the command before any group is scored (exit 2, nothing written), and `OPENAI_API_KEY` never
@@ -8,12 +8,11 @@ reaches an endpoint that is not OpenAI's.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.inprocess import ropd_in_process
 
 from ropd.cli.options import role_from_flags
 from ropd.errors import InputError
@@ -32,15 +31,8 @@ GROUPS = [
 
 
 def ropd(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**base, "COLUMNS": "300", **(env or {})},
-        timeout=120,
-        check=False,
-    )
+    """`ropd ARGS` in process, without the caller's OPENAI_API_KEY (unless `env` sets one)."""
+    return ropd_in_process(args, env={"OPENAI_API_KEY": None, "COLUMNS": "300", **(env or {})})
 
 
 @pytest.fixture

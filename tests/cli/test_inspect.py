@@ -1,4 +1,4 @@
-"""`ropd inspect` as a person runs it: the real CLI in a subprocess, a real SQLite trace store.
+"""`ropd inspect` as a person runs it: the real CLI (in process), a real SQLite trace store.
 
 Two things are checked here: the verdicts and the `--stats` summary fit the terminal (a grid or
 table when wide, stacked when narrow, never a line past the width, never an id or value cut to
@@ -8,13 +8,12 @@ it cannot.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.inprocess import ropd_in_process
 
 from ropd.reward.traces import TraceStore
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
@@ -27,13 +26,10 @@ CATEGORIES = ["correctness", "reasoning", "instruction_following", "format"]
 
 
 def inspect_cli(*args: object, cwd: Path, columns: int = 240) -> subprocess.CompletedProcess[str]:
-    """`python -m ropd inspect ...` in `cwd`, at a terminal width of `columns`."""
-    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
-    env.pop("LINES", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", "inspect", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    """`ropd inspect ...` in `cwd`, at a terminal width of `columns` (in process: the width
+    comes from COLUMNS either way, and a child process would add only its imports)."""
+    env = {"COLUMNS": str(columns), "NO_COLOR": "1", "LINES": None}
+    return ropd_in_process(["inspect", *args], env=env, cwd=cwd)
 
 
 def verdicts_for(seed: int) -> dict[str, bool]:

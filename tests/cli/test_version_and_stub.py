@@ -1,8 +1,8 @@
 """`ropd --version` / `ropd version` and `ropd stub-judge`, run as a person runs them.
 
 The stub judge is started as a real process, its printed `ropd score` line is pasted as it is
-(through a shell-like split, `ropd` being this Python's `-m ropd`), and it is stopped with the
-signal Ctrl-C sends.
+(through a shell-like split: its `VAR=value` words become the environment of an in-process
+`ropd`), and it is stopped with the signal Ctrl-C sends. The other commands run in process.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from tests.inprocess import ropd_in_process
 
 import ropd
 
@@ -31,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ROPD = [sys.executable, "-m", "ropd"]
 
 
-def cli(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ROPD, *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd, **kw
-    )
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ropd ARGS` in process (no signal or terminal involved: a child adds only its imports)."""
+    return ropd_in_process(args, cwd=cwd, env=env)
 
 
 def installed(name: str) -> str:
@@ -57,7 +59,7 @@ def test_version_names_ropd_python_and_key_packages(args):
 
 
 def test_version_is_listed_in_help():
-    shown = cli("--help", env={**os.environ, "COLUMNS": "120"})
+    shown = cli("--help", env={"COLUMNS": "120"})
     assert shown.returncode == 0
     assert "--version" in shown.stdout and "stub-judge" in shown.stdout
 
@@ -114,16 +116,12 @@ class StubProcess:
 def paste(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run a printed `VAR=value ropd ...` line as a shell would, with this checkout's ropd."""
     words = shlex.split(line)
-    env = dict(os.environ)
-    env.pop("OPENAI_API_KEY", None)
+    env: dict[str, str | None] = {"OPENAI_API_KEY": None}
     while "=" in words[0] and not words[0].startswith("-"):
         name, value = words.pop(0).split("=", 1)
         env[name] = value
     assert words[0] == "ropd", line
-    return subprocess.run(
-        [*ROPD, *words[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-        check=False,
-    )  # fmt: skip
+    return ropd_in_process(words[1:], cwd=cwd, env=env)
 
 
 def test_stub_judge_serves_its_printed_command_and_stops_on_ctrl_c(tmp_path):

@@ -1,23 +1,22 @@
-"""The `ropd` command line run as a user runs it, for the eval tests that check CLI behaviour."""
+"""The `ropd` command line as a user runs it, for the eval tests that check CLI behaviour.
+
+It runs in process (`tests.inprocess`): these tests need no real process (no signals, no
+environment read at import), and a `python -m ropd` child would add only its imports.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+
+from tests.inprocess import ropd_in_process
 
 
 def ropd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `python -m ropd ARGS` with a wide, colourless terminal; never raises on exit codes."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ropd", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    """Run `ropd ARGS` with a wide, colourless terminal; never raises on exit codes.
+
+    `timeout` is kept for the callers' sake; an in-process run has no timeout of its own.
+    """
+    return ropd_in_process(args, env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def one_line(text: str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.inprocess import ropd_in_process
 from typer.testing import CliRunner
 
 from ropd.cli import app
@@ -126,31 +127,11 @@ def test_eval_with_a_tiny_local_model_and_resume(tiny_model_dir: Path, tmp_path:
 def test_old_n_flag_and_limit_are_recorded(tiny_model_dir: Path, tmp_path: Path) -> None:
     """`--n` (the old name of --num-samples) still works; `--limit` is in summary and report."""
     out = tmp_path / "quick"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ropd",
-            "eval",
-            "--model",
-            str(tiny_model_dir),
-            "--tasks",
-            f"math={FIXTURES / 'math.jsonl'}",
-            "--n",
-            "3",
-            "--limit",
-            "1",
-            "--max-tokens",
-            "4",
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = ropd_in_process(
+        ["eval", "--model", tiny_model_dir, "--tasks", f"math={FIXTURES / 'math.jsonl'}",
+         "--n", "3", "--limit", "1", "--max-tokens", "4", "-o", out],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["settings"]["num_samples"], summary["settings"]["limit"]) == (3, 1)
@@ -189,15 +170,7 @@ def test_eval_usage_errors(tmp_path: Path) -> None:
 
 
 def test_help_reads_well() -> None:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    top = subprocess.run(
-        [sys.executable, "-m", "ropd", "eval", "--help"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    top = ropd_in_process(["eval", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert top.returncode == 0
     words = (
         "--model",

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import random
-import time
 import uuid
 
 import pytest
@@ -238,11 +237,10 @@ async def test_in_flight_limit_is_shared_by_all_roles():
 async def test_many_requests_run_concurrently_without_a_low_limit():
     with StubJudgeServer(0.3) as stub:
         async with OpenAIChatClient(LimitsConfig(max_in_flight=256)) as client:
-            started = time.perf_counter()
             await asyncio.gather(*(client.chat(role_for(stub), MESSAGES) for i in range(64)))
-            wall = time.perf_counter() - started
+        # all 64 at the server at once: one round of latency, not 64 (counted, not timed)
         assert client.max_in_flight_seen == 64 and stub.max_concurrent == 64
-        assert wall < 0.3 * 4  # one round of latency (plus overhead), not 64 rounds
+        assert stub.requests == 64
 
 
 async def test_requests_per_minute_with_a_fake_clock(stub):

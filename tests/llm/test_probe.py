@@ -6,17 +6,20 @@ something silent, listens) and checks the message a user would read.
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import time
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from openai import AsyncOpenAI
 
 from ropd.errors import ConfigError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.connect import open_chat_client
 from ropd.llm.local_server import free_port
-from ropd.llm.probe import ProbeFailed, endpoint_problems, probe_endpoints
+from ropd.llm.probe import PROBE_RETRIES, ProbeFailed, endpoint_problems, probe_endpoints
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.testing import ScriptedChatClient, StubJudgeServer
@@ -62,14 +65,36 @@ async def test_every_replica_of_a_role_is_probed(stub):
         await probe_endpoints([role([stub.base_url, f"http://127.0.0.1:{port}/v1"])])
 
 
-async def test_a_silent_server_times_out_quickly():
-    with socket.socket() as listener:  # accepts connections (backlog) but never answers
+async def test_a_silent_server_times_out_quickly(monkeypatch):
+    held: list[socket.socket] = []  # connections accepted and never answered
+    timeouts: list[float] = []  # what the probe's SDK client was told to wait
+
+    def sdk(**kwargs: Any) -> AsyncOpenAI:
+        timeouts.append(kwargs["timeout"])
+        return AsyncOpenAI(**kwargs)
+
+    monkeypatch.setattr("ropd.llm.probe.AsyncOpenAI", sdk)
+
+    def accept(listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                held.append(listener.accept()[0])
+
+    with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        started = time.monotonic()
+        acceptor = threading.Thread(target=accept, args=(listener,), daemon=True)
+        acceptor.start()
         problems = await endpoint_problems([role(f"http://127.0.0.1:{port}/v1")], timeout_s=0.3)
-    assert time.monotonic() - started < 5
+        listener.shutdown(socket.SHUT_RDWR)
+    acceptor.join(timeout=10)
+    for conn in held:
+        conn.close()
+    # the probe gave up on the caller's timeout, not a default (checked, not timed): one try and
+    # the SDK's retries, each ended by the client since the server never answers
+    assert timeouts == [0.3]
+    assert len(held) == PROBE_RETRIES + 1
     assert len(problems) == 1 and "did not answer within 0.3 s" in problems[0]
 
 

@@ -136,20 +136,17 @@ def test_the_audit_catches_what_it_claims_to(tmp_path):
 
 
 def test_a_rejected_key_stops_ropd_score_at_once_with_exit_2(tmp_path, monkeypatch):
-    import subprocess
-    import sys
+    from tests.inprocess import ropd_in_process
 
     groups = tmp_path / "g.jsonl"
     groups.write_text("".join(json.dumps(g) + "\n" for g in make_groups(8, seed=0)))
     with StubJudgeServer(latency_s=0.0, status_script=[401] * 1000) as stub:
-        env = {"PATH": "/usr/bin:/bin", KEY_ENV: KEY}
+        env = {KEY_ENV: KEY, "OPENAI_API_KEY": None}  # `ropd score` in process, this key only
         for policy in POLICIES:
-            command = [sys.executable, "-m", "ropd", "score", str(groups), "-o",
-                       str(tmp_path / f"{policy}.jsonl"), "--base-url", stub.base_url,
-                       "--model", "stub", "--api-key-env", KEY_ENV, "--failure-policy", policy]  # fmt: skip
-            out = subprocess.run(
-                command, check=False, capture_output=True, text=True, env=env, timeout=120
-            )
+            command = ["score", groups, "-o", tmp_path / f"{policy}.jsonl",
+                       "--base-url", stub.base_url, "--model", "stub", "--api-key-env", KEY_ENV,
+                       "--failure-policy", policy]  # fmt: skip
+            out = ropd_in_process(command, env=env)
             assert out.returncode == 2, out.stderr
             assert "rejected the API key (HTTP 401)" in out.stderr
             assert KEY_ENV in out.stderr and "Traceback" not in out.stderr

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.inprocess import ropd_in_process
 
 from ropd.data import Record, load_records, sample_path
 from ropd.errors import JudgeError
@@ -117,7 +116,7 @@ async def test_progress_true_shows_plain_lines_without_a_terminal(
     assert lines[-1].startswith("teacher build 6/6 usable answers, requests 3, failed 0, ")
 
 
-# -- ropd teacher build, as a process without a terminal ------------------------------------------
+# -- ropd teacher build, without a terminal (in process) --------------------------------------------
 
 LINE = re.compile(
     r"^teacher build (\d+)/(\d+) usable answers, requests (\d+), failed (\d+), ", re.MULTILINE
@@ -125,12 +124,12 @@ LINE = re.compile(
 
 
 def build(stub: StubJudgeServer, db: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable, "-m", "ropd", "teacher", "build", str(sample_path()), "--store", str(db),
+    """`ropd teacher build` in process: `CliRunner`'s stderr is no terminal either."""
+    args = [
+        "teacher", "build", sample_path(), "--store", db,
         "--base-url", stub.base_url, "--model", STUB_MODEL, "--no-use-n", "--limit", "5", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "COLUMNS": "300", "ROPD_PROGRESS_EVERY": "0"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    return ropd_in_process(args, env={"COLUMNS": "300", "ROPD_PROGRESS_EVERY": "0"})
 
 
 def test_cli_without_a_terminal_prints_a_first_and_a_last_line(tmp_path: Path) -> None:

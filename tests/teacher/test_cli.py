@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.inprocess import ropd_in_process
 from typer.testing import CliRunner
 
 from ropd.cli import app
@@ -30,9 +31,12 @@ def answers_in(db: Path) -> list[tuple[str, int, str]]:
         return []
 
 
+PYTHON_M_ROPD = [sys.executable, "-m", "ropd"]
+
+
 def build_cmd(stub: StubJudgeServer, db: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "ropd", "teacher", "build", str(sample_path()),
+        *PYTHON_M_ROPD, "teacher", "build", str(sample_path()),
         "--store", str(db), "-k", "4", "--base-url", stub.base_url, "--model", "stub",
         "--no-progress", *extra,
     ]  # fmt: skip
@@ -55,9 +59,8 @@ def test_sigkill_midway_then_resume_loses_and_duplicates_nothing(tmp_path: Path)
         assert prompts * 4 // 3 <= len(before) < prompts * 4
         served_before = stub.requests
 
-        resumed = subprocess.run(
-            [*cmd, "--json"], capture_output=True, text=True, timeout=120, check=False
-        )
+        # the resume needs no process of its own
+        resumed = ropd_in_process([*cmd[len(PYTHON_M_ROPD) :], "--json"])
         assert resumed.returncode == 0, resumed.stderr
         report = json.loads(resumed.stdout)
         assert report["complete_before"] < prompts
@@ -79,11 +82,8 @@ def test_sigkill_midway_then_resume_loses_and_duplicates_nothing(tmp_path: Path)
 def test_build_stats_export_import_commands(tmp_path: Path) -> None:
     db, out, copy = tmp_path / "t.db", tmp_path / "refs.jsonl", tmp_path / "copy.db"
     with StubJudgeServer(latency_s=0.0) as stub:
-        result = subprocess.run(
-            [*build_cmd(stub, db, "--limit", "5"), "--json"],
-            capture_output=True,
-            text=True,
-            check=False,
+        result = ropd_in_process(
+            [*build_cmd(stub, db, "--limit", "5")[len(PYTHON_M_ROPD) :], "--json"]
         )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["answers_stored"] == 20

@@ -30,6 +30,8 @@ __all__ = ["CASES", "KEY_ENV", "Case", "CaseOutcome", "run_case"]
 KEY_ENV = "ROPD_BAD_INPUTS_TEST_KEY"
 TIMEOUT_S = 120.0
 ROOT_SKIP_REASON = "root can write anywhere: a permission problem cannot be provoked"
+# runs `ropd ARGS` with an environment and returns what it printed (`run_case(runner=...)`)
+Runner = Callable[[list[str], dict[str, str]], "subprocess.CompletedProcess[str]"]
 
 
 def row(gid: object = "g1", **changes: object) -> dict:
@@ -362,13 +364,16 @@ def run_case(
     env: dict[str, str],
     *,
     stub: StubJudgeServer | None = None,
+    runner: Runner | None = None,
 ) -> CaseOutcome:
     """Run `ropd score` on `case` in `tmp` (a fresh folder, created if missing).
 
     `base_url` is the judge endpoint the command is pointed at; `env` the environment of the
     subprocess (a dummy key under `KEY_ENV` and a wide `COLUMNS` are added). Pass the `stub`
     behind `base_url` to count the requests it received during the case. A `skip_root` case is
-    not run as root: its outcome is `skipped`.
+    not run as root: its outcome is `skipped`. `runner(args, env)` runs `ropd ARGS` in place of a
+    `python -m ropd` subprocess (the CLI tests run it in process: `env` is then what to lay over
+    `os.environ`); it returns a `CompletedProcess` with text output.
     """
     if case.skip_root and _is_root():
         return CaseOutcome(case.name, skipped=True, skip_reason=ROOT_SKIP_REASON)
@@ -385,16 +390,20 @@ def run_case(
     outcome = CaseOutcome(case.name, expected=case.expect.format(**values))
     before = _snapshot(tmp)
     requests_before = stub.requests if stub is not None else 0
-    command = [
-        sys.executable, "-m", "ropd", "score", *positional, "-o", output, *args,
+    ropd_args = [
+        "score", *positional, "-o", output, *args,
         "--base-url", base_url, "--model", STUB_MODEL, "--api-key-env", KEY_ENV,
         "--max-retries", "0",
     ]  # fmt: skip
     run_env = {**env, KEY_ENV: "dummy-key", "COLUMNS": "300"}
     try:
-        proc = subprocess.run(
-            command, check=False, capture_output=True, text=True, timeout=TIMEOUT_S, env=run_env
-        )
+        if runner is not None:
+            proc = runner(ropd_args, run_env)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "ropd", *ropd_args],
+                check=False, capture_output=True, text=True, timeout=TIMEOUT_S, env=run_env,
+            )  # fmt: skip
         outcome.exit_code = proc.returncode
         outcome.stdout, outcome.stderr = proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as timeout:

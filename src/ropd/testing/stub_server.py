@@ -225,8 +225,9 @@ class StubJudgeServer:
 
         self._server = _Server(("127.0.0.1", self.port), self._handler_class(Handler))
         self.port = int(self._server.server_address[1])
+        # stop() waits for the next poll: a short one keeps the ~100 stubs of the tests cheap
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self

@@ -139,22 +139,23 @@ def test_groups_are_scored_concurrently_with_the_right_rewards(
     n = 4
     config = ropd.ScorerConfig(num_teacher_refs=1)
 
-    serial_judge = make_client(RUBRIC, latency_s=1.0)
+    serial_judge = make_client(RUBRIC, latency_s=0.2)
     serial_reward = RopdReward(config, client=serial_judge, num_generations=G)
-    serial_s, serial_samples, _ = run_loop(
+    _, serial_samples, _ = run_loop(
         SerialHarness, tokenizer, serial_reward, [make_group(i) for i in range(n)]
     )
 
-    judge = make_client(RUBRIC, latency_s=1.0)
+    judge = make_client(RUBRIC, latency_s=0.2)
     reward = RopdReward(config, client=judge, num_generations=G, traces=tmp_path / "t.db")
-    concurrent_s, samples, pushed = run_loop(
+    _, samples, pushed = run_loop(
         ConcurrentHarness, tokenizer, reward, [make_group(i) for i in range(n)],
         max_concurrent_groups=n,
     )  # fmt: skip
 
-    # TRL's loop pays two judge latencies per group; the concurrent one two in all
-    assert serial_s >= 2 * n - 0.2, serial_s
-    assert concurrent_s < 3.5, concurrent_s
+    # TRL's loop scores one group at a time (two judge latencies per group); the concurrent one
+    # has every group's judge call in flight at once (two latencies in all): counted, not timed
+    assert serial_judge.max_in_flight == 1
+    assert len(serial_judge.calls) == 2 * n
     assert judge.max_in_flight == n
     # one ROPD scoring per group, every completion gets its own reward
     assert len(judge.calls_for("rubricator")) == n and len(judge.calls_for("verifier")) == n
