@@ -49,7 +49,7 @@ def test_a_repeat_is_kept_once_with_the_higher_weight_where_first_written():
             ("answer is 42", 5),
             ("Mentions units", 1),
         ),
-        4,
+        3,  # the judge wrote 4; 3 different checks are left
         12,
     )
     got = [(c.id, c.criterion, c.points) for c in checked.rubric.criteria]
@@ -77,7 +77,7 @@ def test_equal_weights_keep_the_first_copy_and_format_points_are_capped_first():
             ("Gives 42", 3),
             ("gives 42", 3, "other"),
         ),
-        4,
+        2,
         12,
     )
     got = [(c.criterion, c.category, c.points) for c in checked.rubric.criteria]
@@ -92,13 +92,18 @@ def test_a_rubric_without_repeats_is_unchanged_and_records_nothing():
     assert validate_rubric(rubric(("a is 1", 1), ("b is 2", 2), ("c is 3", 3), ("d is 4", 4)), 4, 6)
 
 
-def test_the_size_bounds_apply_to_what_the_judge_wrote():
-    # four copies of one check: the judge wrote 4 (in bounds), one check is left
-    checked = check_rubric(rubric(*[("1.1.1.1.", 1)] * 4), 4, 12)
-    assert [c.criterion for c in checked.rubric.criteria] == ["1.1.1.1."]
-    assert checked.merges[0].positions == [1, 2, 3, 4]
+def test_the_size_bounds_apply_to_what_the_judge_wrote_and_to_the_checks_left():
+    # four copies of one check: the judge wrote 4 (in bounds), but one check separates nobody
+    with pytest.raises(ValueError, match="4 criteria but only 1 different checks"):
+        check_rubric(rubric(*[("1.1.1.1.", 1)] * 4), 4, 12)
+    with pytest.raises(ValueError, match="only 2 different checks"):
+        check_rubric(rubric(("a b c", 1), ("A B C", 2), ("d e f", 1)), 3, 12)
     with pytest.raises(ValueError, match="3 criteria"):
         check_rubric(rubric(("a b c", 1), ("A B C", 2), ("d e f", 1)), 4, 12)
+    # enough different checks left: merged, not refused
+    checked = check_rubric(rubric(("a b c", 1), ("A B C", 2), ("d e f", 1)), 2, 12)
+    assert [c.criterion for c in checked.rubric.criteria] == ["A B C", "d e f"]
+    assert checked.merges[0].positions == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -122,7 +127,8 @@ async def test_a_group_with_a_repeated_criterion_is_scored_and_the_merge_is_trac
     )  # fmt: skip
     client = make_client(reply)
     with TraceStore(tmp_path / "t.db") as traces:
-        result = await GroupScorer(ScorerConfig(), client, traces).score_group(group())
+        scorer = GroupScorer(ScorerConfig(min_criteria=3), client, traces)
+        result = await scorer.score_group(group())
         traced = traces.get("g").result
     assert result.error is None
     assert [(c.id, c.points) for c in result.rubric.criteria] == [("C1", 3), ("C2", 1), ("C3", 1)]

@@ -82,7 +82,9 @@ class CheckedRubric:
 def check_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) -> CheckedRubric:
     """Validate the judge's rubric; merge repeated checks instead of refusing the rubric.
 
-    The size bounds apply to what the judge wrote (the schema it was given asks for them).
+    The size bounds apply to what the judge wrote (the schema it was given asks for them), and
+    the lower bound to the distinct checks left after merging too: four copies of one check are
+    one criterion, a rubric that separates nobody, so it is asked again.
     Criteria whose text is the same up to case, spacing and punctuation (`comparable_text`) are
     one check: counted twice, its points would weigh double. They are kept once, where the
     judge first wrote it, with the text, category and points of the copy worth the most points
@@ -118,6 +120,12 @@ def check_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) -> 
                     points=[capped[p].points for p in positions],
                 )
             )
+    if len(criteria) < min_criteria:
+        raise ValueError(
+            f"rubric has {len(capped)} criteria but only {len(criteria)} different checks (the "
+            f"others repeat one, up to case and punctuation); write at least {min_criteria} "
+            "different checks"
+        )
     return CheckedRubric(Rubric(criteria=criteria), merges)
 
 
