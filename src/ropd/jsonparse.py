@@ -64,7 +64,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     repeated: str | None = None
     for key, value in pairs:
-        if key in found and repeated is None and _plain(found[key]) != _plain(value):
+        if key in found and repeated is None and _canonical(found[key]) != _canonical(value):
             repeated = key
         found[key] = value
     if repeated is None:
@@ -97,15 +97,8 @@ def reply_body(text: str, *, structured: bool = False) -> str | None:
     return text
 
 
-def whole_object(text: str, *, structured: bool = False) -> dict[str, Any] | None:
-    """The reply's object when the reply (leading reasoning removed) is exactly one JSON object."""
-    if not isinstance(text, str):
-        return None
-    body = reply_body(text, structured=structured)
-    return None if body is None else _whole(body)
-
-
 def _whole(body: str) -> dict[str, Any] | None:
+    """The object when `body` (leading reasoning removed) is exactly one JSON object."""
     body = body.strip()
     fenced = _FENCE.fullmatch(body)
     if fenced:
@@ -227,8 +220,3 @@ def _canonical(value: Any) -> str:
         return json.dumps(value, sort_keys=True, default=repr)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def _plain(value: Any) -> str:
-    """A decoded JSON value as one canonical string (`true` and `1` stay different)."""
-    return json.dumps(value, sort_keys=True)

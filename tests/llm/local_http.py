@@ -8,6 +8,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing_extensions import Self
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive handler that logs nothing; `body()` reads the request's bytes, `send()`
+    answers with a status, a content type and bytes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class LocalHTTPServer:
     """Serves `handler` on a free port from `__enter__` to `__exit__`; `base_url` ends in /v1."""
 

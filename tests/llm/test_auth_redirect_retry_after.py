@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from tests.llm.local_http import LocalHTTPServer
+from tests.llm.local_http import LocalHTTPServer, QuietHandler
 from tests.llm.test_client import Sleeps
 
 from ropd.errors import JudgeError, JudgeUnavailable
@@ -317,14 +316,9 @@ class CompletionsServer(LocalHTTPServer):
         self.statuses, self.requests = list(statuses), 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                body = json.loads(self.body())
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 outer.requests += 1
                 reply: dict[str, Any] = {"error": {"message": "refused by gateway"}}
@@ -340,12 +334,7 @@ class CompletionsServer(LocalHTTPServer):
                         ],
                         "usage": {"prompt_tokens": len(prompt), "completion_tokens": 0},
                     }  # fmt: skip
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send(status, json.dumps(reply).encode())
 
         super().__init__(Handler)
 

@@ -11,13 +11,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx2
 import pytest
 from openai import AsyncOpenAI
-from tests.llm.local_http import LocalHTTPServer
+from tests.llm.local_http import LocalHTTPServer, QuietHandler
 
 from ropd import redact
 from ropd.errors import JudgeError, JudgeUnavailable
@@ -61,20 +60,11 @@ class RawServer(LocalHTTPServer):
         self.body, self.content_type, self.requests = body, content_type, 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.body()
                 outer.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", outer.content_type)
-                self.send_header("Content-Length", str(len(outer.body)))
-                self.end_headers()
-                self.wfile.write(outer.body)
+                self.send(200, outer.body, outer.content_type)
 
         super().__init__(Handler)
 

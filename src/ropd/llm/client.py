@@ -235,15 +235,8 @@ class KeyAcceptance:
 
     def accept(self, key: KeyId) -> None:
         """The endpoint answered a request with this key (a 2xx)."""
-        record = self._keys.get(key)
-        if record is None:
-            self._keys[key] = _KeyRecord(accepted=True)
-        else:
-            record.accepted, record.refusals = True, 0
-
-    def accepted(self, key: KeyId) -> bool:
-        record = self._keys.get(key)
-        return record is not None and record.accepted
+        record = self._keys.setdefault(key, _KeyRecord())
+        record.accepted, record.refusals = True, 0
 
     def refusal(
         self, key: KeyId, status: int, cause: str, where: str, role: RoleConfig

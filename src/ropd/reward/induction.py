@@ -15,6 +15,7 @@ bounded number of times.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -63,12 +64,7 @@ class CriteriaMerge:
     points: list[int]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kept": self.kept,
-            "criterion": self.criterion,
-            "positions": list(self.positions),
-            "points": list(self.points),
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

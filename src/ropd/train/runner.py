@@ -156,9 +156,9 @@ def _refusal(folder: Path, info: dict[str, Any] | None) -> ConfigError:
     )
 
 
-def _wants_more_steps(config: TrainConfig, info: dict[str, Any]) -> bool:
-    max_steps = int(config.trl.get("max_steps", -1) or -1)
-    return max_steps > int(info.get("global_step") or 0)
+def _wants_more_steps(config: TrainConfig, step: int) -> bool:
+    """Whether `max_steps` asks for more than the `step` a run already reached."""
+    return int(config.trl.get("max_steps", -1) or -1) > step
 
 
 def _resume_plan(config: TrainConfig, folder: Path, fresh_id: str | None) -> RunPlan:
@@ -173,25 +173,25 @@ def _resume_plan(config: TrainConfig, folder: Path, fresh_id: str | None) -> Run
             f"--method {info.get('method')}, or train {config.method} with --output-dir DIR"
         )
     run_id = str(info["run_id"])
-    if info.get("finished") and not _wants_more_steps(config, info):
-        return RunPlan(config, run_id, resume=True, finished_at=int(info.get("global_step") or 0))
+    finished = int(info.get("global_step") or 0)
+    if info.get("finished") and not _wants_more_steps(config, finished):
+        return RunPlan(config, run_id, resume=True, finished_at=finished)
     saved = _checkpoint_step(folder)  # killed after its last save, or an older run file
     if saved is not None and not _wants_more_steps(config, saved):
-        return RunPlan(config, run_id, resume=True, finished_at=saved["global_step"])
+        return RunPlan(config, run_id, resume=True, finished_at=saved)
     return RunPlan(config, run_id, resume=True)
 
 
-def _checkpoint_step(folder: Path) -> dict[str, Any] | None:
+def _checkpoint_step(folder: Path) -> int | None:
     """The newest checkpoint's step; resuming a checkpoint at max_steps would train one more."""
     from ropd.integrations.trl.trainer import last_checkpoint
 
     newest = last_checkpoint(folder)
     try:
         state = json.loads((newest / "trainer_state.json").read_text()) if newest else None
-        step = int(state["global_step"]) if state else None
+        return int(state["global_step"]) if state else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return {"global_step": step} if step is not None else None
 
 
 def decide_run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> RunPlan:
