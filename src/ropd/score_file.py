@@ -49,7 +49,8 @@ from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.traces import TraceStore, TraceStoreError, new_run_id
 from ropd.reward.types import Group, GroupResult
-from ropd.teacher.references import DEFAULT_ANSWERS
+from ropd.run_config import RunConfig, resolve_k
+from ropd.session import Session
 
 
 class AllGroupsFailed(JudgeError):
@@ -204,7 +205,7 @@ def plan_score_file(
         groups = fill_teacher_answers(
             numbered,
             teacher_store,
-            k if k is not None else DEFAULT_ANSWERS,
+            resolve_k(k),
             str(groups_file),
             any_fingerprint=any_teacher_fingerprint,
         )
@@ -365,64 +366,59 @@ def _run(
         dropped_bytes=plan.dropped_bytes,
         traces=traces_path,
     )
-    if probe and client is None and plan.todo:
-        # before any file is created: a dead endpoint leaves no empty output behind
-        from ropd.llm.probe import probe_endpoints
+    run = RunConfig(
+        scorer=config,
+        limits=limits or LimitsConfig(),
+        run_id=run_id or _resumed_run(traces_path, output, resume),
+        probe=probe and client is None,
+    )
 
-        asyncio.run(probe_endpoints(config.roles()))
-        # the client probes once more (a GET per endpoint): the keys accepted there count as
-        # accepted by the client, so one flaky 401 on the first chat reply is retried
-    with TraceStore(
-        traces_path, run_info=run_info, run_id=run_id or _resumed_run(traces_path, output, resume)
-    ) as store:
-        stats.run_id = store.run_id
-        if on_start is not None:
-            on_start(stats)
-        with ResultWriter(output, append=resume) as writer:
-            if plan.todo:
-                asyncio.run(
-                    _score_into(plan.todo, config, limits, store, client, writer, stats,
-                                batch_size, on_result, probe)
-                )  # fmt: skip
+    async def in_session() -> None:
+        # One session: keys checked, endpoints probed once (before any file is created: a dead
+        # endpoint leaves no empty output behind), then the trace store. Nothing left to score:
+        # no role is connected (no embedded server started, no probe).
+        roles = config.roles() if plan.todo else []
+        opening = Session.open(run, client, roles=roles, traces=traces_path, run_info=run_info)
+        async with opening as session:
+            stats.run_id = session.run_id
+            if on_start is not None:
+                on_start(stats)
+            with ResultWriter(output, append=resume) as writer:
+                if plan.todo:
+                    scorer = GroupScorer.from_session(session)
+                    await _score_into(plan.todo, scorer, writer, stats, batch_size, on_result)
+
+    asyncio.run(in_session())
     return stats
 
 
 async def _score_into(
     todo: list[Group],
-    config: ScorerConfig,
-    limits: LimitsConfig | None,
-    store: TraceStore,
-    client: ChatClient | None,
+    scorer: GroupScorer,
     writer: ResultWriter,
     stats: ScoreFileStats,
     batch_size: int,
     on_result: Callable[[GroupResult, ScoreFileStats], None] | None,
-    probe: bool = True,
 ) -> None:
     started = time.monotonic()
-    async with GroupScorer.open(
-        config, limits=limits, traces=store, client=client, run_id=store.run_id, probe=probe
-    ) as scorer:
-        stats.judge = scorer.client
-        try:
-            async for result in scorer.stream(todo, window=batch_size):
-                writer.write(result.to_output_row())
-                stats.scored += 1
-                stats.teacher_refs_short += bool(result.settings.get("teacher_refs_short"))
-                if result.failed:
-                    stats.failed += 1
-                    if stats.first_error is None:
-                        stats.first_error = f"{result.id}: {result.error}"
-                else:
-                    stats.ok += 1
-                    stats.rewards.extend(r for r in result.rewards if r is not None)
-                stats.usage = scorer.usage
-                if on_result is not None:
-                    on_result(result, stats)
-        except (
-            GroupScoringError
-        ) as exc:  # policy `raise`: finished groups are written, the rest waits
-            stats.failed += 1
-            stats.aborted = f"{type(exc).__name__}: {exc}"
-        stats.usage = scorer.usage
+    stats.judge = scorer.client
+    try:
+        async for result in scorer.stream(todo, window=batch_size):
+            writer.write(result.to_output_row())
+            stats.scored += 1
+            stats.teacher_refs_short += bool(result.settings.get("teacher_refs_short"))
+            if result.failed:
+                stats.failed += 1
+                if stats.first_error is None:
+                    stats.first_error = f"{result.id}: {result.error}"
+            else:
+                stats.ok += 1
+                stats.rewards.extend(r for r in result.rewards if r is not None)
+            stats.usage = scorer.usage
+            if on_result is not None:
+                on_result(result, stats)
+    except GroupScoringError as exc:  # policy `raise`: finished groups are written, the rest waits
+        stats.failed += 1
+        stats.aborted = f"{type(exc).__name__}: {exc}"
+    stats.usage = scorer.usage
     stats.wall_s = time.monotonic() - started

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from ropd_dev.bench.context import long_groups, run_context_bench
 from typer.testing import CliRunner
 
-from ropd.bench.context import long_groups, run_context_bench
 from ropd.cli import app
 
 

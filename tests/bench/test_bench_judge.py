@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from ropd_dev.bench.judge import run_judge_bench, synthetic_groups
 from typer.testing import CliRunner
 
-from ropd.bench.judge import run_judge_bench, synthetic_groups
 from ropd.cli import app
 
 KEYS = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ropd_dev.bench.train import build_teacher, generation_step_s, measure_latency
 from typer.testing import CliRunner
 
-from ropd.bench.train import build_teacher, generation_step_s, measure_latency
 from ropd.cli import app
 
 

@@ -1,6 +1,6 @@
 """Bad groups files, paths and options: `ropd score` exits 2 with one clear message, no judge call.
 
-The table and the runner live in `ropd.testing.bad_inputs` (the fault benchmark reports the same
+The table and the runner live in `ropd_dev.bad_inputs` (the fault benchmark reports the same
 cases). Each case runs the real `ropd score` command in process (`CliRunner`: a subprocess
 would add only its imports; the benchmark runs the same table in subprocesses) against a
 `StubJudgeServer`, and checks the exit code, the message (file:line and field where there is
@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ropd_dev.bad_inputs import CASES, KEY_ENV, Case, run_case
 from tests.inprocess import ropd_in_process
 
 from ropd.testing import StubJudgeServer
-from ropd.testing.bad_inputs import CASES, KEY_ENV, Case, run_case
 
 
 def in_process(args: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -266,7 +266,7 @@ def test_teacher_build_locks_its_store_and_ctrl_c_tells_how_to_continue(tmp_path
         second = run(build_cmd(stub, db, "--num-teacher-refs", "2"))
         assert second.returncode == 2, second.stderr
         assert f"{db} is being written by pid {proc.pid}" in second.stderr
-        assert "use another --store" in second.stderr
+        assert "use another teacher store (--store" in second.stderr
 
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)

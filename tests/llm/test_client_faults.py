@@ -16,6 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 from openai import AsyncOpenAI
+from ropd_dev.faults import ENVELOPE_FAULTS, HANG, RESET, FaultJudgeServer
 from tests.llm.local_http import LocalHTTPServer, QuietHandler
 
 from ropd import redact
@@ -25,13 +26,7 @@ from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.transport import DirectPoster
 from ropd.reward.induction import validate_rubric
 from ropd.reward.schemas import rubric_schema
-from ropd.testing import (
-    ENVELOPE_FAULTS,
-    HANG,
-    RESET,
-    FaultJudgeServer,
-    StubJudgeServer,
-)
+from ropd.testing import StubJudgeServer
 
 MESSAGES = [{"role": "user", "content": "Grade this."}]
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from ropd.bench.faults import (
+from ropd_dev.bench.faults import (
     KEY,
     KEY_ENV,
     POLICIES,
@@ -21,13 +20,15 @@ from ropd.bench.faults import (
     make_groups,
     run_fault_bench,
 )
+from ropd_dev.faults import FaultJudgeServer
+
 from ropd.errors import JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.reward.base import GroupScoringError
 from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.rubric import weighted_score
-from ropd.testing import FaultJudgeServer, StubJudgeServer
+from ropd.testing import StubJudgeServer
 from ropd.testing.stub_server import STUB_MODEL
 
 FAST = LimitsConfig(max_retries=4, backoff_base_s=0.01, backoff_max_s=0.05)
@@ -107,7 +108,7 @@ def test_ropd_score_killed_and_resumed_under_faults_loses_nothing(tmp_path):
 
 def test_the_audit_catches_what_it_claims_to(tmp_path):
     """A forged reward, a silent zero, a lost group and a leaked key are each counted."""
-    from ropd.bench.faults import PolicyReport
+    from ropd_dev.bench.faults import PolicyReport
 
     groups = make_groups(3, seed=0)
     row = {

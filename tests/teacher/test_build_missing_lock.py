@@ -8,8 +8,8 @@ import pytest
 
 from ropd.io.lock import FileLockedError, OutputLock
 from ropd.llm.config import LimitsConfig
+from ropd.teacher.builder import build_missing
 from ropd.teacher.config import TeacherConfig
-from ropd.teacher.references import build_missing
 from ropd.teacher.store import TeacherStore
 from ropd.testing import scripted_judge
 

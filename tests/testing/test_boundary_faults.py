@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 
-from ropd.testing.faults import (
+from ropd_dev.faults import (
     ALL_FAULTS,
     BOUNDARY_FAULTS,
     HTTP_401,

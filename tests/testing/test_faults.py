@@ -9,12 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-from ropd.llm.client import OpenAIChatClient
-from ropd.llm.config import LimitsConfig, RoleConfig
-from ropd.reward.induction import validate_rubric
-from ropd.reward.schemas import rubric_schema
-from ropd.testing import (
+from ropd_dev.faults import (
     ALL_FAULTS,
     CONTENT_FAULTS,
     EMPTY_CONTENT,
@@ -35,8 +30,13 @@ from ropd.testing import (
     TRUNCATED_JSON_200,
     WRONG_SHAPE,
     FaultJudgeServer,
-    schema_reply,
 )
+
+from ropd.llm.client import OpenAIChatClient
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.reward.induction import validate_rubric
+from ropd.reward.schemas import rubric_schema
+from ropd.testing import schema_reply
 from ropd.testing.replies import sample
 from ropd.testing.wire import read_request
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ropd.train.config import ConfigError, load_config, parse_override
+from ropd.config_file import parse_override
+from ropd.errors import ConfigError
+from ropd.train.config import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -104,10 +104,9 @@ def test_a_step_too_large_for_the_actor_limits_is_warned_about() -> None:
 def test_verl_rows_load_as_verls_rlhf_dataset(tmp_path: Path) -> None:
     pytest.importorskip("verl")
     from omegaconf import OmegaConf
+    from ropd_dev.bench.verl import byte_tokenizer
     from verl.utils import hf_tokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
-
-    from ropd.bench.verl import byte_tokenizer
 
     data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "prompt": "What is 6 x 7?"}])
     out = tmp_path / "train.parquet"

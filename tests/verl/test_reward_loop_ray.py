@@ -18,17 +18,17 @@ pytest.importorskip("verl")
 import asyncio
 
 import ray
-from tests.verl.conftest import RUBRIC, TEACHER, group_answers, prompt_of, traced_groups
-from verl.experimental.reward_loop.reward_loop import RewardLoopManager
-from verl.utils import hf_tokenizer
-
-from ropd.bench.verl import (
+from ropd_dev.bench.verl import (
     byte_tokenizer,
     compose_verl_config,
     rollout_data,
     stream_rollouts,
     write_ropd_config,
 )
+from tests.verl.conftest import RUBRIC, TEACHER, group_answers, prompt_of, traced_groups
+from verl.experimental.reward_loop.reward_loop import RewardLoopManager
+from verl.utils import hf_tokenizer
+
 from ropd.integrations.verl.actor import ACTOR_PREFIX
 from ropd.testing import StubJudgeServer, content_policy
 

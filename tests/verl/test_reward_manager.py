@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("verl")
 
 import numpy as np
+from ropd_dev.bench.verl import byte_tokenizer, compose_verl_config, rollout_data
 from tests.verl.conftest import (
     RUBRIC,
     TEACHER,
@@ -27,7 +28,6 @@ from tests.verl.conftest import (
 from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
 from verl.utils import hf_tokenizer
 
-from ropd.bench.verl import byte_tokenizer, compose_verl_config, rollout_data
 from ropd.errors import ConfigError
 from ropd.integrations.verl.collector import EXTRA_KEYS
 from ropd.integrations.verl.reward_manager import RopdRewardManager

@@ -43,8 +43,8 @@ from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient
 from ropd.reward.traces import TraceStore, TraceStoreError, new_run_id
+from ropd.run_config import resolve_k
 from ropd.score_file import check_paths, fill_teacher_answers
-from ropd.teacher.references import DEFAULT_ANSWERS
 
 GROUPS_FILE = "groups.jsonl"
 REWARDS_FILE = "rewards.jsonl"
@@ -184,7 +184,7 @@ def _read_items(
     if not ks:
         return items
     if store is not None:
-        k = DEFAULT_ANSWERS if None in ks else max(ks)
+        k = resolve_k(None) if None in ks else max(ks)
         numbered = [(item.line, item.group) for item in items]
         groups = fill_teacher_answers(
             numbered, store, k, str(pool), any_fingerprint=any_fingerprint
@@ -270,12 +270,13 @@ async def _open(
         [teacher] if needs_teacher and logprobs is None else []
     )
     if roles:
-        from ropd.llm.connect import open_chat_client
+        from ropd.run_config import RunConfig
+        from ropd.session import Session
 
-        opened, resolved = await stack.enter_async_context(
-            open_chat_client(roles, judges.limits, probe=probe)
-        )
-        by_name = {role.name: role for role in resolved}
+        run_config = RunConfig(limits=judges.limits or LimitsConfig(), probe=probe)
+        session = await stack.enter_async_context(Session.open(run_config, roles=roles))
+        opened = session.client
+        by_name = {role.name: role for role in session.roles}
         judge, teacher = by_name.get(judge.name, judge), by_name.get("teacher", teacher)
         client = client if client is not None or not needs_judge else opened
     if needs_teacher and logprobs is None:

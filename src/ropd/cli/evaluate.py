@@ -342,10 +342,13 @@ async def _run(**opts: Any) -> Any:
             prepared, local_generator(), settings, out_dir, console=_err, limit=opts["limit"]
         )
 
-    from ropd.llm.connect import open_chat_client
+    from ropd.run_config import RunConfig
+    from ropd.session import Session
 
-    async with open_chat_client(roles, opts["limits"], probe=opts["probe"]) as (client, resolved):
-        by_name = {role.name: role for role in resolved}
+    run_config = RunConfig(limits=opts["limits"], probe=opts["probe"])
+    async with Session.open(run_config, roles=roles) as session:
+        client = session.client
+        by_name = {role.name: role for role in session.roles}
         grader = Grader(client, by_name["grader"]) if "grader" in by_name else None
         if "student" in by_name:
             generator: Any = EndpointGenerator(client, by_name["student"])

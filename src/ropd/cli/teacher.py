@@ -30,7 +30,6 @@ from ropd.cli.options import (
 from ropd.cli.progress import RunProgress, resume_command
 from ropd.data.records import load_records
 from ropd.errors import InputError, Interrupted
-from ropd.io.lock import OutputLock
 from ropd.llm.config import RoleConfig
 from ropd.teacher.builder import (
     PROGRESS_LABEL,
@@ -199,7 +198,7 @@ def build(
     display = RunProgress(PROGRESS_LABEL, PROGRESS_UNIT, enabled=progress and not as_json)
     shown = ReportProgress(display)
     try:
-        with OutputLock(store, advice="wait for it or use another --store"), display:
+        with display:  # the store is locked by the build's session
             report = build_store(
                 items,
                 store,

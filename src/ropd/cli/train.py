@@ -19,7 +19,7 @@ def _overrides(
     output_dir: Path | None,
     max_steps: int | None,
 ) -> dict[str, Any]:
-    from ropd.train.config import parse_override
+    from ropd.config_file import parse_override
 
     out: dict[str, Any] = dict(parse_override(item) for item in sets or [])
     if method is not None:
@@ -38,7 +38,7 @@ def _method_folder(config: Path | None, overrides: dict[str, Any]) -> str | None
     method = overrides.get("ropd.method")
     if config is None or method is None or "output_dir" in overrides:
         return None
-    from ropd.train.config import read_yaml
+    from ropd.config_file import read_yaml
 
     data, _ = read_yaml(config)
     section = data.get("ropd") if isinstance(data.get("ropd"), dict) else {}

@@ -705,7 +705,9 @@ class OpenAIChatClient:
     ) -> list[Completion]:
         if not role.base_url:
             where = f"role {role.name}: model {role.model} at {endpoint_host(role.base_url)}"
-            raise JudgeError(f"{where}: no base_url (start the local server with open_chat_client)")
+            raise JudgeError(
+                f"{where}: no base_url (open it with Session.open, which starts the local server)"
+            )
         try:
             role.api_key()  # fails early when unset; remembers the value for redact.scrub
         except ValueError as error:

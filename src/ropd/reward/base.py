@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -97,6 +97,7 @@ class BaseScorer(Generic[C]):
     `ropd.testing.ScriptedChatClient` in tests); `traces` a `TraceStore` or None.
     """
 
+    method: ClassVar[str] = "ropd"  # the `RunConfig.method` this scorer implements
     kind: ClassVar[str] = "scorer"
 
     def __init__(
@@ -153,32 +154,41 @@ class BaseScorer(Generic[C]):
     ) -> AsyncIterator[Self]:
         """A scorer that owns its judge connection (and the embedded server, when needed).
 
-        Roles without a `base_url` are served by the embedded local model, started here and
-        stopped on exit. `traces` is a path (a trace store opened and closed here) or an open
-        `TraceStore`. Pass `client` to score through another `ChatClient` (tests, custom
-        transports); `limits` then does not apply. Unset API-key variables fail here, before any
-        group is scored; with `probe` (the default, unless `client` is given) every endpoint is
-        probed once too: unreachable, key rejected or model not served is `JudgeUnavailable`
-        before the first group (`ropd.llm.probe`).
+        A convenience over `Session.open` (`ropd/session.py`, where keys are checked, the
+        embedded server started, endpoints probed and stores opened) for one scorer: roles
+        without a `base_url` are served by the embedded local model, stopped on exit. `traces`
+        is a path (a trace store opened and closed here) or an open `TraceStore`. Pass `client`
+        to score through another `ChatClient` (tests, custom transports); `limits` then does not
+        apply, nor does the probe. Unset API-key variables fail here, before any group is
+        scored; with `probe` every endpoint is probed once: unreachable, key rejected or model
+        not served is `JudgeUnavailable` before the first group (`ropd.llm.probe`).
         """
-        for role in cls.roles_of(config):
-            role.check_api_key()
-        async with AsyncExitStack() as stack:
-            if client is None:
-                from ropd.llm.connect import open_chat_client
+        from ropd.run_config import RunConfig
+        from ropd.session import Session
 
-                client, resolved = await stack.enter_async_context(
-                    open_chat_client(cls.roles_of(config), limits, probe=probe)
-                )
-                config = cls.config_with_roles(config, resolved)
-            store = traces
-            if isinstance(traces, str | Path):
-                from ropd.reward.traces import TraceStore
+        run = RunConfig(
+            method=cls.method,
+            **{cls.method if cls.method == "tjudge" else "scorer": config},
+            limits=limits or LimitsConfig(),
+            run_id=run_id,
+            probe=probe and client is None,
+        )
+        info = {"command": cls.kind, **(run_info or {})}
+        async with Session.open(
+            run, client, roles=cls.roles_of(config), traces=traces, run_info=info
+        ) as session:
+            yield cls.from_session(session, config)
 
-                info = {"command": cls.kind, **(run_info or {})}
-                store = stack.enter_context(TraceStore(traces, run_id=run_id, run_info=info))
-                run_id = store.run_id
-            yield cls(config, client, store, run_id=run_id)
+    @classmethod
+    def from_session(cls, session: Any, config: C | None = None) -> Self:
+        """A scorer on an open `Session`: its client, its trace store and run id, and `config`
+        (default: the session's judge settings) with its roles resolved as the session's."""
+        config = session.judge_config if config is None else config
+        names = {role.name for role in cls.roles_of(config)}
+        roles = [role for role in session.roles if role.name in names]
+        if roles:
+            config = cls.config_with_roles(config, roles)
+        return cls(config, session.client, session.traces, run_id=session.run_id)
 
     @classmethod
     def roles_of(cls, config: C) -> list[RoleConfig]:

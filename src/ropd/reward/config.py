@@ -15,6 +15,9 @@ from ropd.llm.config import RoleConfig
 FailurePolicy = Literal["nan", "constant", "raise"]
 RubricMode = Literal["shared", "per_pair"]
 ROLE_NAMES = ("rubricator", "verifier")
+# K, teacher answers per group, where nothing else says: the paper's choice. Resolved for a run
+# in one place, `RunConfig.k` (run_config.py).
+DEFAULT_K = 4
 
 
 class JudgeSettings(BaseModel):
@@ -63,7 +66,10 @@ class ScorerConfig(JudgeSettings):
     )
 
     num_teacher_refs: int | None = Field(
-        default=4, ge=0, description="K: teacher answers used per group (None = all given)."
+        default=DEFAULT_K,
+        ge=0,
+        description="K: teacher answers used per group (null: all given, or all the teacher "
+        "store is built with).",
     )
     min_teacher_refs: int | None = Field(
         default=None,
@@ -144,3 +150,32 @@ class ScorerConfig(JudgeSettings):
             "verifier_model": self.verifier.model,
             "seed": self.seed,
         }
+
+
+MAX_SCORE = 10  # the T-Judge's scale: 0-10, reward = score / 10
+
+
+class TJudgeConfig(JudgeSettings):
+    """Settings of the scalar-judge baseline (`reward/tjudge.py`)."""
+
+    judge: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="tjudge", max_tokens=512),
+        description="The model that scores each answer 0-10.",
+    )
+    num_references: int = Field(
+        default=0, ge=0, description="Teacher answers shown to the judge as references (0 = none)."
+    )
+
+    @model_validator(mode="after")
+    def _name(self) -> TJudgeConfig:
+        self.judge = self.judge.with_name("tjudge")
+        return self
+
+    def roles(self) -> list[RoleConfig]:
+        """The one role this judge calls."""
+        return [self.judge]
+
+    def with_roles(self, roles: list[RoleConfig]) -> TJudgeConfig:
+        """A copy using the `tjudge` role of `roles` (e.g. resolved to the embedded server)."""
+        by_name = {role.name: role for role in roles}
+        return self.model_copy(update={"judge": by_name["tjudge"]})

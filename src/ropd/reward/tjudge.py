@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictInt
 
 from ropd import redact
 from ropd.errors import InputError, JudgeError, JudgeUnavailable
@@ -19,30 +19,12 @@ from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import load_template
 from ropd.reward import render
 from ropd.reward.base import BaseScorer, GroupScoringError
-from ropd.reward.config import JudgeSettings
+from ropd.reward.config import MAX_SCORE, TJudgeConfig
 from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import scalar_schema
 from ropd.reward.types import Group, GroupResult
 
 log = redact.logger(__name__)
-MAX_SCORE = 10
-
-
-class TJudgeConfig(JudgeSettings):
-    """Settings of the scalar-judge baseline."""
-
-    judge: RoleConfig = Field(
-        default_factory=lambda: RoleConfig(name="tjudge", max_tokens=512),
-        description="The model that scores each answer 0-10.",
-    )
-    num_references: int = Field(
-        default=0, ge=0, description="Teacher answers shown to the judge as references (0 = none)."
-    )
-
-    @model_validator(mode="after")
-    def _name(self) -> TJudgeConfig:
-        self.judge = self.judge.with_name("tjudge")
-        return self
 
 
 class _ScalarReply(BaseModel):
@@ -56,6 +38,7 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
     """Scores every student answer with one scalar-judge call; all calls run concurrently."""
 
     kind = "tjudge"
+    method = "tjudge"
 
     def __init__(
         self,
@@ -70,11 +53,11 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
 
     @classmethod
     def roles_of(cls, config: TJudgeConfig) -> list[RoleConfig]:
-        return [config.judge]
+        return config.roles()
 
     @classmethod
     def config_with_roles(cls, config: TJudgeConfig, roles: list[RoleConfig]) -> TJudgeConfig:
-        return config.model_copy(update={"judge": roles[0]})
+        return config.with_roles(roles)
 
     def settings(self, group: Group) -> dict[str, Any]:
         return {

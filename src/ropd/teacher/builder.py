@@ -22,18 +22,22 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ropd import redact
 from ropd.data.records import Record, record_id, to_prompt_messages
 from ropd.errors import InputError, JudgeError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, Completion
+from ropd.reward.types import Prompt
+from ropd.teacher.config import TeacherConfig
 from ropd.teacher.fingerprint import TEMPLATE_VERSION, TeacherFingerprint, prompt_key
 from ropd.teacher.status import USABLE_DEFAULT, classify
 from ropd.teacher.store import TeacherStore
+
+log = redact.logger(__name__)
 
 if TYPE_CHECKING:
     from ropd.progress import RunProgress
@@ -479,21 +483,63 @@ def build_store(
     `ChatClient` instead (tests). Unset key variables fail before any request. `on_progress` and
     `options` are `build_references`' keyword options.
     """
-    role.check_api_key()
+    from ropd.run_config import RunConfig
+    from ropd.session import Session
+
+    run_config = RunConfig(
+        teacher=TeacherConfig(store=Path(store_path), role=role),
+        limits=limits or LimitsConfig(),
+        probe=probe and client is None,
+    )
 
     async def run() -> BuildReport:
-        async with AsyncExitStack() as stack:
-            chat, resolved = client, role
-            if chat is None:
-                from ropd.llm.connect import open_chat_client
-
-                chat, roles = await stack.enter_async_context(
-                    open_chat_client([role], limits, probe=probe)
-                )
-                resolved = roles[0]
-            store = stack.enter_context(TeacherStore(store_path))
+        # one session: the store locked and opened for writing, the key checked, the teacher's
+        # endpoint (or the embedded model) opened and probed
+        teacher = run_config.teacher.role  # named `teacher`
+        opening = Session.open(run_config, client, roles=[teacher], teacher="write")
+        async with opening as session:
             return await build_references(
-                items, store, resolved, chat, k, on_progress=on_progress, **options
+                items,
+                session.teacher_store,
+                session.role("teacher"),
+                session.client,
+                k,
+                on_progress=on_progress,
+                **options,
             )
 
     return asyncio.run(run())
+
+
+def build_missing(
+    teacher: TeacherConfig,
+    prompts: Sequence[tuple[str, Prompt]],
+    limits: LimitsConfig,
+    k: int,
+    *,
+    system_prompt: str | None = None,
+    client: Any = None,
+) -> Any:
+    """Generate and store the missing teacher answers of `(id, prompt)` pairs (resumable).
+
+    `client` scores through another `ChatClient` (tests); by default the teacher's endpoint (or
+    the embedded model) is opened and closed here. The store is locked for the build, as by
+    `ropd teacher build`: a second build of the same store refuses at once, naming the holder.
+    """
+    items = [PromptItem(prompt_key(messages), messages, pid) for pid, messages in prompts]
+    store = Path(teacher.store)  # type: ignore[arg-type]
+    report = build_store(  # locks the store (its session), as `ropd teacher build` does
+        items,
+        store,
+        teacher.role,
+        k,
+        limits=limits,
+        client=client,
+        system_prompt=system_prompt,
+        progress=True,
+    )
+    log.info("teacher answers built: %s", report.as_dict())
+    note = report.truncation_note()
+    if note:
+        log.warning("%s", note)
+    return report

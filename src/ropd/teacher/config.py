@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ropd.llm.config import RoleConfig
+from ropd.reward.config import DEFAULT_K
 
 
 class TeacherConfig(BaseModel):
@@ -18,7 +19,9 @@ class TeacherConfig(BaseModel):
     role: RoleConfig = Field(
         default_factory=lambda: RoleConfig(name="teacher", temperature=1.0, max_tokens=512)
     )
-    num_answers: int = Field(default=4, ge=1, description="answers per prompt to build")
+    num_answers: int = Field(
+        default=DEFAULT_K, ge=1, description="answers per prompt to build (and K when K is null)"
+    )
     build_missing: bool = Field(
         default=False, description="generate and store missing teacher answers before training"
     )

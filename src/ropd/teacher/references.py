@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from ropd import redact
-from ropd.llm.config import LimitsConfig
 from ropd.reward.types import Prompt
 from ropd.teacher.config import TeacherConfig
 from ropd.teacher.store import MissingReferences, TeacherStore
 
 log = redact.logger(__name__)
-DEFAULT_ANSWERS = 4  # answers per prompt when K is "all given" but they come from a store
 
 
 class StoreReferences:
@@ -75,42 +71,3 @@ class StoreReferences:
         if k < 1:
             return 0
         return sum(len(self.lookup(p, k)) < k for p in prompts)
-
-
-def build_missing(
-    teacher: TeacherConfig,
-    prompts: Sequence[tuple[str, Prompt]],
-    limits: LimitsConfig,
-    k: int,
-    *,
-    system_prompt: str | None = None,
-    client: Any = None,
-) -> Any:
-    """Generate and store the missing teacher answers of `(id, prompt)` pairs (resumable).
-
-    `client` scores through another `ChatClient` (tests); by default the teacher's endpoint (or
-    the embedded model) is opened and closed here. The store is locked for the build, as by
-    `ropd teacher build`: a second build of the same store refuses at once, naming the holder.
-    """
-    from ropd.io.lock import OutputLock
-    from ropd.teacher.builder import PromptItem, build_store
-    from ropd.teacher.fingerprint import prompt_key
-
-    items = [PromptItem(prompt_key(messages), messages, pid) for pid, messages in prompts]
-    store = Path(teacher.store)  # type: ignore[arg-type]
-    with OutputLock(store, advice="wait for it or set another ropd.teacher.store"):
-        report = build_store(
-            items,
-            store,
-            teacher.role,
-            k,
-            limits=limits,
-            client=client,
-            system_prompt=system_prompt,
-            progress=True,
-        )
-    log.info("teacher answers built: %s", report.as_dict())
-    note = report.truncation_note()
-    if note:
-        log.warning("%s", note)
-    return report

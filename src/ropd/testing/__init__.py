@@ -9,36 +9,15 @@ real HTTP (`StubJudgeServer`, latency, failures and format quirks of real endpoi
 - `content_policy(rubric)`: "answer mentions W" criteria and verdicts that follow answer content,
   so a test knows every right verdict (engine tests); `make_client` is its in-memory client.
 
-`FaultJudgeServer` is the stub with a seeded share of faults (HTTP errors, hangs, resets, HTML or
-cut JSON with status 200, wrong-shaped or truncated content), for robustness tests.
+The fault-injecting stub (`FaultJudgeServer`, for robustness tests) and the benchmarks are
+development tools, not part of this package: they live in the development package `ropd_dev`
+(`ropd_dev.faults`, `ropd_dev.bench`; folder `dev/` of a source checkout).
 
 This package is for tests: `ropd.llm` and `ropd.reward` never import it.
 """
 
 from __future__ import annotations
 
-from ropd.testing.faults import (
-    ALL_FAULTS,
-    CONTENT_FAULTS,
-    EMPTY_CONTENT,
-    ENVELOPE_FAULTS,
-    FINISH_LENGTH,
-    HANG,
-    HTML_200,
-    HTTP_429,
-    HTTP_429_RETRY_AFTER,
-    HTTP_500,
-    HTTP_502,
-    HTTP_503,
-    INVALID_JSON_200,
-    NO_CHOICES_200,
-    RESET,
-    SELF_REPORTED_TOTALS,
-    TRANSPORT_FAULTS,
-    TRUNCATED_JSON_200,
-    WRONG_SHAPE,
-    FaultJudgeServer,
-)
 from ropd.testing.replies import (
     ReplyError,
     ReplyPolicy,
@@ -52,26 +31,6 @@ from ropd.testing.scripted import ScriptedCall, ScriptedChatClient, make_client,
 from ropd.testing.stub_server import StubJudgeServer
 
 __all__ = [
-    "ALL_FAULTS",
-    "CONTENT_FAULTS",
-    "EMPTY_CONTENT",
-    "ENVELOPE_FAULTS",
-    "FINISH_LENGTH",
-    "HANG",
-    "HTML_200",
-    "HTTP_429",
-    "HTTP_429_RETRY_AFTER",
-    "HTTP_500",
-    "HTTP_502",
-    "HTTP_503",
-    "INVALID_JSON_200",
-    "NO_CHOICES_200",
-    "RESET",
-    "SELF_REPORTED_TOTALS",
-    "TRANSPORT_FAULTS",
-    "TRUNCATED_JSON_200",
-    "WRONG_SHAPE",
-    "FaultJudgeServer",
     "ReplyError",
     "ReplyPolicy",
     "ScriptedCall",

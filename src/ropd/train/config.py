@@ -11,19 +11,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from ropd.config_file import Locator, config_error, read_with_overrides
 from ropd.errors import ConfigError
-from ropd.integrations.section import ScoringSection
 from ropd.llm.config import LOCAL, RoleConfig
-from ropd.reward.config import ScorerConfig
-from ropd.reward.tjudge import TJudgeConfig
+from ropd.reward.config import ScorerConfig, TJudgeConfig
+from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
 Method = Literal["ropd", "tjudge", "sft", "lopd"]
@@ -38,9 +36,6 @@ TRL_CLASS_BY_METHOD = {
 # (GRPO's `beta` is a KL coefficient; the distillation trainer's `beta` picks the divergence.)
 NOT_SHARED = {"beta"}
 DEFAULT_RUNS_DIR = "runs"  # where runs go when no output_dir is named: runs/<run id>
-
-
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class DataConfig(BaseModel):
@@ -72,11 +67,13 @@ class LopdConfig(BaseModel):
     )
 
 
-class RopdSection(ScoringSection):
-    """The `ropd:` section of a training config: the scoring part (shared with verl's reward
-    manager) plus the student, data, baselines and LoRA."""
+class RopdSection(RunConfig):
+    """The `ropd:` section of a training config: the run configuration (shared with every
+    command and verl's reward manager) plus the student, data, baselines and LoRA."""
 
-    method: Method = "ropd"
+    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the four
+        default="ropd", description="What trains the student: ropd, tjudge, sft or lopd."
+    )
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
     lopd: LopdConfig = Field(default_factory=LopdConfig)
@@ -178,103 +175,7 @@ def check_trl_value(method: str, name: str, value: Any) -> Any:
     return value if type(coerced) is type(value) else coerced
 
 
-# -- YAML positions -----------------------------------------------------------------------------
-
-
-def yaml_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path of a YAML document to its 1-based line (for error messages)."""
-    out: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, str(key.value))
-                out[sub] = key.start_mark.line + 1
-                walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                sub = (*path, str(i))
-                out[sub] = item.start_mark.line + 1
-                walk(item, sub)
-
-    if root is not None:
-        walk(root, ())
-    return out
-
-
-class _Locator:
-    def __init__(self, source: str, lines: dict[tuple[str, ...], int], overridden: set[str]):
-        self.source = source
-        self.lines = lines
-        self.overridden = overridden
-
-    def where(self, path: tuple[str, ...]) -> str:
-        dotted = ".".join(path)
-        if any(dotted == o or dotted.startswith(o + ".") for o in self.overridden):
-            return f"{self.source} (overridden on the command line)"
-        for n in range(len(path), 0, -1):
-            line = self.lines.get(tuple(path[:n]))
-            if line is not None:
-                return f"{self.source}:{line}"
-        return self.source
-
-    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
-        return ConfigError(f"{self.where(path)}: field '{'.'.join(path)}': {message}")
-
-
 # -- loading ------------------------------------------------------------------------------------
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """`key.sub=value` -> (`key.sub`, YAML-parsed value)."""
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected key=value (e.g. --set learning_rate=1e-5)")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"--set {item!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
-    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-        value = float(value)  # YAML 1.1 reads `1e-5` as a string
-    return key, value
-
-
-def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set a dotted key in a nested dict (`ropd.scorer.blind=false`)."""
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the config must be a mapping of fields")
-    return data, yaml_lines(text)
 
 
 def load_config(
@@ -287,50 +188,15 @@ def load_config(
 
     `overrides` maps dotted keys to values (`{"ropd.method": "sft", "max_steps": 2}`).
     """
-    if path is None:
-        data: dict[str, Any] = {}
-        lines: dict[tuple[str, ...], int] = {}
-        source = "<defaults>"
-    else:
-        data, lines = read_yaml(Path(path))
-        source = str(path)
-    overrides = dict(overrides or {})
-    for key, value in overrides.items():
-        apply_override(data, key, value)
-    loc = _Locator(source, lines, set(overrides))
+    data, loc = read_with_overrides(path, overrides)
     return validate(data, loc, check_paths=check_paths)
 
 
-def _pydantic_problems(loc: _Locator, prefix: tuple[str, ...], exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        path = (*prefix, *(str(p) for p in err["loc"]))
-        problems.append(f"{loc.where(path)}: field '{'.'.join(path)}': {err['msg']}")
-    return problems
-
-
-def config_error(source: str, problems: list[str]) -> ConfigError:
-    """One error listing every problem in file order (the count first when there are several)."""
-    problems = list(dict.fromkeys(problems))
-    if len(problems) == 1:
-        return ConfigError(problems[0])
-    at_line = re.compile(re.escape(source) + r":(\d+): ")
-
-    def line_of(problem: str) -> float:
-        found = at_line.match(problem)
-        return int(found.group(1)) if found else float("inf")  # overrides and file-wide last
-
-    ordered = sorted(problems, key=line_of)
-    return ConfigError(
-        f"{len(problems)} problems in {source}:\n" + "\n".join(f"  {p}" for p in ordered)
-    )
-
-
-def _trl_problem(loc: _Locator, path: tuple[str, ...], value: Any, exc: ValidationError) -> str:
+def _trl_problem(loc: Locator, path: tuple[str, ...], value: Any, exc: ValidationError) -> str:
     return str(loc.error(path, f"{exc.errors()[0]['msg']} (got {value!r})"))
 
 
-def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -> TrainConfig:
+def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) -> TrainConfig:
     """The validated config, or one `ConfigError` listing every problem of the file at once.
 
     The `ropd:` section, each TRL field and the cross-field checks are all looked at before
@@ -346,7 +212,7 @@ def validate(data: dict[str, Any], loc: _Locator, *, check_paths: bool = True) -
         try:
             section = RopdSection.model_validate(raw_ropd)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(loc, ("ropd",), exc))
+            problems.extend(loc.pydantic_problems(("ropd",), exc))
     if section is not None:
         method: str = section.method
         overrides: Any = section.trl_overrides
@@ -475,7 +341,7 @@ def model_without_endpoint(role: RoleConfig) -> bool:
     return named and role.base_url is None and "base_url" not in role.model_fields_set
 
 
-def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: _Locator) -> list[str]:
+def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: Locator) -> list[str]:
     problems = []
     for path, role in roles_by_path(section):
         if not model_without_endpoint(role):
@@ -497,7 +363,7 @@ def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: _Loc
     return list(dict.fromkeys(problems))  # a `judge` mistake is reported once, not per role
 
 
-def _consistency_problems(config: TrainConfig, loc: _Locator, *, check_paths: bool) -> list[str]:
+def _consistency_problems(config: TrainConfig, loc: Locator, *, check_paths: bool) -> list[str]:
     section = config.ropd
     problems: list[ConfigError] = []
     if section.method == "lopd" and not section.lopd.teacher_model:

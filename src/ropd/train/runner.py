@@ -311,27 +311,18 @@ def _write_report(config: TrainConfig, run_id: str) -> Path | None:
 # -- teacher answers ----------------------------------------------------------------------------
 
 
-def _teacher_k(config: TrainConfig) -> int:
-    section = config.ropd
-    if section.method == "ropd":
-        k = section.scorer.num_teacher_refs
-        return section.teacher.num_answers if k is None else k
-    if section.method == "tjudge":
-        return section.tjudge.num_references
-    return section.teacher.num_answers  # sft: every stored answer is a training example
-
-
 def prepare_teacher(
     config: TrainConfig, prompts: list[TrainPrompt], client: ChatClient | None = None
 ) -> Any | None:
     """Open the teacher store, building missing answers first when configured."""
     from ropd.teacher import references
+    from ropd.teacher.builder import build_missing
     from ropd.teacher.store import TeacherStore
 
     section = config.ropd
     if not section.needs_teacher_store:
         return None
-    k = _teacher_k(config)
+    k = config.ropd.k
     store_path = Path(section.teacher.store)  # type: ignore[arg-type]
     messages = [p.messages for p in prompts]
     report: Any = None
@@ -344,7 +335,7 @@ def prepare_teacher(
                 missing = lookup.coverage(messages)
         if missing:
             print(f"building teacher answers: {missing} of {len(prompts)} prompts need {need}")
-            report = references.build_missing(
+            report = build_missing(
                 section.teacher,
                 [(p.id, p.messages) for p in prompts],
                 section.limits,
@@ -400,20 +391,12 @@ def make_reward(
     """The TRL reward function for a GRPO method (ROPD or T-Judge), as configured."""
     from ropd.integrations.trl import RopdReward
 
-    section = config.ropd
-    scorer = section.scorer if section.method == "ropd" else section.tjudge
-    return RopdReward(
-        scorer,
+    return RopdReward.from_run_config(
+        config.ropd,
         teacher_store=store,
-        limits=section.limits,
         traces=config.traces_path,
-        gate=section.gate,
-        teacher_fingerprint=section.teacher.fingerprint,
-        accept_any_fingerprint=section.teacher.accept_any_fingerprint,
-        teacher_answers=_teacher_k(config),
         client=client,
         run_id=run_id,
-        name=section.method,
         run_info={"ropd": _scrubbed_section(config)},
         probe=False,  # the judges were probed up front by `run` (or skipped with --no-probe)
     )

@@ -30,10 +30,10 @@ from ropd.reward.batch import (
     Scorer,
     prompt_text_key,
 )
-from ropd.reward.config import ScorerConfig
+from ropd.reward.config import ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig, QualityGate
-from ropd.reward.tjudge import TJudgeConfig
-from ropd.teacher.references import DEFAULT_ANSWERS
+from ropd.run_config import RunConfig
+from ropd.teacher.config import TeacherConfig
 
 log = redact.logger(__name__)
 ID_COLUMN = "ropd_id"
@@ -119,31 +119,62 @@ class RopdReward:
         self.__name__ = name or ("tjudge" if isinstance(self.config, TJudgeConfig) else "ropd")
         self.stop_message: str | None = None
 
+    @classmethod
+    def from_run_config(cls, run: RunConfig, **options: Any) -> RopdReward:
+        """The reward a `RunConfig` describes (method, judge, limits, gate, teacher store and K,
+        traces, run id, probe); `options` are the other keyword arguments (`client`, ...)."""
+        teacher = run.teacher
+        settings: dict[str, Any] = {
+            "teacher_store": teacher.store,
+            "limits": run.limits,
+            "traces": run.traces,
+            "gate": run.gate,
+            "teacher_fingerprint": teacher.fingerprint,
+            "accept_any_fingerprint": teacher.accept_any_fingerprint,
+            "teacher_answers": run.k,
+            "run_id": run.run_id,
+            "name": run.method,
+            "probe": run.probe,
+        }
+        return cls(run.judge_config, **{**settings, **options})
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The run configuration this reward opens its session with."""
+        store = self.teacher_store if isinstance(self.teacher_store, str | Path) else None
+        judge = "tjudge" if isinstance(self.config, TJudgeConfig) else "scorer"
+        return RunConfig(
+            method="tjudge" if judge == "tjudge" else "ropd",
+            **{judge: self.config},
+            teacher=TeacherConfig(
+                store=store,
+                fingerprint=self.teacher_fingerprint,
+                accept_any_fingerprint=self.accept_any_fingerprint,
+            ),
+            limits=self.limits or LimitsConfig(),
+            run_id=self.run_id,
+            probe=self.probe and self.client is None,
+        )
+
     @property
     def num_teacher_refs(self) -> int:
-        """Answers looked up per prompt in the store: `teacher_answers`, else the config's K."""
+        """Answers looked up per prompt in the store: `teacher_answers`, else `RunConfig.k`."""
         if self.teacher_answers is not None:
             return self.teacher_answers
-        if isinstance(self.config, TJudgeConfig):
-            return self.config.num_references
-        k = self.config.num_teacher_refs
-        return DEFAULT_ANSWERS if k is None else k
+        return self.run_config.k
 
     async def _open(self, stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
-        """Open the judge, the trace store and the teacher store (main process only)."""
+        """Open the session (judge, trace store, teacher store) and the scorer on it (main
+        process only)."""
+        store = self.teacher_store
         return await open_engine(
             stack,
-            self.config,
-            limits=self.limits,
-            traces=self.traces,
+            self.run_config,
             client=self.client,
-            run_id=self.run_id,
+            traces=self.traces,
             run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
-            probe=self.probe,
-            teacher_store=self.teacher_store,
-            answers_per_prompt=self.num_teacher_refs,
-            fingerprint=self.teacher_fingerprint,
-            accept_any_fingerprint=self.accept_any_fingerprint,
+            teacher_store=None if store is None or isinstance(store, str | Path) else store,
+            k=self.num_teacher_refs,
         )
 
     async def aclose(self) -> None:

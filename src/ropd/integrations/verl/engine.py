@@ -15,18 +15,8 @@ from ropd.integrations.verl.settings import VerlSettings
 from ropd.llm.types import ChatClient
 from ropd.reward.batch import BatchScorer, ReferenceSource, Scorer
 from ropd.reward.gate import QualityGate
-from ropd.teacher.references import DEFAULT_ANSWERS
 
 log = redact.logger(__name__)
-
-
-def teacher_answers_per_prompt(settings: VerlSettings) -> int:
-    """K looked up in the store: the T-Judge's references, else the scorer's K (all: 4)."""
-    section = settings.section
-    if section.method == "tjudge":
-        return section.tjudge.num_references
-    k = section.scorer.num_teacher_refs
-    return DEFAULT_ANSWERS if k is None else k
 
 
 def batch_scorer(
@@ -42,19 +32,13 @@ def batch_scorer(
         )
 
     async def opener(stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
+        run = section.model_copy(update={"probe": section.probe and probe and client is None})
         return await open_engine(
             stack,
-            section.judge_config,
-            limits=section.limits,
-            traces=settings.traces,
+            run,
             client=client,
-            run_id=section.run_id,
+            traces=settings.traces,
             run_info={"trainer": "verl", "config": settings.config_path},
-            probe=probe and client is None,
-            teacher_store=section.teacher.store,
-            answers_per_prompt=teacher_answers_per_prompt(settings),
-            fingerprint=section.teacher.fingerprint,
-            accept_any_fingerprint=section.teacher.accept_any_fingerprint,
         )
 
     return BatchScorer(opener, QualityGate.from_config(section.gate))

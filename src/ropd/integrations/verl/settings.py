@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
+from ropd.config_file import load_section
 from ropd.errors import ConfigError
-from ropd.integrations.section import ScoringSection
-from ropd.reward.config import ScorerConfig
-from ropd.reward.tjudge import TJudgeConfig
+from ropd.run_config import RunConfig
 
 DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
 VAL_SPLIT = "val"  # `extra_info.split` of validation rows
@@ -34,11 +32,11 @@ DEFAULT_ACTOR_CONCURRENCY = 100_000
 TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
 
 
-class VerlSection(ScoringSection):
-    """The `ropd:` section as verl's reward manager reads it: the scoring part `ropd train`
-    reads too (same names, same models, same checks)."""
+class VerlSection(RunConfig):
+    """The `ropd:` section as verl's reward manager reads it: the run configuration every
+    command reads (same names, same models, same checks, the same K)."""
 
-    method: Literal["ropd", "tjudge"] = "ropd"
+    method: Literal["ropd", "tjudge"] = "ropd"  # type: ignore[assignment]
     traces: Path | None = Field(
         default=None, description="trace store; default <trainer.default_local_dir>/traces.db"
     )
@@ -49,30 +47,13 @@ class VerlSection(ScoringSection):
     lora: Any = None
     trl_overrides: Any = None
 
-    @property
-    def judge_config(self) -> ScorerConfig | TJudgeConfig:
-        return self.tjudge if self.method == "tjudge" else self.scorer
-
 
 def read_section(path: str | Path) -> VerlSection:
     """The validated `ropd:` section of a config file; every problem named with its field."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: ropd config file not found (reward.reward_kwargs.ropd_config)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("ropd", {}), dict):
-        raise ConfigError(f"{path}: expected a mapping with a `ropd:` section")
-    try:
-        return VerlSection.model_validate(data.get("ropd") or {})
-    except ValidationError as exc:
-        problems = [
-            f"{path}: field 'ropd.{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError("\n".join(problems)) from None
+    return load_section(VerlSection, path)
 
 
 def _select(config: Any, dotted: str, default: Any = None) -> Any:

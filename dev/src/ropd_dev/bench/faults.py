@@ -1,6 +1,6 @@
 """`ropd bench faults`: `ropd score` against a judge that fails, lies and leaks, killed and resumed.
 
-A fault-injecting endpoint (`ropd.testing.FaultJudgeServer`) fails a share of all requests
+A fault-injecting endpoint (`ropd_dev.faults.FaultJudgeServer`) fails a share of all requests
 (5xx, 429, hangs, resets, malformed 200 bodies, wrong-shape JSON, cut-off and empty replies,
 self-reported totals). Its clean replies come from a judge that judges by content but sometimes
 quotes a forged verdict object from the answers around its own, and sometimes echoes the API
@@ -18,7 +18,7 @@ the answers' content and checks the output and trace files:
 - silent zeros: a 0 reward where the content earns more, in a group not marked failed;
 - failed groups without a recorded cause; groups lost or written twice across kills;
 - occurrences of the key in the output, the trace store and everything the CLI printed;
-- bad inputs with a clear message / total: every case of `ropd.testing.bad_inputs` (bad groups
+- bad inputs with a clear message / total: every case of `ropd_dev.bad_inputs` (bad groups
   lines, paths, options) run against a stub judge must exit 2 with its expected message, no
   traceback, no judge request and nothing left behind (cases root cannot provoke are skipped).
 """
@@ -43,12 +43,12 @@ import typer
 
 from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
 from ropd.rubric import weighted_score
-from ropd.testing.bad_inputs import CASES as BAD_INPUT_CASES
-from ropd.testing.bad_inputs import run_case
-from ropd.testing.faults import ALL_FAULTS, BOUNDARY_FAULTS, FaultJudgeServer
 from ropd.testing.replies import answers_in, content_verifier, rubric_reply, schema_reply
 from ropd.testing.stub_server import StubJudgeServer
 from ropd.text import answer_for_judge, clip_middle
+from ropd_dev.bad_inputs import CASES as BAD_INPUT_CASES
+from ropd_dev.bad_inputs import run_case
+from ropd_dev.faults import ALL_FAULTS, BOUNDARY_FAULTS, FaultJudgeServer
 
 WORDS = (("alpha", 5), ("bravo", 3), ("charlie", 2), ("delta", 1))
 KEY_ENV = "ROPD_FAULT_BENCH_KEY"

@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 import typer
 
-ARM_MODULE = "ropd.bench.train"
+ARM_MODULE = "ropd_dev.bench.train"
 
 
 def _overrides(

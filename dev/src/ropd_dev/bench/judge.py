@@ -251,7 +251,7 @@ def register(bench_app: typer.Typer) -> None:
         """Score B groups against a fixed-latency stub judge; one JSON line per run."""
         sizes = _csv(groups, int)
         if context_window is not None:
-            from ropd.bench.context import run_context_bench
+            from ropd_dev.bench.context import run_context_bench
 
             figures = asyncio.run(
                 run_context_bench(

@@ -1,0 +1,1 @@
+"""The benchmarks behind `ropd bench ...`: each module registers its own command (`register`)."""

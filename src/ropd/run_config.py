@@ -1,0 +1,84 @@
+"""The run configuration: what every command and every training engine's config extends.
+
+One `RunConfig` holds what a run needs to reach its judges and its data: the judge roles
+(`scorer`, `tjudge`), endpoint limits, the teacher store and K, the trace store, the quality
+gate, the run id and whether endpoints are probed. It is the `ropd:` section of `ropd.yaml`:
+`ropd train` extends it with the student, data and baselines (`train/config.py` `RopdSection`),
+verl's reward manager with what verl decides (`integrations/verl/settings.py` `VerlSection`),
+and every command reads it with `-c ropd.yaml --set key=value` (`cli/run_options.py`).
+`Session.open(config)` (`session.py`) is what turns it into open connections and stores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ropd.config_file import load_section
+from ropd.llm.config import LimitsConfig, RoleConfig
+from ropd.reward.config import DEFAULT_K, ScorerConfig, TJudgeConfig
+from ropd.reward.gate import GateConfig
+from ropd.teacher.config import TeacherConfig
+
+JudgeMethod = Literal["ropd", "tjudge"]
+
+
+class RunConfig(BaseModel):
+    """Judge, teacher answers, limits, quality gate, traces and run id of one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(default="ropd", description="How answers are rewarded: ropd or tjudge.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    traces: Path | None = Field(default=None, description="trace store; default in the run folder")
+    run_id: str | None = Field(default=None, description="Run id of the traces (default: new).")
+    probe: bool = Field(
+        default=True,
+        description="Probe each endpoint once before the first request (reachable, key "
+        "accepted, model listed at /models).",
+    )
+
+    @property
+    def judge_config(self) -> ScorerConfig | TJudgeConfig:
+        """The judge settings the method scores with."""
+        return self.tjudge if self.method == "tjudge" else self.scorer
+
+    def judge_roles(self) -> list[RoleConfig]:
+        """The roles the method's judge calls, in a fixed order."""
+        return self.judge_config.roles()
+
+    @property
+    def k(self) -> int:
+        """K: the teacher answers each group is judged with, answered here and nowhere else.
+
+        T-Judge: its `num_references`. ROPD: `scorer.num_teacher_refs`; unset (null, "all"),
+        the number of answers the store is built with (`teacher.num_answers`, default 4).
+        SFT trains on every stored answer: `teacher.num_answers`.
+        """
+        if self.method == "tjudge":
+            return self.tjudge.num_references
+        if self.method == "ropd":
+            return resolve_k(self.scorer.num_teacher_refs, self.teacher.num_answers)
+        return self.teacher.num_answers
+
+    @classmethod
+    def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """The `ropd:` section of `path` with `--set` overrides (dotted keys inside it)."""
+        return load_section(cls, path, overrides)
+
+
+def resolve_k(num_teacher_refs: int | None, store_answers: int | None = None) -> int:
+    """K from a scorer's `num_teacher_refs` where the answers come from a store: unset means
+    every answer the store is built with (`store_answers`, else `DEFAULT_K`)."""
+    if num_teacher_refs is not None:
+        return num_teacher_refs
+    return store_answers if store_answers is not None else DEFAULT_K
+
+
+__all__ = ["JudgeMethod", "RunConfig", "resolve_k"]
