@@ -172,12 +172,14 @@ def load_section(
     overrides: dict[str, Any] | None = None,
     *,
     section: str = "ropd",
+    ignore: Iterable[str] = (),
 ) -> M:
     """`model` validated from the file's `section:` mapping, `--set` overrides applied.
 
     Overrides are dotted keys inside the section (`scorer.blind=false`); the same key with the
     section's name in front (`ropd.scorer.blind=false`) works too, as in `ropd train --set`.
-    Keys outside the section are the other tools' (TRL's, verl's) and are left alone here.
+    Keys outside the section are the other tools' (TRL's, verl's) and are left alone here, as
+    are the section's keys named in `ignore` (read by another command of the same file).
     """
     prefixed = {}
     for key, value in (overrides or {}).items():
@@ -188,6 +190,7 @@ def load_section(
         raw = {}
     if not isinstance(raw, dict):
         raise loc.error((section,), "must be a mapping")
+    raw = {key: value for key, value in raw.items() if key not in set(ignore)}
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

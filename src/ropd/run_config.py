@@ -23,6 +23,9 @@ from ropd.reward.gate import GateConfig
 from ropd.teacher.config import TeacherConfig
 
 JudgeMethod = Literal["ropd", "tjudge"]
+# Keys of the `ropd:` section only `ropd train` reads (`train/config.py` `RopdSection`): a
+# command reading the same file with `-c` leaves them alone.
+TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
 
 
 class RunConfig(BaseModel):
@@ -70,7 +73,7 @@ class RunConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
         """The `ropd:` section of `path` with `--set` overrides (dotted keys inside it)."""
-        return load_section(cls, path, overrides)
+        return load_section(cls, path, overrides, ignore=TRAIN_ONLY_KEYS)
 
 
 def resolve_k(num_teacher_refs: int | None, store_answers: int | None = None) -> int:
@@ -81,4 +84,4 @@ def resolve_k(num_teacher_refs: int | None, store_answers: int | None = None) ->
     return store_answers if store_answers is not None else DEFAULT_K
 
 
-__all__ = ["JudgeMethod", "RunConfig", "resolve_k"]
+__all__ = ["TRAIN_ONLY_KEYS", "JudgeMethod", "RunConfig", "resolve_k"]

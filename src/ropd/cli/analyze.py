@@ -38,10 +38,13 @@ from ropd.cli.options import (
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
+from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, judge_fields, run_config
 from ropd.cli.score import judge_role
 from ropd.errors import InputError, Interrupted
 from ropd.redact import scrub
 from ropd.reward.config import ScorerConfig
+from ropd.run_config import RunConfig
+from ropd.teacher.config import TeacherConfig
 
 RESUME_ADD = ("--resume",)
 RESUME_REMOVE = ("--overwrite", "--no-resume")
@@ -72,8 +75,23 @@ def _out(console: Console, text: str) -> None:
     console.print(scrub(text), markup=False, highlight=False)
 
 
+# Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
+ANALYZE_FIELDS = {
+    **{name: path for name, path in judge_fields("scorer.judge").items()
+       if name in ("base_url", "model", "api_key_env", "temperature", "max_tokens", "timeout")},
+    **{f"teacher_{f}": f"teacher.role.{f}" for f in ("base_url", "model", "api_key_env")},
+    **LIMIT_FIELDS,
+    "teacher_store": "teacher.store",
+    "any_teacher_fingerprint": "teacher.accept_any_fingerprint",
+    "traces": "traces",
+    "strip_think": "scorer.strip_think",
+    "prompts_dir": "scorer.prompts_dir",
+}  # fmt: skip
+
+
 @analyze_app.command("run")
 def run(
+    ctx: typer.Context,
     pool: Annotated[
         Path,
         typer.Argument(
@@ -135,8 +153,14 @@ def run(
     plots: Annotated[bool, typer.Option(help="Write ROC and histogram images.")] = True,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
     no_probe: NoProbe = False,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
 ) -> None:
-    """Score a fixed pool with every method and measure how well rewards track correctness."""
+    """Score a fixed pool with every method and measure how well rewards track correctness.
+
+    With `-c ropd.yaml` the judge (`scorer.judge`), the teacher endpoint, limits, teacher store
+    and traces come from the file's `ropd:` section (`--set` and the flags given override it).
+    """
     try:
         judge = judge_role(base_url, model, api_key_env, temperature, max_tokens, timeout)
         teacher = None
@@ -145,8 +169,27 @@ def run(
                 "teacher", teacher_base_url, teacher_model, teacher_api_key_env, timeout_s=timeout
             )
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
+        flagged = RunConfig(
+            scorer=ScorerConfig(judge=judge, strip_think=strip_think, prompts_dir=prompts_dir),
+            teacher=TeacherConfig(
+                store=teacher_store,
+                accept_any_fingerprint=any_teacher_fingerprint,
+                **({"role": teacher} if teacher is not None else {}),
+            ),
+            limits=limits,
+            traces=traces,
+            probe=not no_probe,
+        )
     except ValidationError as exc:
         raise InputError(flag_errors(exc)) from None
+    run_cfg = run_config(ctx, config_file, sets, flagged, ANALYZE_FIELDS)
+    if run_cfg is not flagged:
+        judge = (run_cfg.scorer.judge or run_cfg.scorer.rubricator).with_name("judge")
+        if teacher is None and run_cfg.teacher.role.base_url is not None:
+            teacher = run_cfg.teacher.role  # a teacher endpoint the file names
+        limits, traces, teacher_store = run_cfg.limits, run_cfg.traces, run_cfg.teacher.store
+        any_teacher_fingerprint = run_cfg.teacher.accept_any_fingerprint
+        strip_think, prompts_dir = run_cfg.scorer.strip_think, run_cfg.scorer.prompts_dir
     err = Console(stderr=True, soft_wrap=True)
     display = RunProgress("analyzing", "groups", enabled=progress, console=err)
     seen: list[AnalysisRun] = []
@@ -168,7 +211,7 @@ def run(
                 settings=settings, teacher_store=teacher_store,
                 any_teacher_fingerprint=any_teacher_fingerprint, chat_template=chat_template,
                 traces=traces, resume=resume, overwrite=overwrite, batch_size=batch_size,
-                probe=not no_probe, plots=plots, on_start=on_start, on_result=on_result,
+                probe=run_cfg.probe, plots=plots, on_start=on_start, on_result=on_result,
             )  # fmt: skip
     except KeyboardInterrupt:
         command = resume_command(RESUME_ADD, RESUME_REMOVE)

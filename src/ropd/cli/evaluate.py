@@ -21,8 +21,10 @@ from ropd.cli.options import (
     field_help,
     limits_from_flags,
 )
+from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, run_config
 from ropd.errors import InputError
 from ropd.llm.config import RoleConfig
+from ropd.run_config import RunConfig
 
 eval_app = typer.Typer(
     help=(
@@ -187,6 +189,8 @@ def run(
     tpm: Tpm = None,
     max_retries: MaxRetries = 4,
     no_probe: NoProbe = False,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -210,6 +214,12 @@ def run(
     if base_url and base_url != "local" and not base_url.startswith(("http://", "https://")):
         _fail(f"--base-url {base_url!r}: give an http(s) URL such as http://127.0.0.1:8000/v1")
     from ropd.eval.types import GenerationSettings
+
+    # -c ropd.yaml: the endpoint limits and the probe switch of the file's `ropd:` section
+    flagged = RunConfig(
+        limits=limits_from_flags(max_in_flight, rpm, tpm, max_retries), probe=not no_probe
+    )
+    run_cfg = run_config(ctx, config_file, sets, flagged, LIMIT_FIELDS)
 
     settings = GenerationSettings(
         n=_num_samples(ctx, num_samples, n_alias),
@@ -237,8 +247,8 @@ def run(
             grader_model=grader_model,
             grader_api_key_env=grader_api_key_env,
             grader_max_tokens=grader_max_tokens,
-            limits=limits_from_flags(max_in_flight, rpm, tpm, max_retries),
-            probe=not no_probe,
+            limits=run_cfg.limits,
+            probe=run_cfg.probe,
             dry_run=dry_run,
         )
     )
@@ -342,11 +352,10 @@ async def _run(**opts: Any) -> Any:
             prepared, local_generator(), settings, out_dir, console=_err, limit=opts["limit"]
         )
 
-    from ropd.run_config import RunConfig
     from ropd.session import Session
 
-    run_config = RunConfig(limits=opts["limits"], probe=opts["probe"])
-    async with Session.open(run_config, roles=roles) as session:
+    endpoints = RunConfig(limits=opts["limits"], probe=opts["probe"])
+    async with Session.open(endpoints, roles=roles) as session:
         client = session.client
         by_name = {role.name: role for role in session.roles}
         grader = Grader(client, by_name["grader"]) if "grader" in by_name else None

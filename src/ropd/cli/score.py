@@ -36,12 +36,15 @@ from ropd.cli.options import (
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
+from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, judge_fields, run_config
 from ropd.errors import InputError, Interrupted, JudgeError
 from ropd.llm.config import LOCAL, Price, RoleConfig
 from ropd.progress import judge_activity
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
+from ropd.run_config import RunConfig
 from ropd.score_file import AllGroupsFailed, ScoreFileStats, default_traces_path, score_file
+from ropd.teacher.config import TeacherConfig
 
 __all__ = ["default_traces_path", "register", "score"]
 
@@ -67,7 +70,27 @@ RESUME_REMOVE = ("--overwrite", "--no-resume")
 MAX_CAUSE_CHARS = 400
 
 
+SCORER_FLAGS = (
+    "min_teacher_refs", "min_criteria", "max_criteria", "rubric_mode", "blind", "teacher_in_pool",
+    "strip_think", "failure_policy", "constant_reward", "seed", "prompts_dir",
+)  # fmt: skip
+# Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
+SCORE_FIELDS = {
+    **judge_fields("scorer.judge"),
+    **{f"rubricator_{f}": f"scorer.rubricator.{f}" for f in ("base_url", "model", "api_key_env")},
+    **{f"verifier_{f}": f"scorer.verifier.{f}" for f in ("base_url", "model", "api_key_env")},
+    "k": "scorer.num_teacher_refs",
+    **{name: f"scorer.{name}" for name in SCORER_FLAGS},
+    **LIMIT_FIELDS,
+    "traces": "traces",
+    "teacher_store": "teacher.store",
+    "any_teacher_fingerprint": "teacher.accept_any_fingerprint",
+    "run_id": "run_id",
+}
+
+
 def score(
+    ctx: typer.Context,
     groups_file: Annotated[
         Path,
         typer.Argument(
@@ -178,8 +201,14 @@ def score(
     ] = True,
     no_probe: NoProbe = False,
     price: JudgePrice = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
 ) -> None:
-    """Score groups of student answers with the ROPD rubric reward."""
+    """Score groups of student answers with the ROPD rubric reward.
+
+    With `-c ropd.yaml` the judges, limits, K, teacher store, traces and run id come from the
+    file's `ropd:` section (`--set` and the flags given override it).
+    """
     try:  # a flag value the configs refuse is an input error naming the flag
         judge = judge_role(
             base_url,
@@ -214,8 +243,21 @@ def score(
             prompts_dir=prompts_dir,
         )
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
+        flagged = RunConfig(
+            scorer=config,
+            limits=limits,
+            traces=traces,
+            teacher=TeacherConfig(
+                store=teacher_store, accept_any_fingerprint=any_teacher_fingerprint
+            ),
+            run_id=run_id,
+            probe=not no_probe,
+        )
     except ValidationError as exc:
         raise InputError(flag_errors(exc)) from None
+    run = run_config(ctx, config_file, sets, flagged, SCORE_FIELDS)
+    config, limits, traces, run_id = run.scorer, run.limits, run.traces, run.run_id
+    teacher_store, any_teacher_fingerprint = run.teacher.store, run.teacher.accept_any_fingerprint
     err = Console(stderr=True, soft_wrap=True)
     seen: list[ScoreFileStats] = []  # the run's live stats, once the plan is done
     display = RunProgress(
@@ -258,7 +300,7 @@ def score(
                 run_id=run_id,
                 on_start=on_start,
                 on_result=on_result,
-                probe=not no_probe,
+                probe=run.probe,
             )
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_message(seen[0] if seen else None, output)) from None

@@ -28,9 +28,11 @@ from ropd.cli.options import (
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
+from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, judge_fields, run_config
 from ropd.data.records import load_records
 from ropd.errors import InputError, Interrupted
 from ropd.llm.config import RoleConfig
+from ropd.run_config import RunConfig
 from ropd.teacher.builder import (
     PROGRESS_LABEL,
     PROGRESS_UNIT,
@@ -39,6 +41,7 @@ from ropd.teacher.builder import (
     build_store,
     prompt_items,
 )
+from ropd.teacher.config import TeacherConfig
 from ropd.teacher.status import STATUSES
 from ropd.teacher.store import TeacherStore
 
@@ -92,8 +95,20 @@ def teacher_role(
     return role
 
 
+# Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
+BUILD_FIELDS = {
+    **{name: path.replace("scorer.judge", "teacher.role") for name, path in
+       judge_fields("scorer.judge").items() if name not in ("context_window", "tokenizer", "price")},
+    "top_p": "teacher.role.top_p",
+    "k": "teacher.num_answers",
+    "store": "teacher.store",
+    **LIMIT_FIELDS,
+}  # fmt: skip
+
+
 @teacher_app.command("build")
 def build(
+    ctx: typer.Context,
     data: Annotated[
         str,
         typer.Argument(
@@ -101,7 +116,12 @@ def build(
             show_default=False,
         ),
     ],
-    store: Annotated[Path, typer.Option(help="Teacher store (SQLite file, created if missing).")],
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Teacher store (SQLite file, created if missing; or ropd.teacher.store)."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option(*K_FLAGS, help=K_BUILD_HELP)] = 4,
     base_url: Annotated[
         str | None,
@@ -165,8 +185,14 @@ def build(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
     no_probe: NoProbe = False,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
 ) -> None:
-    """Ask the teacher for K answers per prompt; run again to resume or top up."""
+    """Ask the teacher for K answers per prompt; run again to resume or top up.
+
+    With `-c ropd.yaml` the teacher, its store, K (`teacher.num_answers`) and the limits come
+    from the file's `ropd:` section (`--set` and the flags given override it).
+    """
     usable = {"ok", *(accept or [])}
     unknown = usable - set(STATUSES)
     if unknown:
@@ -181,6 +207,16 @@ def build(
         timeout_s=timeout,
     )
     limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
+    flagged = RunConfig(
+        teacher=TeacherConfig(store=store, role=role, num_answers=k),
+        limits=limits,
+        probe=not no_probe,
+    )
+    run = run_config(ctx, config_file, sets, flagged, BUILD_FIELDS)
+    role, limits, k = run.teacher.role, run.limits, run.teacher.num_answers
+    if run.teacher.store is None:
+        raise _fail("no teacher store: give --store (or ropd.teacher.store with -c)")
+    store = run.teacher.store
     items = prompt_items(
         load_records(data, split=split, name=name, limit=limit),
         prompt_field=prompt_field,
@@ -211,7 +247,7 @@ def build(
                 max_pending=max_pending,
                 max_rounds=max_rounds,
                 on_progress=shown,
-                probe=not no_probe,
+                probe=run.probe,
             )
     except KeyboardInterrupt:
         here = shown.report.answers_stored if shown.report is not None else 0

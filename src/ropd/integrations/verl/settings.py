@@ -29,7 +29,6 @@ DEFAULT_GROUP_TIMEOUT_S = 900.0
 # Ray's default `max_concurrency` of an async actor (verl's RewardLoopWorker keeps it)
 RAY_ASYNC_CONCURRENCY = 1000
 DEFAULT_ACTOR_CONCURRENCY = 100_000
-TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
 
 
 class VerlSection(RunConfig):
