@@ -80,12 +80,16 @@ demo: setup
 	# --overwrite: a second `make demo` replaces the previous demo run (runs/embedded)
 	$(VENV)/bin/ropd train --config examples/embedded.yaml --overwrite
 
+# the main suite runs on TEST_WORKERS processes (pytest-xdist; 2 fits a 2-core machine, `auto`
+# takes every core); the verl suite starts a Ray cluster and runs on its own
+TEST_WORKERS ?= 2
+
 test: setup verl
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 	$(VENV_VERL)/bin/pytest tests/verl
 
 test-fast: setup verl
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow"
 	$(VENV_VERL)/bin/pytest tests/verl -m "not slow"
 
 lint: setup

@@ -133,15 +133,26 @@ def groups_file(path: Path) -> Path:
     return write(path, json.dumps(row) + "\n")
 
 
-def test_score_probes_each_endpoint_once_and_reads_c_and_set(tmp_path: Path) -> None:
+DEAD = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+
+
+@pytest.mark.parametrize("typed_url", [False, True])
+def test_score_probes_each_endpoint_once_and_reads_c_and_set(
+    tmp_path: Path, typed_url: bool
+) -> None:
+    """The file names the judge (or a dead one that the typed --base-url replaces)."""
     with StubJudgeServer() as stub:
+        url = DEAD if typed_url else stub.base_url
         config = write(
             tmp_path / "ropd.yaml",
-            f"ropd:\n  scorer:\n    judge: {{base_url: '{stub.base_url}', model: stub, "
-            "api_key_env: STUB_KEY}\n    min_criteria: 1\n  limits:\n    max_in_flight: 3\n",
+            f"ropd:\n  scorer:\n    judge: {{base_url: '{url}', model: stub, "
+            "api_key_env: STUB_KEY}\n    min_criteria: 1\n    verifier: {max_tokens: 300}\n"
+            "  limits:\n    max_in_flight: 3\n",
         )
         out = tmp_path / "scores.jsonl"
         args = ["score", groups_file(tmp_path / "g.jsonl"), "-o", out, "-c", config]
+        if typed_url:
+            args += ["--base-url", stub.base_url, "--model", "stub"]
         result = ropd_in_process(
             [*args, "--set", "run_id=from-set", "--max-retries", "1"], env={"STUB_KEY": "x"}
         )

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import click
 import typer
-from click.core import ParameterSource
 
 from ropd.config_file import parse_overrides
 from ropd.run_config import RunConfig
@@ -43,10 +42,14 @@ Sets = Annotated[
 ]
 
 
+TYPED = ("COMMANDLINE", "ENVIRONMENT")  # click's ParameterSource names of a value a user gave
+
+
 def given_on_command_line(ctx: click.Context, name: str) -> bool:
     """True when the parameter `name` was typed (or came from an environment variable)."""
     source = ctx.get_parameter_source(name)
-    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    # by name: typer may hand over a context whose enum is its own copy of click's
+    return getattr(source, "name", None) in TYPED
 
 
 def _at(data: Mapping[str, Any], path: str) -> Any:
@@ -62,15 +65,18 @@ def run_config(
     sets: list[str] | None,
     from_flags: RunConfig,
     fields: Mapping[str, str],
+    *,
+    typed: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """The command's run configuration (see the module doc).
 
     `from_flags` is the configuration the flags alone describe; `fields` maps each parameter
-    name to its dotted path in `RunConfig`. Without `-c` and `--set` it is returned as it is.
+    name to its dotted path in `RunConfig`; `typed` holds the generated flags typed, already as
+    paths (`cli/config_flags.py`). Without `-c` and `--set` it is returned as it is.
     """
     if config_file is None and not sets:
         return from_flags
-    overrides = parse_overrides(sets or [])
+    overrides = {**parse_overrides(sets or []), **(typed or {})}
     flat = from_flags.model_dump(mode="json")
     for name, path in fields.items():
         if given_on_command_line(ctx, name):

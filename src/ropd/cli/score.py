@@ -7,14 +7,14 @@ stderr (`ropd.cli.progress`); Ctrl-C ends with what is saved and the command tha
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from ropd.cli.config_flags import Flag, config_flags
 from ropd.cli.options import (
     DEFAULT_IN_FLIGHT,
     ApiKeyEnv,
@@ -49,17 +49,6 @@ from ropd.teacher.config import TeacherConfig
 __all__ = ["default_traces_path", "register", "score"]
 
 
-class RubricModeChoice(str, Enum):
-    shared = "shared"
-    per_pair = "per_pair"
-
-
-class FailurePolicyChoice(str, Enum):
-    nan = "nan"
-    constant = "constant"
-    raise_ = "raise"
-
-
 class ScoringStopped(JudgeError):
     """Policy `raise` stopped the run after a failed group; finished groups are saved (exit 1)."""
 
@@ -70,17 +59,18 @@ RESUME_REMOVE = ("--overwrite", "--no-resume")
 MAX_CAUSE_CHARS = 400
 
 
+# The scorer's switches: flags generated from the `ScorerConfig` fields (cli/config_flags.py).
 SCORER_FLAGS = (
-    "min_teacher_refs", "min_criteria", "max_criteria", "rubric_mode", "blind", "teacher_in_pool",
-    "strip_think", "failure_policy", "constant_reward", "seed", "prompts_dir",
+    Flag("scorer.num_teacher_refs", ("-k", "--num-teacher-refs")),
+    "scorer.min_teacher_refs", "scorer.min_criteria", "scorer.max_criteria", "scorer.rubric_mode",
+    "scorer.blind", "scorer.teacher_in_pool", Flag("scorer.strip_think", ("--strip-think/--keep-think",)),
+    "scorer.failure_policy", "scorer.constant_reward", "scorer.seed", "scorer.prompts_dir",
 )  # fmt: skip
 # Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
 SCORE_FIELDS = {
     **judge_fields("scorer.judge"),
     **{f"rubricator_{f}": f"scorer.rubricator.{f}" for f in ("base_url", "model", "api_key_env")},
     **{f"verifier_{f}": f"scorer.verifier.{f}" for f in ("base_url", "model", "api_key_env")},
-    "k": "scorer.num_teacher_refs",
-    **{name: f"scorer.{name}" for name in SCORER_FLAGS},
     **LIMIT_FIELDS,
     "traces": "traces",
     "teacher_store": "teacher.store",
@@ -89,6 +79,7 @@ SCORE_FIELDS = {
 }
 
 
+@config_flags(*SCORER_FLAGS)
 def score(
     ctx: typer.Context,
     groups_file: Annotated[
@@ -124,41 +115,6 @@ def score(
         int | None, typer.Option(help=field_help(RoleConfig, "context_window"))
     ] = None,
     tokenizer: Annotated[str | None, typer.Option(help=field_help(RoleConfig, "tokenizer"))] = None,
-    k: Annotated[
-        int,
-        typer.Option("-k", "--num-teacher-refs", help=field_help(ScorerConfig, "num_teacher_refs")),
-    ] = 4,
-    min_teacher_refs: Annotated[
-        int | None, typer.Option(help=field_help(ScorerConfig, "min_teacher_refs"))
-    ] = None,
-    min_criteria: Annotated[int, typer.Option(help=field_help(ScorerConfig, "min_criteria"))] = 4,
-    max_criteria: Annotated[int, typer.Option(help=field_help(ScorerConfig, "max_criteria"))] = 12,
-    rubric_mode: Annotated[
-        RubricModeChoice,
-        typer.Option(help=field_help(ScorerConfig, "rubric_mode")),
-    ] = RubricModeChoice.shared,
-    blind: Annotated[
-        bool,
-        typer.Option("--blind/--no-blind", help=field_help(ScorerConfig, "blind")),
-    ] = True,
-    teacher_in_pool: Annotated[
-        bool,
-        typer.Option(
-            "--teacher-in-pool/--no-teacher-in-pool",
-            help=field_help(ScorerConfig, "teacher_in_pool"),
-        ),
-    ] = True,
-    strip_think: Annotated[
-        bool,
-        typer.Option("--strip-think/--keep-think", help=field_help(ScorerConfig, "strip_think")),
-    ] = True,
-    failure_policy: Annotated[
-        FailurePolicyChoice,
-        typer.Option(help=field_help(ScorerConfig, "failure_policy")),
-    ] = FailurePolicyChoice.nan,
-    constant_reward: Annotated[
-        float, typer.Option(help=field_help(ScorerConfig, "constant_reward"))
-    ] = 0.0,
     max_in_flight: MaxInFlight = DEFAULT_IN_FLIGHT,
     rpm: Rpm = None,
     tpm: Tpm = None,
@@ -187,10 +143,6 @@ def score(
         bool,
         typer.Option(help="Use store answers made under any teacher fingerprint."),
     ] = False,
-    prompts_dir: Annotated[
-        Path | None, typer.Option(help=field_help(ScorerConfig, "prompts_dir"))
-    ] = None,
-    seed: Annotated[int, typer.Option(help=field_help(ScorerConfig, "seed"))] = 0,
     run_id: Annotated[str | None, typer.Option(help="Name of this run in the trace store.")] = None,
     progress: Annotated[
         bool,
@@ -203,12 +155,14 @@ def score(
     price: JudgePrice = None,
     config_file: ConfigFile = None,
     sets: Sets = None,
+    config_overrides: dict[str, Any] | None = None,
 ) -> None:
     """Score groups of student answers with the ROPD rubric reward.
 
     With `-c ropd.yaml` the judges, limits, K, teacher store, traces and run id come from the
     file's `ropd:` section (`--set` and the flags given override it).
     """
+    typed = config_overrides or {}  # the scorer switches typed (all under `scorer.`)
     try:  # a flag value the configs refuse is an input error naming the flag
         judge = judge_role(
             base_url,
@@ -229,18 +183,7 @@ def score(
             verifier=role_override(
                 "verifier", verifier_base_url, verifier_model, verifier_api_key_env, judge
             ),
-            num_teacher_refs=k,
-            min_teacher_refs=min_teacher_refs,
-            min_criteria=min_criteria,
-            max_criteria=max_criteria,
-            rubric_mode=rubric_mode.value,
-            blind=blind,
-            teacher_in_pool=teacher_in_pool,
-            strip_think=strip_think,
-            failure_policy=failure_policy.value,
-            constant_reward=constant_reward,
-            seed=seed,
-            prompts_dir=prompts_dir,
+            **{path.split(".", 1)[1]: value for path, value in typed.items()},
         )
         limits = limits_from_flags(max_in_flight, rpm, tpm, max_retries)
         flagged = RunConfig(
@@ -255,7 +198,7 @@ def score(
         )
     except ValidationError as exc:
         raise InputError(flag_errors(exc)) from None
-    run = run_config(ctx, config_file, sets, flagged, SCORE_FIELDS)
+    run = run_config(ctx, config_file, sets, flagged, SCORE_FIELDS, typed=typed)
     config, limits, traces, run_id = run.scorer, run.limits, run.traces, run.run_id
     teacher_store, any_teacher_fingerprint = run.teacher.store, run.teacher.accept_any_fingerprint
     err = Console(stderr=True, soft_wrap=True)
