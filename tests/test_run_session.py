@@ -207,6 +207,19 @@ def test_teacher_build_takes_the_store_and_k_from_the_file(tmp_path: Path) -> No
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout.strip().splitlines()[-1])["answers_stored"] == 2
         assert stub.models_requests == 1
+        # `ropd score` on the same file: K is null there, so the store's 2 answers are K (not 4)
+        row = {"id": "a", "prompt": "Say hi", "student_responses": ["hi", "hello"]}
+        groups = write(tmp_path / "g.jsonl", json.dumps(row) + "\n")
+        scored = ropd_in_process(
+            ["score", groups, "-o", tmp_path / "s.jsonl", "-c", config, "--no-progress",
+             "--set", "scorer.num_teacher_refs=null", "--base-url", stub.base_url,
+             "--model", "stub", "--api-key-env", "STUB_KEY", "--min-criteria", "1"],
+            env={"STUB_KEY": "x"},
+        )  # fmt: skip
+        assert scored.returncode == 0, scored.stderr
+        assert "fewer teacher answers than" not in scored.stderr
+        line = json.loads((tmp_path / "s.jsonl").read_text())
+        assert line["error"] is None and len(line["teacher_scores"]) == 2
 
 
 def test_every_model_command_takes_config_and_set() -> None:

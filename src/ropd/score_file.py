@@ -179,11 +179,14 @@ def plan_score_file(
     resume: bool = False,
     overwrite: bool = False,
     traces: Path | None = None,
+    teacher_k: int | None = None,
 ) -> ScoreFilePlan:
     """Validate options, paths, input and output before any judge call; else raise InputError.
 
-    `traces` is the trace database (default: next to the output). Nothing is written here
-    except that `resume` cuts a half-written last line off the output.
+    `traces` is the trace database (default: next to the output). `teacher_k` is K for lines
+    whose answers come from the store (default: the scorer's K, `run_config.resolve_k`; a
+    command passes `RunConfig.k`). Nothing is written here except that `resume` cuts a
+    half-written last line off the output.
     """
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
@@ -205,7 +208,7 @@ def plan_score_file(
         groups = fill_teacher_answers(
             numbered,
             teacher_store,
-            resolve_k(k),
+            resolve_k(k) if teacher_k is None else teacher_k,
             str(groups_file),
             any_fingerprint=any_teacher_fingerprint,
         )
@@ -287,6 +290,7 @@ def score_file(
     on_start: Callable[[ScoreFileStats], None] | None = None,
     on_result: Callable[[GroupResult, ScoreFileStats], None] | None = None,
     probe: bool = True,
+    teacher_k: int | None = None,
 ) -> ScoreFileStats:
     """Score every group of `groups_file` into `output` (JSONL), resumably; see the module doc.
 
@@ -317,6 +321,7 @@ def score_file(
             teacher_store=store_path, any_teacher_fingerprint=any_teacher_fingerprint,
             resume=resume, overwrite=overwrite, batch_size=batch_size, run_id=run_id,
             client=client, on_start=on_start, on_result=on_result, probe=probe,
+            teacher_k=teacher_k,
         )  # fmt: skip
 
 
@@ -337,6 +342,7 @@ def _run(
     on_start: Callable[[ScoreFileStats], None] | None,
     on_result: Callable[[GroupResult, ScoreFileStats], None] | None,
     probe: bool,
+    teacher_k: int | None,
 ) -> ScoreFileStats:
     """`score_file` once its locks are held: plan (resume repairs the output), then score."""
     plan = plan_score_file(
@@ -348,6 +354,7 @@ def _run(
         resume=resume,
         overwrite=overwrite,
         traces=traces_path,
+        teacher_k=teacher_k,
     )
     run_info = {
         "command": "score",

@@ -37,16 +37,16 @@ def test_reusing_a_generation_hides_most_of_the_judge_wait(
     work = tmp_path
     with StubJudgeServer() as fast:
         build_teacher(work, tiny_student, fast.base_url)
-    figures = measure_latency(work, tiny_student, latency_s=0.5, spgs=(1, 2), steps=2)
+    # one reused generation (spg 2) against the constant-reward arm; the spg 1 arms add a
+    # minute of training to the suite and nothing the test could check (`ropd bench train`
+    # runs both)
+    figures = measure_latency(work, tiny_student, latency_s=0.5, spgs=(2,), steps=2)
     assert set(figures) == {
-        f"{key}_spg{spg}"
-        for key in ("step_s_constant", "step_s_latency", "latency_ratio")
-        for spg in (1, 2)
+        f"{key}_spg2" for key in ("step_s_constant", "step_s_latency", "latency_ratio")
     }
-    # the 0.5 s judge is asked twice in a row per generation: 1 s per step at spg 1, 0.5 at 2
-    # (only lower bounds: how much the other arms take depends on the machine's load)
-    assert figures["step_s_latency_spg1"] >= 1.0, figures
+    # the 0.5 s judge is asked twice in a row per generation, one generation every 2 steps:
+    # 0.5 s per step at least (only a lower bound: the other arm depends on the machine's load)
     assert figures["step_s_latency_spg2"] >= 0.5, figures
-    for spg in (1, 2):
+    for spg in (2,):
         ratio = figures[f"step_s_latency_spg{spg}"] / figures[f"step_s_constant_spg{spg}"]
         assert figures[f"latency_ratio_spg{spg}"] == pytest.approx(ratio, abs=1e-3)

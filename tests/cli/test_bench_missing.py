@@ -47,3 +47,13 @@ def test_the_rest_of_the_cli_works_without_ropd_dev() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "bench" in out.stdout and "score" in out.stdout
+
+
+def test_a_fault_name_of_ropd_testing_says_where_it_moved() -> None:
+    import pytest
+
+    import ropd.testing
+
+    with pytest.raises(ImportError, match=r"moved to ropd_dev\.faults.*-e dev/"):
+        from ropd.testing import FaultJudgeServer  # noqa: F401
+    assert not hasattr(ropd.testing, "NOT_A_NAME")

@@ -244,6 +244,7 @@ def score(
                 on_start=on_start,
                 on_result=on_result,
                 probe=run.probe,
+                teacher_k=run.k,
             )
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_message(seen[0] if seen else None, output)) from None
@@ -257,7 +258,7 @@ def score(
     if stats.teacher_refs_short:
         err.print(
             f"{stats.teacher_refs_short} of {stats.scored} groups had fewer teacher answers than "
-            f"K={config.num_teacher_refs} (judged with what there was; `--min-teacher-refs` "
+            f"K={run.k} (judged with what there was; `--min-teacher-refs` "
             "fails such groups instead)",
             markup=False,
             highlight=False,

@@ -44,3 +44,39 @@ __all__ = [
     "schema_reply",
     "scripted_judge",
 ]
+
+# Names this package held up to 0.2, now in the development package (`dev/`, `ropd_dev.faults`).
+_MOVED_TO_DEV = frozenset(
+    [
+        "ALL_FAULTS",
+        "CONTENT_FAULTS",
+        "EMPTY_CONTENT",
+        "ENVELOPE_FAULTS",
+        "FINISH_LENGTH",
+        "HANG",
+        "HTML_200",
+        "HTTP_429",
+        "HTTP_429_RETRY_AFTER",
+        "HTTP_500",
+        "HTTP_502",
+        "HTTP_503",
+        "INVALID_JSON_200",
+        "NO_CHOICES_200",
+        "RESET",
+        "SELF_REPORTED_TOTALS",
+        "TRANSPORT_FAULTS",
+        "TRUNCATED_JSON_200",
+        "WRONG_SHAPE",
+        "FaultJudgeServer",
+    ]
+)
+
+
+def __getattr__(name: str) -> object:
+    """A name that moved says where it went (an ImportError naming the new module)."""
+    if name in _MOVED_TO_DEV:
+        raise ImportError(
+            f"ropd.testing.{name} moved to ropd_dev.faults, the development package "
+            "(from a source checkout: pip install --no-deps -e dev/)"
+        )
+    raise AttributeError(f"module 'ropd.testing' has no attribute {name!r}")

@@ -125,7 +125,7 @@ def _lower_quartile(values: list[float]) -> float:
 
 def build_teacher(work: Path, model: Path, judge_url: str) -> None:
     """The teacher answers every arm looks up, into `work`/teacher.sqlite (from the stub)."""
-    from ropd.teacher.references import build_missing
+    from ropd.teacher.builder import build_missing
     from ropd.train.config import load_config
     from ropd.train.data import load_prompts
 
