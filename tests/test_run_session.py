@@ -191,7 +191,7 @@ def _context(argv: list[str]):
     return command.make_context("command", argv)
 
 
-def test_teacher_build_takes_the_store_and_k_from_the_file(tmp_path: Path) -> None:
+def test_one_file_serves_teacher_build_score_and_verl_rows(tmp_path: Path) -> None:
     with StubJudgeServer() as stub:
         store = tmp_path / "teacher.db"
         config = write(
@@ -220,10 +220,21 @@ def test_teacher_build_takes_the_store_and_k_from_the_file(tmp_path: Path) -> No
         assert "fewer teacher answers than" not in scored.stderr
         line = json.loads((tmp_path / "s.jsonl").read_text())
         assert line["error"] is None and len(line["teacher_scores"]) == 2
+    # verl's rows from the same file carry the same K
+    rows = tmp_path / "rows.parquet"
+    prepared = ropd_in_process(
+        ["verl", "prepare-data", prompts, "-o", rows, "-c", config,
+         "--set", "scorer.num_teacher_refs=null"]
+    )  # fmt: skip
+    assert prepared.returncode == 0, prepared.stderr
+    assert json.loads(prepared.stdout.strip().splitlines()[-1])["with_teacher_responses"] == 1
+    assert "fewer than" not in prepared.stderr
 
 
 def test_every_model_command_takes_config_and_set() -> None:
-    for command in (["score"], ["teacher", "build"], ["eval"], ["analyze", "run"], ["train"]):
+    commands = (["score"], ["teacher", "build"], ["eval"], ["analyze", "run"], ["train"],
+                ["verl", "prepare-data"])  # fmt: skip
+    for command in commands:
         result = ropd_in_process([*command, "--help"], env={"COLUMNS": "200"})
         assert result.returncode == 0
         assert "--config" in result.stdout and "--set" in result.stdout, command

@@ -74,13 +74,8 @@ class Session:
             return None
         from ropd.teacher.references import StoreReferences
 
-        teacher = self.config.teacher
-        return StoreReferences(
-            self.teacher_store,
-            k,
-            fingerprint=teacher.fingerprint,
-            accept_any_fingerprint=teacher.accept_any_fingerprint,
-            strip_think=self.judge_config.strip_think,
+        return StoreReferences.from_config(
+            self.teacher_store, self.config.teacher, k, strip_think=self.judge_config.strip_think
         )
 
     @classmethod

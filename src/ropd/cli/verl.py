@@ -13,10 +13,14 @@ from typing import Annotated
 
 import typer
 
+from ropd.cli.run_options import ConfigFile, Sets, run_config
 from ropd.data.records import load_records
 from ropd.errors import InputError
 from ropd.integrations.verl.data import RowOptions, verl_rows, write_parquet
 from ropd.integrations.verl.settings import DATA_SOURCE, VAL_SPLIT
+from ropd.reward.config import ScorerConfig
+from ropd.run_config import RunConfig
+from ropd.teacher.config import TeacherConfig
 
 verl_app = typer.Typer(
     help="ROPD on verl: data preparation (see docs/verl.md).", no_args_is_help=True
@@ -28,8 +32,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(verl_app, name="verl")
 
 
+# Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
+PREPARE_FIELDS = {"teacher_store": "teacher.store", "k": "scorer.num_teacher_refs"}
+
+
 @verl_app.command("prepare-data")
 def prepare_data(
+    ctx: typer.Context,
     data: Annotated[
         str,
         typer.Argument(
@@ -66,8 +75,20 @@ def prepare_data(
     dataset_split: Annotated[str, typer.Option(help="Split of a Hugging Face dataset.")] = "train",
     subset: Annotated[str | None, typer.Option(help="Config of a Hugging Face dataset.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N prompts.")] = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
 ) -> None:
-    """Write verl's dataset rows (data_source, prompt, ability, reward_model, extra_info)."""
+    """Write verl's dataset rows (data_source, prompt, ability, reward_model, extra_info).
+
+    With `-c ropd.yaml` (the file verl's reward manager reads) the teacher store, its
+    fingerprint choice and K come from its `ropd:` section: the rows carry the K the reward
+    uses (`--set` and the flags given override it).
+    """
+    flagged = RunConfig(
+        teacher=TeacherConfig(store=teacher_store), scorer=ScorerConfig(num_teacher_refs=k)
+    )
+    run = run_config(ctx, config_file, sets, flagged, PREPARE_FIELDS)
+    teacher_store, k = run.teacher.store, run.k
     records = load_records(data, split=dataset_split, name=subset, limit=limit)
     options = RowOptions(
         split=split,
@@ -87,7 +108,7 @@ def prepare_data(
             if not teacher_store.is_file():
                 raise InputError(f"--teacher-store {teacher_store}: no such file")
             store = stack.enter_context(TeacherStore(teacher_store))
-            references = StoreReferences(store, k)
+            references = StoreReferences.from_config(store, run.teacher, k)
         rows = verl_rows(records, options, references)
     write_parquet(rows, output)
     answers = [len(row["extra_info"].get("teacher_responses", [])) for row in rows]
