@@ -86,3 +86,22 @@ def test_pool_from_eval_command(tmp_path: Path) -> None:
     result = run("analyze", "pool-from-eval", samples, "-o", tmp_path / "pool.jsonl")
     assert result.exit_code == 0, result.output
     assert "pool: 1 groups, 1 responses, 1 correct" in result.output
+
+
+def test_analyze_reads_its_judge_from_a_config_file(
+    stub: StubJudgeServer, pool_file: Path, tmp_path: Path
+) -> None:
+    """`-c ropd.yaml`: the judge and limits of the file's `ropd:` section, as `ropd score`."""
+    config = tmp_path / "ropd.yaml"
+    config.write_text(
+        f"ropd:\n  scorer:\n    judge: {{base_url: '{stub.base_url}', model: {STUB_MODEL}}}\n"
+        "  limits: {max_in_flight: 2}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "analysis"
+    result = run(
+        "analyze", pool_file, "-o", out, "--methods", "ropd", "-c", config, "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    assert "ropd: auc 0.852" in result.output
+    assert stub.max_concurrent <= 2 and stub.models_requests == 1
