@@ -8,10 +8,11 @@ order; an overridden field says so instead of pointing at a line).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -68,14 +69,59 @@ class Locator:
     def error(self, path: tuple[str, ...], message: str) -> ConfigError:
         return ConfigError(f"{self.where(path)}: field '{'.'.join(path)}': {message}")
 
-    def pydantic_problems(self, prefix: tuple[str, ...], exc: ValidationError) -> list[str]:
-        """Each error of `exc` (raised validating the part at `prefix`) as one located line."""
+    def pydantic_problems(
+        self,
+        prefix: tuple[str, ...],
+        exc: ValidationError,
+        model: type[BaseModel] | None = None,
+    ) -> list[str]:
+        """Each error of `exc` (raised validating the part at `prefix`) as one located line.
+
+        With `model` (the class validated), an unknown key gets the closest field name of the
+        model it was found in: `min_critera` → "(did you mean 'min_criteria'?)".
+        """
         problems = []
         for err in exc.errors():
             path = (*prefix, *(str(p) for p in err["loc"]))
             message = err["msg"].removeprefix("Value error, ")
+            if model is not None and err["type"] == "extra_forbidden" and err["loc"]:
+                message += did_you_mean(str(err["loc"][-1]), field_names(model, err["loc"][:-1]))
             problems.append(f"{self.where(path)}: field '{'.'.join(path)}': {message}")
         return problems
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (`X | None`, `list[X]`, `dict[str, X]`…)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def field_names(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model(s) at `loc` inside `model` (a pydantic error's location).
+
+    A part that names no field (a list index, a dict key, a union member's tag) keeps the models
+    found so far: the names offered are a hint, never a judgement.
+    """
+    models = [model]
+    for part in loc:
+        inner = [
+            found
+            for m in models
+            if isinstance(part, str) and part in m.model_fields
+            for found in _models_in(m.model_fields[part].annotation)
+        ]
+        if inner:
+            models = inner
+        elif any(isinstance(part, str) and part in m.model_fields for m in models):
+            return []  # a field that holds no model (a dict of values): no names to offer
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def did_you_mean(key: str, names: Iterable[str]) -> str:
+    """ " (did you mean 'name'?)" for the known name closest to `key`, else ""."""
+    close = difflib.get_close_matches(key, [n for n in names if n != key], n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -194,13 +240,15 @@ def load_section(
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(loc.source, loc.pydantic_problems((section,), exc)) from None
+        raise config_error(loc.source, loc.pydantic_problems((section,), exc, model)) from None
 
 
 __all__ = [
     "Locator",
     "apply_override",
     "config_error",
+    "did_you_mean",
+    "field_names",
     "load_section",
     "parse_override",
     "parse_overrides",

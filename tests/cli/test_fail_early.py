@@ -119,8 +119,9 @@ def test_a_model_without_an_endpoint_is_refused(command, groups, tmp_path):
 def test_role_from_flags_rules():
     embedded = role_from_flags("judge", None, None, None)
     assert embedded.base_url is None and embedded.model == "local"
-    local = role_from_flags("judge", "local", "my-name", None)  # embedded, asked for on purpose
-    assert local.base_url is None and local.model == "my-name"
+    # the embedded model under another name would record that name in every trace
+    with pytest.raises(InputError, match="--base-url local"):
+        role_from_flags("judge", "local", "my-name", None)
     assert role_from_flags("judge", "local", None, None).base_url is None
     with pytest.raises(InputError, match="--model gpt-4o needs --base-url"):
         role_from_flags("judge", None, "gpt-4o", None)

@@ -47,7 +47,7 @@ def test_every_bad_line_is_reported_with_its_field(tmp_path: Path):
             {**GOOD, "id": "z", "prompt": [{"role": "user"}]},
             {**GOOD, "id": "w", "prompt": [{"role": "user", "content": "q"}, "oops"]},
             {**GOOD, "id": "v", "prompt": "   "},
-            {**GOOD, "id": "u", "answers": []},
+            {"id": "u", "prompt": "hi", "student_response": ["a"], "answer": "b"},
             {k: v for k, v in GOOD.items() if k != "id"},
             GOOD,
         ],
@@ -64,9 +64,13 @@ def test_every_bad_line_is_reported_with_its_field(tmp_path: Path):
         f"{p}:5: field 'prompt': message 0 needs 'role' and 'content'",
         f"{p}:6: field 'prompt[1]': Input should be a valid dictionary",
         f"{p}:7: field 'prompt': prompt is empty",
+        (  # extra keys are ignored; one spelled like a missing field is pointed out
+            f"{p}:8: field 'student_responses': required field is missing (did you mean "
+            "'student_responses'? the line has 'student_response')"
+        ),
         (
-            f"{p}:8: field 'answers': unknown field (expected id, prompt, student_responses, "
-            "teacher_responses)"
+            f"{p}:8: field 'teacher_responses': required field is missing (or give a teacher "
+            "store to look answers up)"
         ),
         f"{p}:9: field 'id': required field is missing",
     ]

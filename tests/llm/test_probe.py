@@ -196,7 +196,7 @@ async def test_an_unset_key_variable_is_a_config_error(stub, monkeypatch):
 
 
 async def test_embedded_roles_are_not_probed():
-    await probe_endpoints([RoleConfig(), RoleConfig(base_url="local", model="x")])
+    await probe_endpoints([RoleConfig(), RoleConfig(base_url="local", model="local")])
 
 
 async def test_open_chat_client_probes_before_the_block(stub):

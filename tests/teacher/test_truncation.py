@@ -203,3 +203,22 @@ def test_build_store_records_the_limit_and_does_not_pay_twice(tmp_path: Path) ->
         assert {store.fingerprint(a.fingerprint).max_tokens for a in cut} == {16}
         fingerprint = TeacherFingerprint.from_role(wider)
         assert store.lookup("question long", k=2, fingerprint=fingerprint) == [LONG, LONG]
+
+
+def test_a_training_build_names_the_setting_a_train_user_changes(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """`ropd train` has no --max-tokens flag: its build's note names the config setting."""
+    import logging
+
+    from ropd.teacher.builder import build_missing
+    from ropd.teacher.config import TeacherConfig
+
+    teacher = TeacherConfig(store=tmp_path / "t.db", build_missing=True, role=at(16))
+    prompts = [(i, [{"role": "user", "content": f"question {i}"}]) for i in ("short", "long")]
+    with caplog.at_level(logging.WARNING):
+        report = build_missing(teacher, prompts, LimitsConfig(), 2, client=LimitClient())
+    assert report.short_by_truncation == ["long"]
+    assert "Raise ropd.teacher.role.max_tokens above 16" in caplog.text
+    assert "--max-tokens" not in caplog.text
+    assert "Raise --max-tokens above 16" in (report.truncation_note() or "")  # the CLI's default

@@ -139,3 +139,26 @@ def test_cli_bad_config_fails_before_any_model_loads(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "config is valid" in result.output
+
+
+def test_cli_takes_trl_fields_and_ropd_keys_as_options_of_their_own() -> None:
+    """`--learning_rate 1e-5` (TRL's spelling) is `--set learning_rate=1e-5`; typos are refused."""
+    from ropd.cli import app
+
+    base = ["train", "--config", str(EXAMPLES / "paper-math.yaml"), "--dry-run", "--no-probe"]
+    env = {"TEACHER_API_KEY": "any"}
+    fields = ["--use_vllm=false", "--learning_rate", "3e-6", "--ropd.scorer.blind", "false"]
+    result = CliRunner().invoke(app, [*base, *fields], env=env)
+    assert result.exit_code == 0, result.output
+    assert "learning_rate=3e-06" in result.output and "blind=False" in result.output
+    # --set still wins over the same field given on its own
+    result = CliRunner().invoke(app, [*base, *fields, "--set", "learning_rate=4e-6"], env=env)
+    assert result.exit_code == 0 and "learning_rate=4e-06" in result.output, result.output
+    # not a field: a usage error naming the closest TRL field or ropd train option
+    result = CliRunner().invoke(app, [*base, "--learning_rat", "1e-5"], env=env)
+    assert result.exit_code == 2
+    assert "--learning_rat" in result.output and "did you mean 'learning_rate'" in result.output
+    result = CliRunner().invoke(app, [*base, "--max-step", "3"], env=env)
+    assert result.exit_code == 2 and "did you mean '--max-steps'" in result.output
+    result = CliRunner().invoke(app, [*base, "--ropd.scorer.blindd", "true"], env=env)
+    assert result.exit_code == 2 and "did you mean 'blind'" in result.output

@@ -72,6 +72,14 @@ def test_grpo_methods_train_two_steps(
     assert report.report == report.output_dir / "report.html"
     assert run_id in report.report.read_text(encoding="utf-8")
     assert any(line.startswith("report ") and str(report.report) in line for line in report.lines())
+    # the final printout says how the scoring went: groups, failures, reward, judge tokens
+    assert (report.scoring.groups, report.scoring.failed_groups) == (4, 0)
+    lines = "\n".join(report.lines())
+    assert "4 scored, 0 failed" in lines and "mean reward 0." in lines
+    assert "judge tokens" in lines and " in / " in lines
+    # the final model's card names the student it was trained from, never "[None]"
+    card = (report.final_model / "README.md").read_text(encoding="utf-8")
+    assert "[None]" not in card and str(tiny_student) in card
 
 
 def tensorboard_text(logdir: Path, tag: str) -> str:

@@ -158,7 +158,7 @@ def test_a_model_without_an_endpoint_needs_base_url_local(tmp_path: Path) -> Non
     assert message.count("needs a base_url") == 1  # the judge's mistake, once, at its line
     assert "cfg.yaml:3: field 'ropd.scorer.judge.model': model 'gpt-4o' needs a base_url" in message
     assert "base_url: local" in message
-    path = write(tmp_path, "ropd:\n  scorer:\n    judge: {model: my-name, base_url: local}\n")
+    path = write(tmp_path, "ropd:\n  scorer:\n    judge: {base_url: local}\n")
     config = load_config(path, base)
     assert config.ropd.scorer.rubricator.base_url is None  # the embedded model, on purpose
     assert load_config(None, {**base, "ropd.scorer.judge": {"model": "local"}}).method == "ropd"

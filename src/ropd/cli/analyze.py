@@ -217,7 +217,7 @@ def run(
         command = resume_command(RESUME_ADD, RESUME_REMOVE)
         saved = f"{seen[0].saved} of {seen[0].total} groups are saved" if seen else "nothing saved"
         raise Interrupted(f"interrupted: {saved} in {output}\nresume with: {command}") from None
-    _print_summary(Console(), state)
+    _print_summary(Console(soft_wrap=True), state)
 
 
 def _fmt(value: float | None) -> str:
@@ -255,7 +255,7 @@ def from_eval(
 ) -> None:
     """Turn an eval samples file into a pool: one line per item, graded completions."""
     done = pool_from_eval(samples, output, threshold=threshold, overwrite=overwrite)
-    console = Console()
+    console = Console(soft_wrap=True)
     _out(
         console,
         f"pool: {done.groups} groups, {done.responses} responses, {done.correct} correct "

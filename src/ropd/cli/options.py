@@ -92,6 +92,14 @@ NoProbe = Annotated[
 ]
 
 
+def embedded_model_named(model: str, base_url_flag: str, model_flag: str) -> str:
+    """Why `--base-url local --model gpt-4o` is refused (the name would go unserved)."""
+    return (
+        f"{base_url_flag} local uses the embedded local model, not {model!r}: drop "
+        f"{model_flag}, or give {base_url_flag} the endpoint that serves {model}"
+    )
+
+
 def role_from_flags(
     name: str,
     base_url: str | None,
@@ -102,8 +110,9 @@ def role_from_flags(
     """A role from `--base-url/--model/--api-key-env` and sampling flags.
 
     Without a base URL (or with `--base-url local`) the role is the embedded local model; with
-    one, `--model` is required. `--model` alone is refused: scoring with the embedded 135M model
-    while the traces say `gpt-4o` is worse than stopping.
+    one, `--model` is required. `--model` alone, or a model name with `--base-url local`, is
+    refused: scoring with the embedded 135M model while the traces say `gpt-4o` is worse than
+    stopping.
     """
     local = base_url is not None and base_url.strip().lower() == LOCAL
     if base_url is None and model:
@@ -113,10 +122,12 @@ def role_from_flags(
         )
     if base_url is not None and not local and not model:
         raise InputError(f"--model is required with --base-url ({base_url})")
+    if local and model and model.strip().lower() != LOCAL:
+        raise InputError(embedded_model_named(model, "--base-url", "--model"))
     return RoleConfig(
         name=name,
         base_url=None if local else base_url,
-        model=model or LOCAL,
+        model=LOCAL if local else model or LOCAL,
         api_key_env=api_key_env,
         **sampling,
     )

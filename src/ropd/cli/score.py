@@ -248,7 +248,7 @@ def score(
             )
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_message(seen[0] if seen else None, output)) from None
-    _print_summary(Console(), stats, output)
+    _print_summary(Console(soft_wrap=True), stats, output)
     if stats.aborted is not None:
         raise ScoringStopped(
             f"stopped: {stats.aborted}\n"
@@ -326,8 +326,10 @@ def role_override(
     """A role's own flags as a partial override of the judge (None when it has none).
 
     The same rules as the judge's flags: a base URL needs a model, except `local` (the embedded
-    model); a model needs an endpoint, its own or the judge's.
+    model, which takes no other model name); a model needs an endpoint, its own or the judge's.
     """
+    from ropd.cli.options import embedded_model_named
+
     local = base_url is not None and base_url.strip().lower() == LOCAL
     if base_url is not None and not local and model is None:
         raise InputError(f"--{name}-model is required with a base URL ({name} at {base_url})")
@@ -336,8 +338,10 @@ def role_override(
             f"--{name}-model {model} needs an endpoint: give --{name}-base-url (or --base-url); "
             f"for the embedded local model leave it out or pass --{name}-base-url local"
         )
+    if local and model is not None and model.strip().lower() != LOCAL:
+        raise InputError(embedded_model_named(model, f"--{name}-base-url", f"--{name}-model"))
     if local:  # the embedded model on purpose, whatever the judge uses
-        return {"base_url": None, "model": model or LOCAL, "api_key_env": api_key_env}
+        return {"base_url": None, "model": LOCAL, "api_key_env": api_key_env}
     own = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
     own = {key: value for key, value in own.items() if value is not None}
     return own or None

@@ -18,10 +18,11 @@ def _overrides(
     method: str | None,
     output_dir: Path | None,
     max_steps: int | None,
+    fields: list[str] | None = None,
 ) -> dict[str, Any]:
     from ropd.config_file import parse_override
 
-    out: dict[str, Any] = dict(parse_override(item) for item in sets or [])
+    out: dict[str, Any] = dict(parse_override(item) for item in [*(fields or []), *(sets or [])])
     if method is not None:
         out["ropd.method"] = method
     if output_dir is not None:
@@ -29,6 +30,40 @@ def _overrides(
     if max_steps is not None:
         out["max_steps"] = max_steps
     return out
+
+
+def _field_options(args: list[str], own_options: list[str]) -> list[str]:
+    """Options `ropd train` does not define, as `--set` items: `--learning_rate 1e-5` and
+    `--learning_rate=1e-5` (TRL's own spelling) are `--set learning_rate=1e-5`; a bare
+    `--bf16` is `bf16=true`. A name must be a TRL training field (of any method: the config
+    drops those its trainer does not use) or a dotted `ropd.*` key (checked with the config);
+    anything else is refused (`ConfigError`), naming the closest option or field."""
+    from ropd.config_file import did_you_mean
+    from ropd.errors import ConfigError
+    from ropd.train.config import METHODS, trl_fields
+
+    known = set().union(*(trl_fields(m) for m in METHODS)) if args else set()
+    items: list[str] = []
+    rest = list(args)
+    while rest:
+        token = rest.pop(0)
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument {token!r} (options are --name value)")
+        name, has_value, value = token[2:].partition("=")
+        key = name if name in known or name.startswith("ropd.") else name.replace("-", "_")
+        if key not in known and not key.startswith("ropd."):
+            hint = did_you_mean(token.partition("=")[0], own_options) or did_you_mean(
+                key, sorted(known)
+            )
+            raise ConfigError(
+                f"no such option: --{name}: not a `ropd train` option, a TRL training field "
+                f"nor a ropd.* key{hint}; any field can also be given as --set key=value"
+            )
+        if not has_value:
+            bare = not rest or rest[0].startswith("--")
+            value = "true" if bare else rest.pop(0)
+        items.append(f"{key}={value}")
+    return items
 
 
 def _method_folder(config: Path | None, overrides: dict[str, Any]) -> str | None:
@@ -104,6 +139,7 @@ def _folder_line(config: Any, plan: Any, moved: bool) -> str:
 
 
 def train(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML: TRL fields plus a `ropd:` section")
     ] = None,
@@ -140,10 +176,16 @@ def train(
     ] = False,
     no_probe: NoProbe = False,
 ) -> None:
-    """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`."""
+    """Train a student with ROPD (or a baseline) on TRL. Works under `accelerate launch -m ropd`.
+
+    Any TRL training field or dotted ropd key may also be given as an option of its own,
+    `--learning_rate 1e-5` or `--ropd.scorer.blind=false` (the same as `--set key=value`).
+    """
     from ropd.train.config import load_config
 
-    overrides = _overrides(set_, method, output_dir, max_steps)
+    own = [opt for param in ctx.command.params for opt in getattr(param, "opts", [])]
+    fields = _field_options(list(ctx.args), own)
+    overrides = _overrides(set_, method, output_dir, max_steps, fields)
     moved = _method_folder(config, overrides)
     if moved is not None:
         overrides["output_dir"] = moved
@@ -182,4 +224,6 @@ def train(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
-    app.command("train")(train)
+    # options it does not define are TRL fields or ropd keys (`_field_options`)
+    settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+    app.command("train", context_settings=settings)(train)

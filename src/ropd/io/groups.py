@@ -16,12 +16,17 @@ chat roles and content, valid Unicode everywhere); on top of that, the file rule
   K = 0 references or a teacher store to look them up the caller passes False). Empty answer
   strings are allowed.
 - Ids are unique across the file (resume is keyed on them); `1` and `"1"` are the same id.
+- Other keys of a line (ground truth, source ids, metadata…) are ignored: they never reach the
+  judge. A required field that is missing while the line has a key spelled close to it says so
+  (`student_response` → "did you mean 'student_responses'?").
 - A path that does not exist, is a directory, or cannot be read is one error naming it.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,8 +103,34 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
-def validation_errors(path: str, line: int, exc: ValidationError) -> list[LineError]:
-    """Turn pydantic errors into line errors, naming the exact place inside the prompt."""
+GROUP_FIELDS = tuple(Group.model_fields)
+
+
+def known_fields(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A line's `Group` fields, and its other keys (extra columns, ignored for judging)."""
+    known = {key: value for key, value in data.items() if key in GROUP_FIELDS}
+    return known, [key for key in data if key not in GROUP_FIELDS]
+
+
+def misspelled_hint(field: str, others: Sequence[str]) -> str:
+    """A "did you mean" for a missing field spelled close to one of the line's other keys.
+
+    `student_response` for `student_responses` gives " (did you mean 'student_responses'? the
+    line has 'student_response')"; no close key gives "".
+    """
+    # only keys whose closest field is this one (`student_response` is no teacher_responses)
+    mine = [key for key in others if difflib.get_close_matches(key, GROUP_FIELDS, n=1) == [field]]
+    close = difflib.get_close_matches(field, mine, n=1)
+    return f" (did you mean {field!r}? the line has {close[0]!r})" if close else ""
+
+
+def validation_errors(
+    path: str, line: int, exc: ValidationError, others: Sequence[str] = ()
+) -> list[LineError]:
+    """Turn pydantic errors into line errors, naming the exact place inside the prompt.
+
+    `others`: the line's keys that are not fields, for a "did you mean" on a missing field.
+    """
     out: list[LineError] = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
@@ -110,6 +141,8 @@ def validation_errors(path: str, line: int, exc: ValidationError) -> list[LineEr
         msg = err["msg"]
         if err.get("type") == "missing":
             msg = "required field is missing"
+            if len(loc) == 1:
+                msg += misspelled_hint(str(loc[0]), others)
         elif err.get("type") == "extra_forbidden":
             msg = "unknown field (expected id, prompt, student_responses, teacher_responses)"
         elif msg.startswith("Value error, "):
@@ -181,21 +214,18 @@ def _read_lines(handle: Any, shown: str, require_teacher: bool) -> list[tuple[in
                 LineError(shown, number, f"expected a JSON object, got {type(data).__name__}")
             )
             continue
+        data, others = known_fields(data)
         line_errors: list[LineError] = []
         group: Group | None = None
         try:
             group = Group.model_validate(data)
         except ValidationError as exc:
-            line_errors.extend(validation_errors(shown, number, exc))
+            line_errors.extend(validation_errors(shown, number, exc, others))
         if require_teacher and "teacher_responses" not in data:
-            line_errors.append(
-                LineError(
-                    shown,
-                    number,
-                    "required field is missing (or give a teacher store to look answers up)",
-                    "teacher_responses",
-                )
-            )
+            hint = misspelled_hint("teacher_responses", others)
+            or_store = " (or give a teacher store to look answers up)"
+            message = f"required field is missing{hint or or_store}"
+            line_errors.append(LineError(shown, number, message, "teacher_responses"))
         elif require_teacher and group is not None and not group.teacher_responses:
             line_errors.append(LineError(shown, number, NO_TEACHER_ANSWERS, "teacher_responses"))
         if group is not None and not line_errors:

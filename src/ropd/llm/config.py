@@ -109,6 +109,22 @@ class RoleConfig(BaseModel):
             data["base_urls"] = [*value[1:], *(data.get("base_urls") or [])]
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_serves_no_named_model(cls, data: Any) -> Any:
+        """`base_url: local` with `model: gpt-4o` would judge with the embedded model while the
+        traces say gpt-4o: refused (`model: local` or no model is the embedded model)."""
+        if not isinstance(data, dict):
+            return data
+        base_url, model = data.get("base_url"), data.get("model")
+        local = isinstance(base_url, str) and base_url.strip().lower() == LOCAL
+        if local and isinstance(model, str) and model.strip().lower() != LOCAL:
+            raise ValueError(
+                f"base_url: local uses the embedded local model, not {model!r}: leave model "
+                f"out (or set model: local), or set base_url to the endpoint that serves {model}"
+            )
+        return data
+
     @model_validator(mode="after")
     def _endpoints_are_distinct_and_remote(self) -> RoleConfig:
         if self.base_urls and self.base_url is None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 MAX_ERRORS_KEPT = 20
 PROGRESS_LABEL, PROGRESS_UNIT = "teacher build", "usable answers"
+TRAIN_MAX_TOKENS_SETTING = "ropd.teacher.role.max_tokens"  # `ropd train`'s name for it
 
 
 class BuildAborted(JudgeError):
@@ -95,8 +96,12 @@ class BuildReport:
         cut = set(self.short_by_truncation)
         return [rid for rid in self.incomplete if rid not in cut]
 
-    def truncation_note(self) -> str | None:
-        """What to do about prompts short of K because their answers were cut off (or None)."""
+    def truncation_note(self, setting: str = "--max-tokens") -> str | None:
+        """What to do about prompts short of K because their answers were cut off (or None).
+
+        `setting` is what the reader changes to raise the limit: `ropd teacher build`'s flag by
+        default, `ropd.teacher.role.max_tokens` when the build ran inside `ropd train`.
+        """
         if not self.short_by_truncation:
             return None
         n, limit = len(self.short_by_truncation), self.truncated_at
@@ -106,7 +111,7 @@ class BuildReport:
             f"{n} of {self.prompts} prompts {'has' if n == 1 else 'have'} fewer than {self.k} "
             f"usable answers because answers were cut off at max_tokens={limit}{none}, e.g. "
             f"{', '.join(self.short_by_truncation[:3])}; they are not asked again at that limit. "
-            f"Raise --max-tokens above {limit} to retry them (answers at another limit are "
+            f"Raise {setting} above {limit} to retry them (answers at another limit are "
             "another teacher fingerprint, so every prompt is answered again), or accept fewer "
             "answers: scoring and training use the answers there are."
         )
@@ -539,7 +544,7 @@ def build_missing(
         progress=True,
     )
     log.info("teacher answers built: %s", report.as_dict())
-    note = report.truncation_note()
+    note = report.truncation_note(setting=TRAIN_MAX_TOKENS_SETTING)  # a train user's setting
     if note:
         log.warning("%s", note)
     return report

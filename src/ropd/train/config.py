@@ -212,7 +212,7 @@ def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) ->
         try:
             section = RopdSection.model_validate(raw_ropd)
         except ValidationError as exc:
-            problems.extend(loc.pydantic_problems(("ropd",), exc))
+            problems.extend(loc.pydantic_problems(("ropd",), exc, RopdSection))
     if section is not None:
         method: str = section.method
         overrides: Any = section.trl_overrides
@@ -356,7 +356,7 @@ def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: Loca
                 loc.error(
                     where,
                     f"model {role.model!r} needs a base_url (the endpoint serving it); for the "
-                    "embedded local model leave model out or set base_url: local",
+                    "embedded local model leave model out (base_url: local names no model)",
                 )
             )
         )

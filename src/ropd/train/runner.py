@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class RunReport:
     stopped: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     nothing_to_do: bool = False  # `--resume` of a finished run: nothing was loaded or trained
+    scoring: Any = None  # the run's `StepMetrics` over every traced group (ROPD/T-Judge)
 
     def lines(self) -> list[str]:
         summary = f"({self.run_id}, {self.global_step} steps, {self.seconds:.0f}s)"
@@ -69,7 +71,24 @@ class RunReport:
             out.append(f"trace store     {self.traces}  (ropd inspect --traces {self.traces})")
         if self.report:
             out.append(f"report          {self.report}  (open it in a browser)")
-        return out
+        return out + self.scoring_lines()
+
+    def scoring_lines(self) -> list[str]:
+        """Groups scored and masked, mean reward, judge tokens (and cost when priced)."""
+        m = self.scoring
+        if m is None:
+            return []
+        reward = "n/a" if m.reward_mean is None else f"{m.reward_mean:.3f}"
+        groups = (
+            f"groups          {m.groups} scored, {m.failed_groups} failed (no judged reward: "
+            f"masked by default); mean reward {reward}"
+        )
+        tokens = (
+            f"judge tokens    {m.judge_input_tokens:,.0f} in / {m.judge_output_tokens:,.0f} out"
+        )
+        if m.judge_cost is not None:
+            tokens += f", cost {m.judge_cost:,.4f}"
+        return [groups, tokens]
 
 
 def _is_main_process() -> bool:
@@ -292,6 +311,26 @@ def _write_run_file(
         "ropd": _scrubbed_section(config),
     })  # fmt: skip
     (config.output_dir / RUN_FILE).write_text(json.dumps(body, indent=2, default=str) + "\n")
+
+
+def run_scoring(traces: Path, run_id: str) -> Any | None:
+    """The run's numbers over every group it traced (`StepMetrics`, as `ropd inspect --stats`
+    computes per step); None when the store cannot be read (the run itself is not affected)."""
+    from ropd.reward.metrics import step_metrics
+    from ropd.reward.traces import TraceStore
+
+    if not traces.is_file():
+        return None
+    try:
+        store = TraceStore(traces, run_id=run_id)
+        try:
+            steps = store.steps(run_id=run_id)
+        finally:
+            store.close()
+    except (RopdError, OSError, sqlite3.Error) as error:
+        log.warning("no scoring summary: %s (ropd inspect --stats %s)", error, traces)
+        return None
+    return step_metrics(r for step in steps for r in step.results)
 
 
 def _write_report(config: TrainConfig, run_id: str) -> Path | None:
@@ -534,4 +573,5 @@ def run(
         seconds=time.monotonic() - started,
         stopped=stopped,
         metrics=dict(trainer.state.log_history[-1]) if trainer.state.log_history else {},
+        scoring=run_scoring(traces, run_id) if traces is not None and _is_main_process() else None,
     )

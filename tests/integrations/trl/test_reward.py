@@ -98,3 +98,52 @@ def test_store_lookups_use_the_runs_k_when_the_config_says_all() -> None:
     assert RopdReward(all_given, teacher_answers=2).num_teacher_refs == 2  # `ropd train` sets it
     assert RopdReward(ropd.ScorerConfig(num_teacher_refs=3)).num_teacher_refs == 3
     assert RopdReward(ropd.TJudgeConfig(num_references=1)).num_teacher_refs == 1
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"id": ["a", "a", "b", "b"]}, ["a", "b"]),  # a dataset's own `id` column
+        ({"ropd_id": ["x", "x", "y", "y"], "id": ["a", "a", "b", "b"]}, ["x", "y"]),  # ropd_id wins
+    ],
+)
+async def test_a_plain_id_column_names_the_groups(
+    columns: dict[str, list[str]], expected: list[str], tmp_path: Path
+) -> None:
+    reward = RopdReward(
+        ropd.ScorerConfig(num_teacher_refs=0), client=scripted_judge(), traces=tmp_path / "t.db"
+    )
+    await reward(prompts=["p1", "p1", "p2", "p2"], completions=["1", "2", "3", "4"], **columns)
+    await reward.aclose()
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        ids = [row[0] for row in db.execute("SELECT group_id FROM groups ORDER BY group_id")]
+    assert ids == expected
+
+
+async def test_masked_groups_are_explained_once_per_step(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    from ropd.testing import schema_reply
+
+    def rubric(messages, schema):  # the judge's reply for the second prompt never validates
+        text = " ".join(str(m["content"]) for m in messages)
+        return "no json here" if "p2" in text else schema_reply(messages, schema)
+
+    client = ScriptedChatClient({"rubricator": rubric, "verifier": schema_reply})
+    reward = RopdReward(ropd.ScorerConfig(num_teacher_refs=0), client=client, num_generations=2)
+    state = SimpleNamespace(global_step=0)
+    with caplog.at_level(logging.WARNING, logger="ropd"):
+        for _ in range(2):  # two calls for the same step: one line
+            rewards = await reward(
+                prompts=["p1", "p1", "p2", "p2"], completions=["1", "2", "3", "4"],
+                trainer_state=state,
+            )  # fmt: skip
+    await reward.aclose()
+    assert rewards[:2] != [None, None] and rewards[2:] == [None, None]
+    lines = [r.getMessage() for r in caplog.records if "masked" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "masked 1 of 2 groups this step" in lines[0]
+    assert "rubric" in lines[0].lower()  # the group's own error says what failed
+    assert "All reward functions returned None" not in lines[0]
+    assert "TRL's warning" in lines[0] and "refers to these groups" in lines[0]

@@ -37,6 +37,7 @@ from ropd.teacher.config import TeacherConfig
 
 log = redact.logger(__name__)
 ID_COLUMN = "ropd_id"
+PLAIN_ID_COLUMN = "id"  # a dataset's own id column, used when there is no `ropd_id`
 TEACHER_COLUMN = "teacher_responses"
 
 
@@ -56,6 +57,35 @@ def completion_text(completion: Any) -> str:
 def _prompt_id(prompt: Any) -> str:
     """A stable group id for datasets without an id column: a hash of the prompt."""
     return "p" + hashlib.sha256(prompt_text_key(prompt).encode()).hexdigest()[:12]
+
+
+def _id_column(columns: dict[str, Any]) -> Any:
+    """The group ids the dataset carries: `ropd_id`, else a plain `id` column, else None."""
+    ids = columns.get(ID_COLUMN)
+    return ids if ids is not None else columns.get(PLAIN_ID_COLUMN)
+
+
+def masked_groups_note(outcome: BatchOutcome) -> str | None:
+    """One line on the groups of this batch whose reward is None (TRL masks them), or None.
+
+    TRL warns "All reward functions returned None ..." for such rows; this says how many groups
+    that is, why (their errors) and that the warning refers to them.
+    """
+    masked = [r for r in outcome.results if r.failed and all(x is None for x in r.rewards)]
+    if not masked:
+        return None
+    causes: dict[str, int] = {}
+    for result in masked:
+        cause = " ".join((result.error or "unknown error").split())
+        causes[cause if len(cause) <= 200 else cause[:197] + "..."] = causes.get(cause, 0) + 1
+    (first, count), *others = sorted(causes.items(), key=lambda kv: -kv[1])
+    why = f"{first} ({count}x)" if len(causes) > 1 else first
+    more = f"; and {len(others)} other causes" if others else ""
+    return (
+        f"ropd masked {len(masked)} of {len(outcome.results)} groups this step (reward None, "
+        f"left out of the update): {why}{more}. TRL's warning that all reward functions "
+        "returned None refers to these groups (`ropd inspect --list --failed` shows each)"
+    )
 
 
 def _distributed() -> tuple[int, int]:
@@ -118,6 +148,7 @@ class RopdReward:
         self.batch_scorer = BatchScorer(self._open, gate)
         self.__name__ = name or ("tjudge" if isinstance(self.config, TJudgeConfig) else "ropd")
         self.stop_message: str | None = None
+        self._masked_note_step: int | None = None  # the last step the masked-groups line named
 
     @classmethod
     def from_run_config(cls, run: RunConfig, **options: Any) -> RopdReward:
@@ -190,7 +221,7 @@ class RopdReward:
         log_metric: Any = None,
         **columns: Any,
     ) -> list[float | None]:
-        ids = columns.get(ID_COLUMN)
+        ids = _id_column(columns)
         teacher = columns.get(TEACHER_COLUMN)
         local = [
             Rollout(
@@ -207,10 +238,20 @@ class RopdReward:
         if log_metric is not None:
             for name, value in sorted(outcome.metrics.items()):
                 log_metric(name, value)
+        self._note_masked(outcome, step)
         if outcome.stop_message is not None and self.stop_message is None:
             self.stop_message = outcome.stop_message
             log.error(outcome.stop_message)
         return outcome.rewards
+
+    def _note_masked(self, outcome: BatchOutcome, step: int | None) -> None:
+        """Say, once per step at most, how many groups were masked and why (main process)."""
+        if _distributed()[0] != 0 or (step is not None and step == self._masked_note_step):
+            return
+        note = masked_groups_note(outcome)
+        if note is not None:
+            self._masked_note_step = step
+            log.warning("%s", note)
 
     async def _score(self, rollouts: list[Rollout], step: int | None) -> BatchOutcome:
         return await self.batch_scorer.score(rollouts, group_size=self.num_generations, step=step)
@@ -241,6 +282,7 @@ class RopdReward:
             rewards=result.rewards[start : start + sizes[rank]],
             metrics=result.metrics,
             stop_message=result.stop_message,
+            results=result.results,
         )
 
 
