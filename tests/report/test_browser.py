@@ -96,3 +96,15 @@ def test_a_search_link_narrows_the_list(chromium: str, report_page: Path, tmp_pa
     dom = render(chromium, report_page, "#search=beta", tmp_path / "profile")
     assert dom.count("<li>") == 1 and 'data-group="g-beta"' in dom
     assert "1 of 4 groups" in dom
+
+
+def test_a_score_store_page_renders_without_errors(
+    chromium: str, run_dir: Path, tmp_path: Path
+) -> None:
+    from tests.report.helpers import OTHER_RUN
+
+    out = tmp_path / "score.html"
+    build_report(run_dir / "traces.db", out, run_id=OTHER_RUN)
+    dom = render(chromium, out, "", tmp_path / "profile")
+    assert 'id="scored"' in dom and 'data-chart="reward-hist"' in dom
+    assert 'id="charts"' not in dom and 'data-group="g-other"' in dom

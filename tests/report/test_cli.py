@@ -38,7 +38,7 @@ def test_a_trace_file_and_a_run_flag(run_dir: Path, tmp_path: Path, eval_dir: Pa
     assert code == 0, err
     page = out.read_text()
     assert "g-other" in page and "g-alpha" not in page and "math500" in page
-    assert "1 step, 1 of 1 groups" in stdout
+    assert "a scoring run, 1 of 1 groups" in stdout  # its groups have no training step
 
 
 def test_without_run_file_the_newest_run_and_a_note_on_the_others(run_dir: Path) -> None:

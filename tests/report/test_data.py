@@ -144,7 +144,7 @@ def test_eval_and_analysis_are_read_as_tables(
     assert [r["name"] for r in usage["rows"]] == ["ropd / rubricator", "ropd / verifier",
                                                   "tjudge / tjudge"]  # fmt: skip
     assert usage["columns"] == ["calls", "prompt_tokens", "completion_tokens", "cost"]
-    assert usage["rows"][2]["cells"] == ["12", "20,400", "n/a", "0.012"]
+    assert usage["rows"][2]["cells"] == ["12", "20,400", "n/a", "0.0123"]  # 3 significant digits
     assert analysis["settings"]["ropd"] == {"shared_rubric": "True", "num_teacher_refs": "2"}
     assert analysis["categories_method"] == "ropd"
     assert analysis["pool"]["groups"] == "12" and analysis["pool"]["correct"] == "41"

@@ -237,3 +237,20 @@ def test_prepare_teacher_reports_what_the_teacher_said(tmp_path: Path) -> None:
         prepare_teacher(config, prompts, ScriptedChatClient({"teacher": empty}))
     store = prepare_teacher(config, prompts, ScriptedChatClient({"teacher": schema_reply}))
     store.close()
+
+
+def test_a_config_that_starts_but_would_not_finish_on_a_cpu_says_so() -> None:
+    from ropd.train.preflight import cpu_warnings
+
+    big = load_config(
+        None,
+        {"ropd.student": "Qwen/Qwen3-4B", "max_completion_length": 8192, "bf16": True,
+         "ropd.scorer.num_teacher_refs": 0},
+        check_paths=False,
+    )  # fmt: skip
+    warnings = cpu_warnings(big, has_gpu=False)
+    assert len(warnings) == 3
+    assert "Qwen/Qwen3-4B (4B parameters)" in warnings[0] and "8192 tokens" in warnings[1]
+    assert cpu_warnings(big, has_gpu=True) == []
+    demo = load_config(None, {"ropd.scorer.num_teacher_refs": 0}, check_paths=False)
+    assert cpu_warnings(demo, has_gpu=False) == []  # the embedded 135M student is fine

@@ -29,8 +29,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: every flag name whole at any width (rich's option table cut names
+    # such as --rubricator-base-url at 80 columns)
+    rich_markup_mode=None,
 )
-bench_app = typer.Typer(help="Benchmarks that start what they need and print one JSON line.")
+bench_app = typer.Typer(
+    help="Benchmarks that start what they need and print one JSON line.", rich_markup_mode=None
+)
 
 
 def version_lines() -> list[str]:

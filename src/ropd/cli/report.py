@@ -108,10 +108,8 @@ def report(
     if data.groups_note:
         err.print(data.groups_note, markup=False)
     steps = len(data.steps)
-    typer.echo(
-        f"report: {output} ({steps} step{'s' * (steps != 1)}, "
-        f"{len(data.groups)} of {data.groups_total} groups)"
-    )
+    kind = "a scoring run" if data.is_score else f"{steps} step{'s' * (steps != 1)}"
+    typer.echo(f"report: {output} ({kind}, {len(data.groups)} of {data.groups_total} groups)")
 
 
 def register(app: typer.Typer) -> None:

@@ -191,12 +191,19 @@ def train(
         overrides["output_dir"] = moved
     cfg = load_config(config, overrides, check_paths=not dry_run)
     if dry_run:
-        from ropd.train.preflight import check_ready
+        from ropd.train.preflight import check_ready, cpu_warnings
 
         for line in _describe(cfg, moved=moved is not None):
             typer.echo(line)
         check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
-        typer.echo("config is valid and this machine can run it (dry run: nothing was loaded)")
+        slow = cpu_warnings(cfg)
+        if not slow:
+            typer.echo("config is valid and this machine can run it (dry run: nothing was loaded)")
+            return
+        typer.echo("config is valid and starts here, but it would not finish in useful time:")
+        for line in slow:
+            typer.echo(f"  - {line}")
+        typer.echo("(dry run: nothing was loaded)")
         return
 
     import os

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,81 @@ def _values(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
+STYLE = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+FAILED_COLOR = "#c62828"
+GROUP_SIZE = (4.6, 3.2)  # inches: the charts of a run's groups, three to a row
+Band = tuple[str, list[float | None], list[float | None], str]  # series, low, high, label
+
+
+def _finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def y_range(values: Sequence[float], *, percent: bool = False) -> tuple[float, float] | None:
+    """The y limits for these values where matplotlib's own would mislead, else None.
+
+    A constant series is not zoomed into noise (matplotlib spans ±0.045 around it): an integer
+    constant gets ±1, another one ±10% (at least ±0.1); shares (`percent`) always show 0-100%.
+    """
+    finite = _finite(values)
+    if percent:
+        low = min([0.0, *finite])
+        high = max([1.0, *finite])
+        return low - 0.04 * (high - low), high + 0.04 * (high - low)
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    if high - low > 1e-9 * max(1.0, abs(high)):
+        return None
+    if is_integral(finite):
+        return low - 1, high + 1
+    pad = max(0.1 * abs(low), 0.1)
+    return (max(low - pad, 0.0) if low >= 0 else low - pad), high + pad
+
+
+def is_integral(values: Iterable[float]) -> bool:
+    """Whether every value is a whole number (counts, rubric sizes): integer ticks then."""
+    finite = _finite(values)
+    return bool(finite) and all(float(v).is_integer() for v in finite)
+
+
+@contextmanager
+def _figure(size: tuple[float, float] = (6.0, 3.0)) -> Iterator[tuple[Any, Any]]:
+    """A figure and its axes, drawn and saved under the report's style."""
+    matplotlib, figure_cls = _matplotlib()
+    with matplotlib.rc_context(STYLE):
+        fig = figure_cls(figsize=size, layout="constrained")
+        yield fig, fig.add_subplot()
+
+
+def _svg(fig: Any, key: str) -> str:
+    buffer = io.StringIO()
+    fig.savefig(
+        buffer,
+        format="svg",
+        metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+    )
+    return inline_svg(buffer.getvalue(), key)
+
+
+def _scale_y(ax: Any, values: Sequence[float], *, percent: bool = False) -> None:
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    elif is_integral(values):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    limits = y_range(values, percent=percent)
+    if limits is not None:
+        ax.set_ylim(*limits)
+
+
 def line_chart(
     key: str,
     x: Sequence[float],
@@ -63,29 +139,23 @@ def line_chart(
     *,
     ylabel: str,
     xlabel: str = "step",
-    band: tuple[str, list[float | None]] | None = None,
+    band: Band | None = None,
     percent: bool = False,
     dashed: Sequence[str] = (),
+    failed: Sequence[float] = (),
 ) -> str:
     """SVG of one or more lines over the steps; gaps where a value is None.
 
-    `band` shades mean ± spread around the named series (reward ± reward_std).
+    `band` shades the range (low, high) around the named series, labelled in the legend;
+    `failed` are steps where nothing was scored: a red x on the bottom axis each.
     """
-    matplotlib, figure_cls = _matplotlib()
-    style = {
-        "svg.fonttype": "none",
-        "font.family": "sans-serif",
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-    with matplotlib.rc_context(style):
-        fig = figure_cls(figsize=(6.0, 3.0), layout="constrained")
-        ax = fig.add_subplot()
+    with _figure() as (fig, ax):
         marker = "o" if len(x) <= 40 else None
+        drawn: list[float] = []
         for name, values in series.items():
             ys = _values(values)
-            ax.plot(
+            drawn += ys
+            (line,) = ax.plot(
                 x,
                 ys,
                 marker=marker,
@@ -95,31 +165,115 @@ def line_chart(
                 label=_label(name),
             )
             if band is not None and band[0] == name:
-                spread = _values(band[1])
+                low, high = _values(band[1]), _values(band[2])
+                drawn += low + high
                 ax.fill_between(
-                    x,
-                    [m - s for m, s in zip(ys, spread, strict=True)],
-                    [m + s for m, s in zip(ys, spread, strict=True)],
-                    alpha=0.15,
-                    linewidth=0,
+                    x, low, high, alpha=0.18, linewidth=0, color=line.get_color(), label=band[3]
                 )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        from matplotlib.ticker import MaxNLocator, PercentFormatter
+        from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
-        if percent:
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        if len(series) > 1 or band is not None:
-            ax.legend(fontsize=8, loc="best", frameon=False)
-        buffer = io.StringIO()
-        fig.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    return inline_svg(buffer.getvalue(), key)
+        _scale_y(ax, drawn, percent=percent)
+        if failed:
+            ax.plot(
+                list(failed),
+                [0.0] * len(failed),
+                linestyle="none",
+                marker="x",
+                markersize=8,
+                markeredgewidth=2,
+                color=FAILED_COLOR,
+                transform=ax.get_xaxis_transform(),  # x in steps, y on the axis itself
+                clip_on=False,
+                zorder=5,
+                label="failed step (no group scored)",
+            )
+        entries = len(series) + (band is not None) + bool(failed)
+        if entries > 1:  # below the plot, where it covers no line
+            fig.legend(fontsize=8, loc="outside lower center", ncols=min(entries, 3), frameon=False)
+        return _svg(fig, key)
+
+
+def histogram(
+    key: str, values: Sequence[float], *, xlabel: str, bins: int = 20, integer: bool = False
+) -> str:
+    """SVG of a histogram; whole-number values get one bar per value."""
+    with _figure(GROUP_SIZE) as (fig, ax):
+        finite = _finite(values)
+        if integer and finite:
+            low, high = int(min(finite)), int(max(finite))
+            counts = {v: 0 for v in range(low, high + 1)}
+            for v in finite:
+                counts[int(v)] += 1
+            ax.bar(list(counts), list(counts.values()), width=0.6)
+            ax.set_xlim(low - 1, high + 1)
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        elif finite:
+            low, high = min(finite), max(finite)
+            if low >= 0 and high <= 1:  # rewards: the whole scale, so pages compare
+                low, high = 0.0, 1.0
+            elif high - low < 1e-9:
+                low, high = low - 0.05, high + 0.05
+            ax.hist(finite, bins=bins, range=(low, high), edgecolor="white", linewidth=0.5)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("count")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, axis="y", alpha=0.3)
+        return _svg(fig, key)
+
+
+def scatter_chart(
+    key: str, points: Sequence[tuple[float, float]], *, xlabel: str, ylabel: str
+) -> str:
+    """SVG of (x, y) points with the diagonal y = x (above it: y beat x)."""
+    with _figure(GROUP_SIZE) as (fig, ax):
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        finite = _finite(xs + ys)
+        low = min([0.0, *finite])
+        high = max([1.0, *finite])
+        ax.plot([low, high], [low, high], linestyle=":", color="grey", label="equal")
+        ax.scatter(xs, ys, s=14, alpha=0.6, label=f"groups ({len(points)})")
+        ax.set_xlim(low - 0.03, high + 0.03)
+        ax.set_ylim(low - 0.03, high + 0.03)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="best", frameon=False)
+        return _svg(fig, key)
+
+
+def roc_chart(key: str, curves: Sequence[dict[str, Any]]) -> str:
+    """SVG of ROC curves, each labelled with its AUC (and 95% interval when there is one)."""
+    with _figure((4.6, 4.0)) as (fig, ax):
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance (AUC 0.5)")
+        for curve in curves:
+            ax.plot(curve["fpr"], curve["tpr"], linewidth=1.5, label=_label(roc_label(curve)))
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right", frameon=False)
+        return _svg(fig, key)
+
+
+def roc_label(curve: dict[str, Any]) -> str:
+    """`ropd (AUC 0.812, 95% CI 0.70-0.90)`: a curve's legend entry."""
+    auc = curve.get("auc")
+    text = "AUC n/a" if auc is None else f"AUC {auc:.3f}"
+    ci = curve.get("auc_ci")
+    if ci is not None:
+        text += f", 95% CI {ci[0]:.2f}-{ci[1]:.2f}"
+    return f"{curve['name']} ({text})"
 
 
 def inline_svg(svg: str, prefix: str) -> str:
@@ -146,8 +300,12 @@ def _x(steps: list[dict[str, Any]]) -> tuple[list[float], str]:
 def step_charts(
     steps: list[dict[str, Any]], categories: list[str], roles: list[str]
 ) -> list[Chart]:
-    """The per-step charts of a report: rewards, rates, rubric size, pass rates, judge traffic."""
-    if not steps:
+    """The per-step charts of a report: rewards, rates, rubric size, pass rates, judge traffic.
+
+    Only for two or more steps: a single step (or a `ropd score` store) has no curve to draw;
+    `group_charts` shows its groups instead.
+    """
+    if len(steps) < 2:
         return []
     x, xlabel = _x(steps)
 
@@ -157,12 +315,15 @@ def step_charts(
     def per_role(field: str) -> dict[str, list[float | None]]:
         return {r: [s["judge"].get(r, {}).get(field) for s in steps] for r in roles}
 
+    failed = [xi for xi, s in zip(x, steps, strict=True) if s["failed_step"]]
     charts = [
         Chart(
             "reward",
             "Reward",
-            "student reward mean, shaded ± reward_std (all rewards of the step pooled); "
-            "std within groups (the spread GRPO learns from); teacher score mean",
+            "student reward mean per step, shaded: interquartile range (25th-75th percentile) "
+            "of the step's student rewards; std within groups (the spread GRPO learns from); "
+            "teacher score mean"
+            + ("; red x: a failed step, where no group could be scored" if failed else ""),
             line_chart(
                 "reward",
                 x,
@@ -173,7 +334,13 @@ def step_charts(
                 },
                 ylabel="reward",
                 xlabel=xlabel,
-                band=("reward mean", column("reward_std")),
+                band=(
+                    "reward mean",
+                    column("reward_q1"),
+                    column("reward_q3"),
+                    "reward IQR (25th-75th pct.)",
+                ),
+                failed=failed,
             ),
         ),
         Chart(
@@ -274,3 +441,58 @@ def step_charts(
                 )
             )
     return charts
+
+
+def group_charts(scored: dict[str, Any]) -> list[Chart]:
+    """Charts of a run's groups as a whole (a `ropd score` store, or a single step): the reward
+    distribution, teacher against student scores, rubric sizes. Empty charts are left out."""
+    charts = []
+    if scored.get("rewards"):
+        charts.append(
+            Chart(
+                "reward-hist",
+                "Reward distribution",
+                f"student rewards of the scored groups ({len(scored['rewards'])} answers)",
+                histogram("reward-hist", scored["rewards"], xlabel="reward"),
+            )
+        )
+    if scored.get("teacher_vs_student"):
+        charts.append(
+            Chart(
+                "teacher-student",
+                "Teacher vs student",
+                "per group: mean teacher score (x) against mean student reward (y); "
+                "above the dotted line the students scored higher",
+                scatter_chart(
+                    "teacher-student",
+                    scored["teacher_vs_student"],
+                    xlabel="teacher score mean",
+                    ylabel="student reward mean",
+                ),
+            )
+        )
+    if scored.get("rubric_sizes"):
+        charts.append(
+            Chart(
+                "rubric-sizes",
+                "Rubric sizes",
+                "number of criteria per rubric",
+                histogram("rubric-sizes", scored["rubric_sizes"], xlabel="criteria", integer=True),
+            )
+        )
+    return charts
+
+
+def analysis_charts(analysis: dict[str, Any] | None) -> list[Chart]:
+    """The ROC curves of `ropd analyze`'s methods, drawn from its rewards.jsonl."""
+    if not analysis or not analysis.get("roc"):
+        return []
+    return [
+        Chart(
+            "roc",
+            "ROC: reward vs correctness",
+            "pooled over the scored responses of each method; AUC as analysis.json states it, "
+            "95% interval from 1000 bootstrap resamples of groups",
+            roc_chart("roc", analysis["roc"]),
+        )
+    ]

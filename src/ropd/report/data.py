@@ -29,8 +29,15 @@ from ropd.errors import InputError
 from ropd.eval.compare import load_run
 from ropd.eval.summary import pct
 from ropd.redact import scrub, scrub_value
-from ropd.reward.metrics import METRIC_CATEGORIES, OTHER_CATEGORY, StepMetrics, metric_category
-from ropd.reward.traces import GroupSummary, StepSummary, TracedGroup, TraceStore
+from ropd.reward.metrics import (
+    METRIC_CATEGORIES,
+    OTHER_CATEGORY,
+    StepMetrics,
+    metric_category,
+    step_metrics,
+)
+from ropd.reward.traces import GroupSummary, TracedGroup, TracedStep, TraceStore
+from ropd.reward.types import GroupResult
 from ropd.text import clip_middle
 
 DEFAULT_MAX_GROUPS = 2000
@@ -40,16 +47,41 @@ MAX_IMAGE_BYTES = 5_000_000  # an analysis image larger than this is named, not 
 # train/runner.py's RUN_FILE, not imported from there: that module loads the OpenAI client
 RUN_FILE = "ropd_run.json"
 ANALYSIS_JSON = "analysis.json"
+REWARDS_JSONL = "rewards.jsonl"  # `ropd analyze`'s per-response rewards: the report's own ROC
+BOOTSTRAP_RESAMPLES = 1000  # of groups, for the 95% intervals of AUC and pair accuracy
+BOOTSTRAP_SEED = 0  # fixed: the same files always give the same page
 ANALYSIS_DIR = "analysis"  # where `ropd analyze` writes, inside a run folder
 # `ropd analyze`'s per-method numbers, in the order shown; any others follow them
 ANALYSIS_COLUMNS = (
     "auc",
+    "auc_ci",
     "auc_within_prompt",
     "pair_accuracy",
+    "pair_accuracy_ci",
     "reward_mean_correct",
     "reward_mean_incorrect",
     "failed_groups",
 )
+# human column headers of the analysis tables; any other key shows with spaces for underscores
+HEADERS = {
+    "auc": "AUC",
+    "auc_ci": "AUC 95% CI",
+    "auc_within_prompt": "AUC within prompt",
+    "prompts_with_both_classes": "prompts with both classes",
+    "pair_accuracy": "pair accuracy",
+    "pair_accuracy_ci": "pair accuracy 95% CI",
+    "reward_mean_correct": "reward mean (correct)",
+    "reward_mean_incorrect": "reward mean (incorrect)",
+    "responses_scored": "responses scored",
+    "failed_calls": "failed calls",
+    "prompt_tokens": "input tokens",
+    "completion_tokens": "output tokens",
+    "latency_s": "latency (s)",
+    "pass_rate_correct": "pass rate (correct)",
+    "pass_rate_incorrect": "pass rate (incorrect)",
+    "verdicts_correct": "verdicts (correct)",
+    "verdicts_incorrect": "verdicts (incorrect)",
+}
 USAGE_COLUMNS = ("calls", "failed_calls", "prompt_tokens", "completion_tokens", "latency_s", "cost")
 
 
@@ -72,10 +104,21 @@ class ReportData:
     groups_note: str = ""
     evals: list[dict[str, Any]] = field(default_factory=list)
     analysis: dict[str, Any] | None = None
+    scored: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_cost(self) -> bool:
         return any(s["judge_cost"] is not None for s in self.steps)
+
+    @property
+    def is_score(self) -> bool:
+        """A `ropd score` store: groups without training steps."""
+        return bool(self.steps) and all(s["step"] is None for s in self.steps)
+
+    @property
+    def has_curves(self) -> bool:
+        """Per-step curves only where there are steps to draw a curve over (two or more)."""
+        return not self.is_score and len(self.steps) >= 2
 
 
 def number(value: Any) -> float | None:
@@ -92,8 +135,39 @@ def number(value: Any) -> float | None:
 # -- per-step numbers ---------------------------------------------------------------------------
 
 
-def step_row(run_id: str, step: int | None, m: StepMetrics) -> dict[str, Any]:
-    """One step's numbers; judge cost only where the metrics carry one (a price was set)."""
+def quartiles(values: list[float]) -> tuple[float, float, float] | None:
+    """(q1, median, q3) of the values (linear interpolation, numpy's default); None if empty."""
+    if not values:
+        return None
+    xs = sorted(values)
+
+    def at(q: float) -> float:
+        pos = q * (len(xs) - 1)
+        low = math.floor(pos)
+        high = min(low + 1, len(xs) - 1)
+        return xs[low] + (xs[high] - xs[low]) * (pos - low)
+
+    return at(0.25), at(0.5), at(0.75)
+
+
+def _rewards(values: Iterable[Any]) -> list[float]:
+    return [x for x in map(number, values) if x is not None]
+
+
+def step_rewards(results: Iterable[GroupResult]) -> list[float]:
+    """Every student reward of the step's scored groups (what `reward_mean` averages)."""
+    return [r for res in results if not res.failed for r in _rewards(res.rewards)]
+
+
+def step_row(
+    run_id: str, step: int | None, m: StepMetrics, rewards: list[float] | None = None
+) -> dict[str, Any]:
+    """One step's numbers; judge cost only where the metrics carry one (a price was set).
+
+    `rewards` (the step's student rewards) give the interquartile range the reward chart
+    shades; a failed step (groups, none scored) is flagged for the chart to mark.
+    """
+    spread = quartiles(rewards or [])
     judge = {
         role: {
             "calls": u.calls,
@@ -114,6 +188,11 @@ def step_row(run_id: str, step: int | None, m: StepMetrics) -> dict[str, Any]:
         "reward_mean": number(m.reward_mean),
         "reward_std": number(m.reward_std),
         "reward_std_within_group_mean": number(m.reward_std_within_group_mean),
+        "reward_q1": spread[0] if spread else None,
+        "reward_median": spread[1] if spread else None,
+        "reward_q3": spread[2] if spread else None,
+        "rewards_counted": len(rewards or []),
+        "failed_step": m.groups > 0 and m.failed_groups == m.groups,
         "teacher_score_mean": number(m.teacher_score_mean),
         "beat_teacher_rate": number(m.beat_teacher_rate),
         "rubric_size": number(m.rubric_size),
@@ -124,8 +203,51 @@ def step_row(run_id: str, step: int | None, m: StepMetrics) -> dict[str, Any]:
     }
 
 
-def _step_order(s: StepSummary) -> tuple[bool, int]:
+def _step_order(s: TracedStep) -> tuple[bool, int]:
     return (s.step is not None, s.step or 0)
+
+
+def step_rows(traced: list[TracedStep]) -> list[dict[str, Any]]:
+    """Per step, in step order: `step_metrics` (the numbers `TraceStore.summary` gives)."""
+    return [
+        step_row(t.run_id, t.step, step_metrics(t.results), step_rewards(t.results))
+        for t in sorted(traced, key=_step_order)
+    ]
+
+
+def scored_summary(traced: list[TracedStep]) -> dict[str, Any]:
+    """Per group of the run (every group, not only the browser's): what a page without
+    training curves shows instead of them: counts, rewards, teacher scores, rubric sizes."""
+    results = [res for t in traced for res in t.results]
+    scored = [res for res in results if not res.failed]
+    group_means, pairs, sizes = [], [], []
+    for res in scored:
+        student = _rewards(res.rewards)
+        teacher = _rewards(res.teacher_scores)
+        if student:
+            group_means.append(math.fsum(student) / len(student))
+        if student and teacher:
+            pairs.append((math.fsum(teacher) / len(teacher), math.fsum(student) / len(student)))
+        sizes += [len(rubric.criteria) for rubric in res.rubrics]
+    rewards = [r for res in scored for r in _rewards(res.rewards)]
+    teacher_scores = [r for res in scored for r in _rewards(res.teacher_scores)]
+    spread = quartiles(rewards)
+    return {
+        "groups": len(results),
+        "failed": len(results) - len(scored),
+        "responses": len(rewards),
+        "rewards": rewards,
+        "group_means": group_means,
+        "teacher_scores": teacher_scores,
+        "teacher_vs_student": pairs,
+        "rubric_sizes": sizes,
+        "reward_mean": math.fsum(rewards) / len(rewards) if rewards else None,
+        "reward_median": spread[1] if spread else None,
+        "reward_iqr": (spread[0], spread[2]) if spread else None,
+        "teacher_mean": math.fsum(teacher_scores) / len(teacher_scores) if teacher_scores else None,
+        "student_above_teacher": sum(1 for t, s in pairs if s > t),
+        "rubric_size_mean": math.fsum(sizes) / len(sizes) if sizes else None,
+    }
 
 
 def _totals(steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -389,8 +511,15 @@ def load_analysis(path: Path) -> dict[str, Any]:
         for name, figures in methods.items()
         if isinstance(figures.get("settings"), dict)
     }
+    roc = load_roc(file.parent / REWARDS_JSONL, methods)
+    for curve in roc:
+        if curve["name"] in scalars:
+            scalars[curve["name"]]["auc_ci"] = _interval(curve["auc_ci"])
+            scalars[curve["name"]]["pair_accuracy_ci"] = _interval(curve["pair_accuracy_ci"])
     images, skipped = [], []
     for svg in sorted(file.parent.glob("*.svg")):
+        if roc and svg.name == "roc.svg":
+            continue  # the page draws the ROC itself, with each curve's AUC in its legend
         body = svg.read_bytes()
         if len(body) > MAX_IMAGE_BYTES:
             skipped.append(svg.name)
@@ -405,9 +534,136 @@ def load_analysis(path: Path) -> dict[str, Any]:
         "settings": settings,
         "categories": _table(categories, ()),
         "categories_method": _plain(raw.get("categories_method")),
+        "roc": roc,
         "images": images,
         "skipped_images": skipped,
     }
+
+
+# -- ROC and bootstrap intervals, from `ropd analyze`'s rewards.jsonl -------------------------
+
+
+def auc(labels: list[bool], scores: list[float]) -> float | None:
+    """ROC AUC (Mann-Whitney, ties half): what scikit-learn's `roc_auc_score` gives."""
+    pos = sum(labels)
+    neg = len(labels) - pos
+    if not pos or not neg:
+        return None
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    rank_sum = 0.0
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        mid = (i + j) / 2 + 1  # the mean rank of a run of ties
+        rank_sum += mid * sum(1 for k in order[i : j + 1] if labels[k])
+        i = j + 1
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def roc_curve(labels: list[bool], scores: list[float]) -> tuple[list[float], list[float]]:
+    """(false positive rates, true positive rates), one point per distinct threshold."""
+    pos = sum(labels) or 1
+    neg = (len(labels) - sum(labels)) or 1
+    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
+    fpr, tpr = [0.0], [0.0]
+    tp = fp = 0
+    for n, (score, ok) in enumerate(pairs):
+        tp += ok
+        fp += not ok
+        if n + 1 == len(pairs) or pairs[n + 1][0] != score:
+            fpr.append(fp / neg)
+            tpr.append(tp / pos)
+    return fpr, tpr
+
+
+def _pair_accuracy(groups: list[list[tuple[bool, float]]]) -> float | None:
+    """Correct-over-incorrect wins within each group, as `ropd analyze` counts them."""
+    from ropd.analysis.stats import pair_counts
+
+    counts = [pair_counts(group) for group in groups]
+    pairs = sum(n for _, n in counts)
+    return sum(wins for wins, _ in counts) / pairs if pairs else None
+
+
+def bootstrap_intervals(
+    groups: list[list[tuple[bool, float]]], resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, tuple[float, float] | None]:
+    """95% percentile intervals of AUC and pair accuracy, resampling whole groups (the
+    responses of one prompt are not independent), with a fixed seed."""
+    import random
+
+    rng = random.Random(BOOTSTRAP_SEED)
+    aucs, accuracies = [], []
+    for _ in range(resamples if len(groups) > 1 else 0):
+        sample = [groups[rng.randrange(len(groups))] for _ in groups]
+        flat = [pair for group in sample for pair in group]
+        a = auc([ok for ok, _ in flat], [r for _, r in flat])
+        if a is not None:
+            aucs.append(a)
+        p = _pair_accuracy(sample)
+        if p is not None:
+            accuracies.append(p)
+
+    def interval(values: list[float]) -> tuple[float, float] | None:
+        if len(values) < resamples // 2:  # most resamples undefined: no honest interval
+            return None
+        values.sort()
+        return values[int(0.025 * (len(values) - 1))], values[int(0.975 * (len(values) - 1))]
+
+    return {"auc_ci": interval(aucs), "pair_accuracy_ci": interval(accuracies)}
+
+
+def load_roc(path: Path, methods: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per method of `rewards.jsonl` (scored groups, responses with a reward, as `ropd
+    analyze` counts them): the ROC curve, its AUC (analysis.json's, else computed) and
+    bootstrap intervals. Empty when there is no such file or it cannot be read."""
+    if not path.is_file():
+        return []
+    by_method: dict[str, dict[str, list[tuple[bool, float]]]] = {}
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                row = json.loads(line) if line.strip() else None
+                if not isinstance(row, dict) or row.get("failed"):
+                    continue
+                reward = number(row.get("reward"))
+                if reward is None or not isinstance(row.get("correct"), bool):
+                    continue
+                groups = by_method.setdefault(str(row.get("method")), {})
+                groups.setdefault(str(row.get("group_id")), []).append((row["correct"], reward))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    curves = []
+    for name, by_group in by_method.items():
+        groups = list(by_group.values())
+        flat = [pair for group in groups for pair in group]
+        labels, scores = [ok for ok, _ in flat], [r for _, r in flat]
+        if len(set(labels)) < 2:
+            continue
+        stated = number((methods.get(name) or {}).get("auc"))
+        fpr, tpr = roc_curve(labels, scores)
+        curves.append(
+            {
+                "name": scrub(name),
+                "auc": stated if stated is not None else auc(labels, scores),
+                "fpr": fpr,
+                "tpr": tpr,
+                "responses": len(flat),
+                **bootstrap_intervals(groups),
+            }
+        )
+    return curves
+
+
+def _interval(value: tuple[float, float] | None) -> str | None:
+    return None if value is None else f"{value[0]:.3g} to {value[1]:.3g}"
+
+
+def header(key: str) -> str:
+    """An analysis column as the page heads it."""
+    return HEADERS.get(key, key.replace("_", " "))
 
 
 def _table(rows: dict[str, dict[str, Any]], first: Iterable[str]) -> dict[str, Any]:
@@ -418,7 +674,7 @@ def _table(rows: dict[str, dict[str, Any]], first: Iterable[str]) -> dict[str, A
         {"name": str(name), "cells": [_cell(row.get(c)) for c in columns]}
         for name, row in rows.items()
     ]
-    return {"columns": columns, "rows": cells}
+    return {"columns": columns, "headers": [header(c) for c in columns], "rows": cells}
 
 
 def _cell(value: Any) -> str:
@@ -428,8 +684,8 @@ def _cell(value: Any) -> str:
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, float):  # three significant digits; large values whole
+        return f"{value:.3g}" if abs(value) < 1e3 else f"{value:,.0f}"
     return _plain(value)
 
 
@@ -465,8 +721,8 @@ def collect(
     analysis_data = load_analysis(analysis) if analysis is not None else None
     with TraceStore(traces, run_id="report") as store:
         chosen, others, info = choose_run(store, run_id, run_dir)
-        summaries = store.summary(run_id=chosen) if chosen is not None else []
-        steps = [step_row(s.run_id, s.step, s.metrics) for s in sorted(summaries, key=_step_order)]
+        traced = store.steps(run_id=chosen) if chosen is not None else []
+        steps = step_rows(traced)
         groups, total, note = collect_groups(
             store,
             chosen,
@@ -491,4 +747,5 @@ def collect(
         groups_note=note,
         evals=eval_data,
         analysis=analysis_data,
+        scored=scored_summary(traced) if traced else {},
     )

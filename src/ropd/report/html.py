@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ropd.errors import ConfigError
-from ropd.report.charts import INSTALL_HINT, Chart, step_charts
+from ropd.report.charts import (
+    INSTALL_HINT,
+    Chart,
+    analysis_charts,
+    group_charts,
+    step_charts,
+)
 from ropd.report.data import ReportData
 
 TEMPLATE = "report.html.j2"
@@ -36,6 +42,13 @@ def script_json(value: Any) -> str:
     for char, escaped in _JSON_ESCAPES.items():
         text = text.replace(char, escaped)
     return text
+
+
+def sig(value: float | None, digits: int = 3) -> str:
+    """A number to `digits` significant digits (whole numbers of 1000 and up in full)."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
 
 
 def num(value: float | None, digits: int = 3) -> str:
@@ -68,14 +81,17 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, pct=pct, count=count, when=when)
+    env.filters.update(num=num, pct=pct, count=count, when=when, sig=sig)
     return env
 
 
 def render(data: ReportData, charts: list[Chart] | None = None) -> str:
-    """The page's HTML; `charts` defaults to the per-step charts of `data`."""
+    """The page's HTML; `charts` defaults to the per-step charts of `data` (none for a `ropd
+    score` store or a single step: the groups' charts stand in for them)."""
     if charts is None:
-        charts = step_charts(data.steps, data.categories, data.roles)
+        charts = step_charts(data.steps, data.categories, data.roles) if data.has_curves else []
+    groups = [] if data.has_curves else group_charts(data.scored)
+    roc = analysis_charts(data.analysis)
     env = _environment()
     import markupsafe  # jinja2's own dependency
 
@@ -86,7 +102,10 @@ def render(data: ReportData, charts: list[Chart] | None = None) -> str:
     }
     return env.get_template(TEMPLATE).render(
         data=data,
-        charts=[(c, markupsafe.Markup(c.svg)) for c in charts],  # matplotlib escaped its text
+        # matplotlib escaped its text
+        charts=[(c, markupsafe.Markup(c.svg)) for c in charts],
+        group_charts=[(c, markupsafe.Markup(c.svg)) for c in groups],
+        roc_charts=[(c, markupsafe.Markup(c.svg)) for c in roc],
         groups_json=markupsafe.Markup(script_json(browser)),
     )
 

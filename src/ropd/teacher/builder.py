@@ -220,6 +220,7 @@ class _Builder:
         abort_after_failures: int,
         report: BuildReport,
         on_progress: ProgressCallback | None,
+        retry_truncated: bool = False,
     ) -> None:
         self.store = store
         self.role = role
@@ -233,13 +234,17 @@ class _Builder:
         self.report = report
         self.on_progress = on_progress
         self.failures_in_a_row = 0
+        # an answer cut off at this max_tokens settles its slot for this run too, as it does
+        # for later runs (`_plan`): asking again at the same limit mostly pays for another cut
+        self.cut_settles = not retry_truncated and "truncated" not in usable
 
     def progressed(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.report)
 
     async def _request(self, item: PromptItem, n: int) -> int | None:
-        """One chat request; its answers are committed before returning. Usable count or None."""
+        """One chat request; its answers are committed before returning. The answers that
+        settle a slot (usable ones, and cut-off ones unless they are retried), or None."""
         self.report.requests += 1
         try:
             completions: Sequence[Completion] = await self.client.chat(
@@ -263,17 +268,18 @@ class _Builder:
         self.store.add_answers(
             item.messages, self.fingerprint, completions, record_id=item.record_id
         )
-        usable = 0
+        usable = cut = 0
         for completion in completions:
             status = classify(completion.text, completion.finish_reason)
             self.report.by_status[status] += 1
             self.report.prompt_tokens += completion.prompt_tokens
             self.report.completion_tokens += completion.completion_tokens
             usable += status in self.usable
+            cut += status == "truncated"
         self.report.answers_stored += len(completions)
         self.report.answers_done += usable
         self.progressed()
-        return usable
+        return usable + (cut if self.cut_settles else 0)
 
     async def fill(self, item: PromptItem, need: int) -> None:
         """Ask for `need` answers; top-up rounds (this run only) replace unusable ones."""
@@ -359,7 +365,7 @@ async def build_references(
         on_progress = _both(ReportProgress(display), on_progress)
     builder = _Builder(
         store, role, client, fingerprint, k, usable_set, use_n, max_rounds,
-        abort_after_failures, report, on_progress,
+        abort_after_failures, report, on_progress, retry_truncated,
     )  # fmt: skip
     queue = iter(todo)
 

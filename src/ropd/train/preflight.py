@@ -10,6 +10,7 @@ here and report them in one error.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Sequence
 
 from ropd.errors import ConfigError, RopdError
@@ -127,6 +128,41 @@ def _embedded_server_problems(source: str, roles: Sequence[RoleConfig]) -> list[
         except RopdError as error:
             problems.append(f"{source}: roles {names} use the embedded model: {error}")
     return problems
+
+
+# a model name's size in billions of parameters (`Qwen/Qwen3-4B`, `Llama-3.1-8B-Instruct`)
+_BILLIONS = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)[bB](?![a-zA-Z])")
+CPU_BILLIONS = 1.0  # a student this large trains on a CPU at hours per step
+CPU_COMPLETION_TOKENS = 2048  # completions this long take minutes each to sample on a CPU
+
+
+def cpu_warnings(config: TrainConfig, *, has_gpu: bool | None = None) -> list[str]:
+    """Why a config that starts here would not finish in useful time: no GPU, and a student of
+    a billion parameters or more (by its name) or long completions. Not errors: a dry run says
+    that it checked the run starts, not that it is fast."""
+    if has_gpu is None:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    if has_gpu:
+        return []
+    warnings = []
+    student = config.ropd.student
+    size = _BILLIONS.search(student.rsplit("/", 1)[-1])
+    if size is not None and float(size.group(1)) >= CPU_BILLIONS:
+        warnings.append(
+            f"no GPU here: the student {student} ({size.group(1)}B parameters) would train on the "
+            "CPU, at hours per step; run it on a GPU machine (docs/training.md)"
+        )
+    length = config.trl.get("max_completion_length")
+    if isinstance(length, int) and length >= CPU_COMPLETION_TOKENS:
+        warnings.append(
+            f"no GPU here: completions of up to {length} tokens (max_completion_length) take "
+            "minutes each to sample on a CPU"
+        )
+    if config.trl.get("bf16") is True:
+        warnings.append("no GPU here: bf16 training runs on the CPU only slowly, if at all")
+    return warnings
 
 
 def key_problems(roles: Sequence[RoleConfig]) -> list[str]:
