@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,19 +137,11 @@ def fill_teacher_answers(
 
     Every missing prompt is reported (by input line) before any judge call is made.
     """
-    from ropd.teacher.store import TeacherStore
+    from ropd.teacher.store import open_existing
 
-    if store_path.is_dir():
-        raise InputError(f"{store_path}: the teacher store is a directory, not a store file")
-    if not store_path.is_file():
-        raise InputError(f"{store_path}: teacher store not found")
     errors: list[LineError] = []
     groups: list[Group] = []
-    try:
-        store = TeacherStore(store_path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{store_path}: cannot open the teacher store ({exc})") from None
-    with store:
+    with open_existing(store_path) as store:
         for line, group in numbered:
             if group.teacher_responses:
                 groups.append(group)

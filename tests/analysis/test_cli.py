@@ -105,3 +105,17 @@ def test_analyze_reads_its_judge_from_a_config_file(
     assert result.exit_code == 0, result.output
     assert "ropd: auc 0.852" in result.output
     assert stub.max_concurrent <= 2 and stub.models_requests == 1
+
+
+def test_no_completions_endpoint_stops_before_any_group_is_judged(
+    stub: StubJudgeServer, pool_file: Path, tmp_path: Path
+) -> None:
+    """The stub has no /v1/completions: one error line, exit 2, no group judged, no traceback."""
+    result = run("analyze", pool_file, "-o", tmp_path / "o", "--methods",
+                 "ropd,tjudge,teacher_logprob", *flags(stub))  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert stub.requests == 0
+    assert "Traceback" not in result.output and "never retrieved" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: role teacher")
+    assert "/v1/completions" in lines[0]

@@ -10,7 +10,7 @@ from tests.analysis.conftest import read_jsonl, write_jsonl
 
 from ropd.analysis.methods import parse_method, parse_methods, ropd_config, tjudge_config
 from ropd.analysis.pool import PoolFileError, pool_from_eval, read_pool
-from ropd.errors import ConfigError
+from ropd.errors import ConfigError, InputError
 from ropd.llm.config import RoleConfig
 from ropd.llm.logprobs import LogprobAlignmentError, continuation_logprobs
 
@@ -166,3 +166,36 @@ def test_analysis_json_is_plain_json(tmp_path: Path) -> None:
     stats = method_stats([Outcome("m", "g", [0.5, 0.5], [True, True])])
     assert stats["auc"] is None and stats["pair_accuracy"] is None
     json.dumps(stats, allow_nan=False)
+
+
+def test_pool_from_eval_attaches_teacher_answers_by_the_task_prompt(tmp_path: Path) -> None:
+    """`ropd eval` appends its math instruction; the store is keyed by the task file's prompt."""
+    from ropd.eval.items import MATH_INSTRUCTION
+    from ropd.llm.types import Completion
+    from ropd.teacher.fingerprint import TeacherFingerprint
+    from ropd.teacher.store import TeacherStore
+
+    store_path = tmp_path / "teacher.db"
+    with TeacherStore(store_path) as store:
+        store.add_answers(
+            [{"role": "user", "content": "What is 2 + 2?"}],
+            TeacherFingerprint.from_role(RoleConfig(name="teacher")),
+            [Completion("4", "stop"), Completion("four", "stop")],
+        )
+    seen = [{"role": "user", "content": f"What is 2 + 2?\n\n{MATH_INSTRUCTION}"}]
+    rows = [
+        {"task": "math", "item_id": item, "sample_index": 0, "gen_key": "k", "prompt": prompt,
+         "gold": "4", "completion": "\\boxed{4}", "score": 1.0}
+        for item, prompt in (("1", seen), ("2", [{"role": "user", "content": "unknown"}]))
+    ]  # fmt: skip
+    samples = write_jsonl(tmp_path / "samples.jsonl", rows)
+    done = pool_from_eval(samples, tmp_path / "pool.jsonl", teacher_store=store_path)
+    assert (done.with_teacher, done.without_teacher) == (1, ("math:2",))
+    pool = read_jsonl(tmp_path / "pool.jsonl")
+    assert pool[0]["prompt"] == seen  # the judge sees what the student was asked
+    assert pool[0]["teacher_responses"] == ["4", "four"]
+    assert "teacher_responses" not in pool[1]
+    only_unknown = write_jsonl(tmp_path / "unknown.jsonl", rows[1:])
+    with pytest.raises(InputError, match="no teacher answers for any of the 1 prompts"):
+        pool_from_eval(only_unknown, tmp_path / "pool2.jsonl", teacher_store=store_path)
+    assert not (tmp_path / "pool2.jsonl").exists()

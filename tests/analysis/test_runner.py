@@ -145,3 +145,55 @@ def test_teacher_logprob_uses_the_template_and_the_stats(pool_file: Path, tmp_pa
     assert rewards[("g1", 1)] == pytest.approx(-0.4)
     assert math.isclose(figures["pair_accuracy"], (2.5 + 1) / 7)
     assert data["categories"] == {} and data["categories_method"] is None
+
+
+class LateNoLogprobs:
+    """Answers the up-front check, then finds the endpoint has no prompt log-probabilities."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def continuation_logprobs(self, prefix: str, text: str, book=None) -> list[float]:  # type: ignore[no-untyped-def]
+        from ropd.llm.logprobs import NoPromptLogprobs
+
+        self.calls += 1
+        if self.calls > 1:
+            raise NoPromptLogprobs("no prompt log-probabilities here")
+        return [-1.0]
+
+
+def test_logprobs_lost_mid_run_still_write_the_other_methods(
+    pool_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+
+    from ropd.llm.logprobs import NoPromptLogprobs
+
+    out = tmp_path / "out"
+    with pytest.raises(NoPromptLogprobs, match="no prompt log-probabilities here"):
+        run(pool_file, out, methods="teacher_logprob,ropd,tjudge", logprobs=LateNoLogprobs(),
+            chat_template="plain")  # fmt: skip
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["methods"]["ropd"]["auc"] == pytest.approx(23 / 27)
+    assert data["methods"]["tjudge"]["missing_groups"] == 0
+    assert data["methods"]["teacher_logprob"]["missing_groups"] == 3
+    assert {r["method"] for r in read_jsonl(out / "rewards.jsonl")} == {"ropd", "tjudge"}
+
+
+def test_no_prompt_logprobs_stops_before_any_group_is_judged(
+    pool_file: Path, tmp_path: Path
+) -> None:
+    from ropd.llm.logprobs import NoPromptLogprobs
+
+    class NoLogprobs:
+        async def continuation_logprobs(self, prefix: str, text: str, book=None) -> list[float]:  # type: ignore[no-untyped-def]
+            raise NoPromptLogprobs("no /v1/completions")
+
+    judge = make_judge()
+    with pytest.raises(NoPromptLogprobs):
+        run(pool_file, tmp_path / "out", methods="ropd,teacher_logprob", client=judge,
+            logprobs=NoLogprobs(), chat_template="plain")  # fmt: skip
+    assert not (tmp_path / "out" / "analysis.json").exists()
+    assert judge.calls == [] and read_jsonl(tmp_path / "out" / "groups.jsonl") == []

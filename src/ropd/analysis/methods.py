@@ -301,16 +301,21 @@ async def _windowed(
     """Run `work` over items, at most `window` at once, yielding results as they finish."""
     queue = iter(items)
     pending: set[asyncio.Task[Outcome]] = set()
+    done: list[asyncio.Task[Outcome]] = []
     try:
         while True:
             while len(pending) < window and (item := next(queue, None)) is not None:
                 pending.add(asyncio.create_task(work(item)))
             if not pending:
                 return
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                yield task.result()
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            done = list(finished)
+            while done:
+                yield done.pop().result()
     finally:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:  # finished beside the one that raised: retrieve, never log them
+            if not task.cancelled():
+                task.exception()

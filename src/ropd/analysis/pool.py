@@ -12,6 +12,12 @@ file (`ropd.io.groups`): the prompt, ids and answer texts are validated as a `Gr
 
 `pool_from_eval` turns an eval `samples.jsonl` (`ropd eval`) into a pool: one line per
 (task, item), the graded completions as responses and their stored scores as correctness.
+With a teacher store it attaches `teacher_responses` too. The pool's `prompt` stays the prompt
+the student saw (the judge must grade against what was asked), but `ropd eval` appends its own
+instruction to math prompts (`ropd.eval.items.MATH_INSTRUCTION`) while a teacher store built
+from the same task file (`ropd teacher build FILE`) is keyed by the file's prompt. So answers are
+looked up by the task prompt (`task_prompt`: the sample's prompt with that instruction taken off
+again), then by the prompt as seen.
 """
 
 from __future__ import annotations
@@ -205,12 +211,70 @@ def _truth(data: dict[str, Any], responses: list[str] | None, bad: Any) -> tuple
 
 @dataclass(frozen=True)
 class PoolConversion:
-    """What `pool_from_eval` wrote, and what it left out (ungraded samples)."""
+    """What `pool_from_eval` wrote, and what it left out (ungraded samples).
+
+    With a teacher store: `with_teacher` groups got answers, `without_teacher` (ids) did not.
+    """
 
     groups: int
     responses: int
     correct: int
     skipped_ungraded: int
+    with_teacher: int = 0
+    without_teacher: tuple[str, ...] = ()
+
+
+def task_prompt(prompt: Any) -> Any:
+    """The prompt as the task file wrote it: `ropd eval`'s math instruction taken off again.
+
+    Only an exact `"\n\n" + MATH_INSTRUCTION` ending of a user message is removed (other task
+    families send the file's prompt unchanged; multiple-choice prompts are built from fields
+    and have no file prompt to find).
+    """
+    from ropd.eval.items import MATH_INSTRUCTION
+
+    suffix = f"\n\n{MATH_INSTRUCTION}"
+    if isinstance(prompt, str):
+        return prompt.removesuffix(suffix)
+    if not isinstance(prompt, list):
+        return prompt
+    return [
+        {**m, "content": m["content"].removesuffix(suffix)}
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)
+        else m
+        for m in prompt
+    ]
+
+
+def _attach_teacher_answers(
+    lines: list[dict[str, Any]], store_path: Path, any_fingerprint: bool
+) -> list[str]:
+    """Add every usable stored answer to each line (task prompt first); the ids without any."""
+    from ropd.teacher.store import MissingReferences, open_existing
+
+    missing: list[str] = []
+    with open_existing(store_path) as store:
+        for line in lines:
+            seen = line["prompt"]
+            candidates = [task_prompt(seen)]
+            if candidates[0] != seen:
+                candidates.append(seen)
+            texts: list[str] = []
+            for messages in candidates:
+                try:
+                    texts = store.lookup(
+                        messages, k=1_000_000, allow_fewer=True,
+                        accept_any_fingerprint=any_fingerprint,
+                    )  # fmt: skip
+                except MissingReferences:
+                    continue
+                if texts:
+                    break
+            if texts:
+                line["teacher_responses"] = texts
+            else:
+                missing.append(line["id"])
+    return missing
 
 
 def pool_from_eval(
@@ -219,8 +283,15 @@ def pool_from_eval(
     *,
     threshold: float = 0.5,
     overwrite: bool = False,
+    teacher_store: str | Path | None = None,
+    any_teacher_fingerprint: bool = False,
 ) -> PoolConversion:
     """Write a pool from an eval `samples.jsonl`: one line per (task, item).
+
+    `teacher_store`: attach each line's usable teacher answers, looked up by the task prompt
+    (see the module doc); lines without any are written without and their ids returned, and a
+    store with answers for no line at all is an `InputError` (the store was built from other
+    prompts).
 
     Samples are grouped by task and item id (every generation key of the item joins the
     group); the last line of a sample key wins, as in `ropd.eval.store`. A sample is correct
@@ -281,6 +352,16 @@ def pool_from_eval(
         )
     if not lines:
         raise InputError(f"{samples}: no graded samples to make a pool from")
+    missing: list[str] = []
+    if teacher_store is not None:
+        missing = _attach_teacher_answers(lines, Path(teacher_store), any_teacher_fingerprint)
+        if len(missing) == len(lines):
+            raise InputError(
+                f"{teacher_store}: no teacher answers for any of the {len(lines)} prompts of "
+                f"{samples} (looked up as the task file wrote them and as the student saw "
+                "them); build the store from the task file the eval read: "
+                f"ropd teacher build FILE --store {teacher_store}"
+            )
     with ResultWriter(output, append=False) as writer:
         for line in lines:
             writer.write(line)
@@ -289,4 +370,6 @@ def pool_from_eval(
         responses=sum(len(line["responses"]) for line in lines),
         correct=sum(sum(line["correct"]) for line in lines),
         skipped_ungraded=skipped,
+        with_teacher=len(lines) - len(missing) if teacher_store is not None else 0,
+        without_teacher=tuple(missing),
     )

@@ -2,7 +2,11 @@
 
 Before any judge call: the methods and their configs are checked (unknown switch: ConfigError),
 the pool is validated whole (every bad line reported), teacher answers are looked up in a store
-when given, and the paths are checked and locked (one run per output folder). Then each method
+when given, and the paths are checked and locked (one run per output folder). With
+`teacher_logprob`, one log-probability request checks the teacher endpoint before any group is
+judged (`NoPromptLogprobs` when it has no `/v1/completions`). An endpoint found unavailable
+later stops only the methods using it: the others finish, everything is written, then the error
+is raised. Then each method
 scores every group with the same judge, each as its own run in the trace store, and every
 finished group is written and synced to `groups.jsonl` at once (keyed `method id`), so an
 interrupted run loses nothing: `resume=True` skips what is there (cutting a half-written last
@@ -37,7 +41,7 @@ from ropd.analysis.methods import (
 from ropd.analysis.pool import PoolFileError, PoolItem, read_pool
 from ropd.analysis.stats import category_pass_rates, method_stats
 from ropd.analysis.templates import AUTO, ChatTemplate, resolve_template
-from ropd.errors import InputError
+from ropd.errors import InputError, JudgeUnavailable, RopdError
 from ropd.io import LineError, OutputLock, ResultWriter, check_writable, hold_locks, prepare_resume
 from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig, RoleConfig
@@ -63,6 +67,7 @@ class AnalysisRun:
     scored: int = 0
     failed: int = 0
     dropped_bytes: int = 0
+    stopped: RopdError | None = None  # why a method stopped early (raised after the writing)
     run_ids: dict[str, str] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     images: list[Path] = field(default_factory=list)
@@ -159,6 +164,8 @@ def analyze(
                                probe, resume, pool)
                 )  # fmt: skip
         _finish(run, pool, items, parsed, configs, previous + fresh, template, plots)
+    if run.stopped is not None:
+        raise run.stopped  # the finished methods are written; the caller reports this one line
     return run
 
 
@@ -241,8 +248,13 @@ async def _score_all(
     needs_teacher = any(todo[m.name] and m.kind == "teacher_logprob" for m in methods)
     async with AsyncExitStack() as stack:
         judges = await _open(stack, judges, needs_judge, needs_teacher, probe)
+        if needs_teacher:
+            first = next(m for m in methods if todo[m.name] and m.kind == "teacher_logprob")
+            await check_teacher_logprobs(judges, todo[first.name])
+        down: set[str] = set()  # endpoints found unavailable mid-run: "judge", "teacher"
         for method in methods:
-            if not todo[method.name]:
+            endpoint = "teacher" if method.kind == "teacher_logprob" else "judge"
+            if not todo[method.name] or endpoint in down:
                 continue
             run_id = _run_id(traces, run.out_dir, method.name, resume)
             info = {
@@ -254,10 +266,35 @@ async def _score_all(
             }
             with TraceStore(traces, run_id=run_id, run_info=info) as store:
                 run.run_ids[method.name] = store.run_id
-                async for outcome in score_method(
-                    method, todo[method.name], judges, traces=store, window=window
-                ):
-                    keep(outcome)
+                try:
+                    async for outcome in score_method(
+                        method, todo[method.name], judges, traces=store, window=window
+                    ):
+                        keep(outcome)
+                except JudgeUnavailable as exc:  # found late: the other methods still run
+                    run.stopped = run.stopped or exc
+                    down.add(endpoint)
+
+
+async def check_teacher_logprobs(judges: Judges, items: Sequence[PoolItem]) -> None:
+    """One log-probability request before any group is judged: an endpoint without
+    `/v1/completions` (or without prompt log-probabilities) raises `NoPromptLogprobs` now.
+
+    Other failures (a response the tokens do not spell out, a transient error) are left to
+    the groups, which record them as failed.
+    """
+    if judges.logprobs is None or judges.template is None:
+        return
+    item = next((i for i in items if any(i.group.student_responses)), None)
+    if item is None:
+        return
+    text = next(t for t in item.group.student_responses if t)
+    try:
+        await judges.logprobs.continuation_logprobs(judges.template.prefix(item.group.prompt), text)
+    except JudgeUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - only "cannot serve log-probabilities" stops the run
+        return
 
 
 async def _open(

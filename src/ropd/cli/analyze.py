@@ -40,7 +40,7 @@ from ropd.cli.options import (
 from ropd.cli.progress import RunProgress, resume_command
 from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, judge_fields, run_config
 from ropd.cli.score import judge_role
-from ropd.errors import InputError, Interrupted
+from ropd.errors import InputError, Interrupted, RopdError
 from ropd.redact import scrub
 from ropd.reward.config import ScorerConfig
 from ropd.run_config import RunConfig
@@ -217,6 +217,10 @@ def run(
         command = resume_command(RESUME_ADD, RESUME_REMOVE)
         saved = f"{seen[0].saved} of {seen[0].total} groups are saved" if seen else "nothing saved"
         raise Interrupted(f"interrupted: {saved} in {output}\nresume with: {command}") from None
+    except RopdError:
+        if seen and seen[0].analysis:  # stopped late: the finished methods were written
+            _print_summary(Console(soft_wrap=True), seen[0])
+        raise  # one `error:` line and its exit code (ropd.cli.errors)
     _print_summary(Console(soft_wrap=True), state)
 
 
@@ -252,9 +256,22 @@ def from_eval(
         float, typer.Option(help="A sample is correct when its stored score is at least this.")
     ] = 0.5,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing pool file.")] = False,
+    teacher_store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Teacher store built from the task file the eval read (`ropd teacher build "
+            "FILE`): attach its answers as teacher_responses, looked up by the task's prompt."
+        ),
+    ] = None,
+    any_teacher_fingerprint: Annotated[
+        bool, typer.Option(help="Use store answers made under any teacher fingerprint.")
+    ] = False,
 ) -> None:
     """Turn an eval samples file into a pool: one line per item, graded completions."""
-    done = pool_from_eval(samples, output, threshold=threshold, overwrite=overwrite)
+    done = pool_from_eval(
+        samples, output, threshold=threshold, overwrite=overwrite, teacher_store=teacher_store,
+        any_teacher_fingerprint=any_teacher_fingerprint,
+    )  # fmt: skip
     console = Console(soft_wrap=True)
     _out(
         console,
@@ -263,6 +280,14 @@ def from_eval(
     )
     if done.skipped_ungraded:
         _out(console, f"left out {done.skipped_ungraded} samples without a score")
+    if teacher_store is not None:
+        _out(console, f"teacher answers: {done.with_teacher} groups from {teacher_store}")
+    if done.without_teacher:
+        _out(
+            console,
+            f"no teacher answers for {len(done.without_teacher)} groups (first: "
+            f"{done.without_teacher[0]}); ropd methods with K != 0 reject those lines",
+        )
 
 
 def register(app: typer.Typer) -> None:

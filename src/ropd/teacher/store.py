@@ -23,7 +23,7 @@ from typing import Any
 from typing_extensions import Self
 
 from ropd.data.records import DataError, check_messages
-from ropd.errors import StoreError
+from ropd.errors import InputError, StoreError
 from ropd.llm.types import Completion
 from ropd.sqlite import Schema, open_store, transaction
 from ropd.teacher import legacy
@@ -678,3 +678,16 @@ class TeacherStore:
 
 def _strip(text: str) -> str:
     return strip_think(text)
+
+
+def open_existing(path: Path) -> TeacherStore:
+    """An existing store file, opened; `InputError` naming a missing path or a directory,
+    `StoreError` for a file that is not a store."""
+    if path.is_dir():
+        raise InputError(f"{path}: the teacher store is a directory, not a store file")
+    if not path.is_file():
+        raise InputError(f"{path}: teacher store not found")
+    try:
+        return TeacherStore(path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the teacher store ({exc})") from None

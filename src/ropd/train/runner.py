@@ -79,9 +79,10 @@ class RunReport:
         if m is None:
             return []
         reward = "n/a" if m.reward_mean is None else f"{m.reward_mean:.3f}"
+        why = " (no judged reward: masked by default)" if m.failed_groups else ""
         groups = (
-            f"groups          {m.groups} scored, {m.failed_groups} failed (no judged reward: "
-            f"masked by default); mean reward {reward}"
+            f"groups          {m.groups} scored, {m.failed_groups} failed{why}; "
+            f"mean reward {reward}"
         )
         tokens = (
             f"judge tokens    {m.judge_input_tokens:,.0f} in / {m.judge_output_tokens:,.0f} out"
