@@ -10,7 +10,7 @@ import pytest
 
 import ropd
 from ropd.integrations.trl import RopdReward
-from ropd.testing import ScriptedChatClient, scripted_judge
+from ropd.testing import ScriptedChatClient, schema_reply, scripted_judge
 
 PROMPTS = ["What is 2 + 2?", "What is 3 + 5?"]
 TEACHER = {p: [f"teacher says {p} one", f"teacher says {p} two"] for p in PROMPTS}
@@ -123,8 +123,6 @@ async def test_a_plain_id_column_names_the_groups(
 async def test_masked_groups_are_explained_once_per_step(caplog: pytest.LogCaptureFixture) -> None:
     import logging
     from types import SimpleNamespace
-
-    from ropd.testing import schema_reply
 
     def rubric(messages, schema):  # the judge's reply for the second prompt never validates
         text = " ".join(str(m["content"]) for m in messages)
