@@ -132,7 +132,7 @@ def build(
     model: Annotated[str | None, typer.Option(help="Teacher model name at --base-url.")] = None,
     api_key_env: Annotated[
         str | None,
-        typer.Option(help="Environment variable with the API key (default OPENAI_API_KEY if set)."),
+        typer.Option(help=field_help(RoleConfig, "api_key_env")),
     ] = None,
     temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 1.0,
     top_p: Annotated[float | None, typer.Option(help="Teacher nucleus sampling.")] = None,
