@@ -140,7 +140,7 @@ def test_stub_judge_serves_its_printed_command_and_stops_on_ctrl_c(tmp_path):
         assert f"--base-url {base_url} --model stub --api-key-env " in line
         scored = paste(line, tmp_path)
         assert scored.returncode == 0, scored.stderr
-        rows = [json.loads(x) for x in (tmp_path / "scores.jsonl").read_text().splitlines()]
+        rows = [json.loads(x) for x in (tmp_path / "stub-scores.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all(r["error"] is None for r in rows)
         assert all(0.0 <= x <= 1.0 for r in rows for x in r["rewards"])
         listed = cli("inspect", "--list", cwd=tmp_path)  # the second line it suggests

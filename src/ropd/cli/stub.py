@@ -26,7 +26,7 @@ def example_command(base_url: str, model: str) -> str:
     """A `ropd score` line that runs as pasted against this stub."""
     groups = "examples/groups.jsonl" if Path("examples/groups.jsonl").is_file() else "groups.jsonl"
     return (
-        f"{KEY_VARIABLE}=any ropd score {groups} -o scores.jsonl "
+        f"{KEY_VARIABLE}=any ropd score {groups} -o stub-scores.jsonl "
         f"--base-url {base_url} --model {model} --api-key-env {KEY_VARIABLE}"
     )
 

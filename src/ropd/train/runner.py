@@ -542,9 +542,10 @@ def run(
     _write_run_file(config, run_id)
 
     trainer, reward = build_trainer(config, prompts, store, run_id, client)
-    from ropd.integrations.trl.run_log import log_ropd_config
+    from ropd.integrations.trl.run_log import leave_out_unjudged_metrics, log_ropd_config
 
     log_ropd_config(trainer, {**_scrubbed_section(config), "run_id": run_id})
+    leave_out_unjudged_metrics(trainer)
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finally:

@@ -46,9 +46,37 @@ class LogRopdConfig(TrainerCallback):  # type: ignore[misc]
                     run.config.update({WANDB_KEY: self.section}, allow_val_change=True)
 
 
+class LeaveOutUnjudgedMetrics(TrainerCallback):  # type: ignore[misc]
+    """Removes metrics whose value is None before any reporting callback sees them.
+
+    When every group of a step failed, ropd returns no reward (the step is masked, and ropd says
+    so once), and TRL logs `reward`, `reward_std` and `rewards/<name>/*` as None. TensorBoard's
+    callback would warn once per key that it "dropped" them; leaving them out says the same thing
+    without the alarm. `state.log_history` keeps the None values (it is written before callbacks).
+    Must run first: `leave_out_unjudged_metrics` puts it at the head of the callback list.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+        if logs:
+            for key in [key for key, value in logs.items() if value is None]:
+                del logs[key]
+
+
 def log_ropd_config(trainer: Any, section: dict[str, Any]) -> None:
     """Have `trainer` log `section` with its run (TensorBoard text, W&B config)."""
     trainer.add_callback(LogRopdConfig(trainer, section))
 
 
-__all__ = ["TEXT_TAG", "WANDB_KEY", "LogRopdConfig", "log_ropd_config"]
+def leave_out_unjudged_metrics(trainer: Any) -> None:
+    """Have `trainer` leave None-valued metrics (masked steps) out of TensorBoard, W&B and the console."""
+    trainer.callback_handler.callbacks.insert(0, LeaveOutUnjudgedMetrics())
+
+
+__all__ = [
+    "TEXT_TAG",
+    "WANDB_KEY",
+    "LeaveOutUnjudgedMetrics",
+    "LogRopdConfig",
+    "leave_out_unjudged_metrics",
+    "log_ropd_config",
+]
