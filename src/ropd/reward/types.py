@@ -69,6 +69,11 @@ class GroupResult(BaseModel):
     error: str | None = None
     failure_policy: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    # Sampled reward-health checks run on this group (sums, so groups add up; empty when the
+    # group was not sampled): stability_verdicts, stability_flips, stability_answers,
+    # stability_reward_abs_change_sum; audit_verdicts, audit_disagreements, audit_answers,
+    # audit_reward_abs_diff_sum. `reward/health.py` turns them into `ropd/health/*` metrics.
+    checks: dict[str, float] = Field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
