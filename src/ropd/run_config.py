@@ -2,7 +2,7 @@
 
 One `RunConfig` holds what a run needs to reach its judges and its data: the judge roles
 (`scorer`, `tjudge`), endpoint limits, the teacher store and K, the trace store, the quality
-gate, the run id and whether endpoints are probed. It is the `ropd:` section of `ropd.yaml`:
+gate, the reward-health alarms, the run id and whether endpoints are probed. It is the `ropd:` section of `ropd.yaml`:
 `ropd train` extends it with the student, data and baselines (`train/config.py` `RopdSection`),
 verl's reward manager with what verl decides (`integrations/verl/settings.py` `VerlSection`),
 and every command reads it with `-c ropd.yaml --set key=value` (`cli/run_options.py`).
@@ -20,6 +20,7 @@ from ropd.config_file import load_section
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.reward.config import DEFAULT_K, ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig
+from ropd.reward.health import HealthConfig
 from ropd.teacher.config import TeacherConfig
 
 JudgeMethod = Literal["ropd", "tjudge"]
@@ -29,7 +30,7 @@ TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
 
 
 class RunConfig(BaseModel):
-    """Judge, teacher answers, limits, quality gate, traces and run id of one run."""
+    """Judge, teacher answers, limits, quality gate, health alarms, traces and run id of a run."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +39,7 @@ class RunConfig(BaseModel):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     traces: Path | None = Field(default=None, description="trace store; default in the run folder")
     run_id: str | None = Field(default=None, description="Run id of the traces (default: new).")

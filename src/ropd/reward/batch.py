@@ -2,7 +2,8 @@
 
 Training adapters (TRL, verl) hand over a flat batch of rollouts; this module turns it into whole
 groups (one prompt, its G student answers and its K teacher answers), scores them all
-concurrently, and returns one reward per rollout in the original order plus the step metrics.
+concurrently, and returns one reward per rollout in the original order plus the step metrics
+(reward health included: answers are checked against a row's gold answer when it has one).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any, Protocol
 
 from ropd.llm.types import UsageBook
 from ropd.reward.gate import QualityGate
-from ropd.reward.metrics import PREFIX, batch_metrics
+from ropd.reward.health import (
+    HEALTH,
+    TEACHER_FAIL_BELOW,
+    GoldChecker,
+    HealthConfig,
+    HealthMonitor,
+)
+from ropd.reward.metrics import PREFIX, step_metrics
 from ropd.reward.types import Group, GroupResult, Prompt
 
 
@@ -49,13 +57,15 @@ class Rollout:
     """One student completion of one prompt; `group_id` names the dataset row.
 
     `teacher_responses` carries the row's teacher answers when the dataset has them (a
-    `teacher_responses` column); otherwise they are looked up by prompt.
+    `teacher_responses` column); otherwise they are looked up by prompt. `gold` is the row's
+    checkable answer (an `answer` column), used only by the reward-health metrics.
     """
 
     group_id: str
     prompt: Prompt
     completion: str
     teacher_responses: tuple[str, ...] | None = None
+    gold: str | None = None
 
 
 @dataclass
@@ -64,6 +74,7 @@ class BatchOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     stop_message: str | None = None
     results: list[GroupResult] = field(default_factory=list)  # one per group, in group order
+    alarms: list[str] = field(default_factory=list)  # reward-health breaches of this batch
 
 
 def prompt_text_key(prompt: Prompt) -> str:
@@ -97,12 +108,20 @@ class BatchScorer:
     the loop they first run on) and closed by `aclose` on that same loop.
     """
 
-    def __init__(self, opener: Opener, gate: QualityGate | None = None):
+    def __init__(
+        self,
+        opener: Opener,
+        gate: QualityGate | None = None,
+        health: HealthConfig | HealthMonitor | None = None,
+    ):
         self._opener = opener
         self._stack: AsyncExitStack | None = None
         self.scorer: Scorer | None = None
         self.references: ReferenceSource | None = None
         self.gate = gate
+        # No alarms without a config; the health numbers are logged either way.
+        self.health = HealthMonitor(health) if isinstance(health, HealthConfig) else health
+        self._gold = GoldChecker()
         self.run_cost: float | None = None  # judge cost of every batch so far (priced roles)
         self._opening: asyncio.Lock | None = None
 
@@ -182,7 +201,14 @@ class BatchScorer:
         for indices, result in zip(index_groups, results, strict=True):
             for i, reward in zip(indices, result.rewards, strict=True):
                 rewards[i] = None if reward is None or math.isnan(reward) else float(reward)
-        metrics = batch_metrics(results)
+        answers = [[rollouts[i].completion for i in indices] for indices in index_groups]
+        correct = await self._check_gold(rollouts, index_groups)
+        below = self.health.config.teacher_fail_below if self.health else TEACHER_FAIL_BELOW
+        numbers = step_metrics(results, answers=answers, correct=correct, teacher_fail_below=below)
+        metrics = numbers.as_dict() if results else {}
+        alarms = self.health.review(numbers.health, step) if self.health is not None else None
+        if alarms is not None:
+            metrics[PREFIX + HEALTH + "alarms"] = float(len(alarms))
         if (cost := metrics.get(PREFIX + "judge/cost")) is not None:
             self.run_cost = (self.run_cost or 0.0) + cost
             metrics[PREFIX + "judge/cost_run"] = self.run_cost
@@ -192,4 +218,27 @@ class BatchScorer:
                 (r.failed for r in results), step=step
             )
             stop = self.gate.message
-        return BatchOutcome(rewards=rewards, metrics=metrics, stop_message=stop, results=results)
+        if stop is None and self.health is not None:
+            stop = self.health.stop_message
+        return BatchOutcome(
+            rewards=rewards,
+            metrics=metrics,
+            stop_message=stop,
+            results=results,
+            alarms=alarms or [],
+        )
+
+    async def _check_gold(
+        self, rollouts: Sequence[Rollout], index_groups: list[list[int]]
+    ) -> list[list[bool | None] | None] | None:
+        """Per group, each answer checked against its row's gold answer (None where none)."""
+        if all(r.gold is None for r in rollouts):
+            return None
+
+        def check() -> list[list[bool | None] | None]:
+            return [
+                [self._gold.check(rollouts[i].completion, rollouts[i].gold) for i in indices]
+                for indices in index_groups
+            ]
+
+        return await asyncio.to_thread(check)  # math-verify is CPU work: keep the loop free

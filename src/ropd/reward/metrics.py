@@ -25,6 +25,11 @@ Reward spread, two numbers that answer two questions:
   that carries a learning signal: 0 when every group's answers scored alike, however different
   the groups are from each other. The pooled `reward_std` also counts differences between
   prompts (an easy prompt beside a hard one), which teach nothing.
+
+Reward health (`ropd/health/*`, `reward/health.py`): the numbers a result alone gives (anchor
+validity, sampled checks) are always part of the step; those that need the answer texts (length
+correlation, judge imitation) or gold checks come in when the caller passes them (`BatchScorer`
+does; `ropd inspect --stats` passes the stored answers).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ropd.reward.health import TEACHER_FAIL_BELOW, HealthMetrics, health_metrics
 from ropd.reward.induction import FORMAT_CATEGORIES
 from ropd.reward.types import GroupResult
 
@@ -90,6 +96,7 @@ class StepMetrics:
     judge: dict[str, RoleUsage] = field(default_factory=dict)
     # groups judged with fewer teacher answers than K (None: the scorer uses no K, e.g. T-Judge)
     teacher_refs_short: int | None = None
+    health: HealthMetrics = field(default_factory=HealthMetrics)
 
     @property
     def failed_group_rate(self) -> float:
@@ -143,16 +150,42 @@ class StepMetrics:
                 out[f"judge/{role}/cost"] = u.cost
         if self.judge_cost is not None:
             out["judge/cost"] = self.judge_cost
+        out.update(self.health.as_dict())
         return {prefix + k: v for k, v in out.items()}
 
 
-def batch_metrics(results: Sequence[GroupResult]) -> dict[str, float]:
-    """Reward spread, teacher score, beat-teacher share, failures, judge usage, rubric stats."""
-    return step_metrics(results).as_dict() if results else {}
+Answers = Sequence[Sequence[str] | None]
+GoldChecks = Sequence[Sequence[bool | None] | None]
 
 
-def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
-    """All step numbers of these groups; see the module docstring for what failed groups add."""
+def batch_metrics(
+    results: Sequence[GroupResult],
+    *,
+    answers: Answers | None = None,
+    correct: GoldChecks | None = None,
+    teacher_fail_below: float = TEACHER_FAIL_BELOW,
+) -> dict[str, float]:
+    """Reward spread, teacher score, beat-teacher share, failures, judge usage, rubric stats,
+    reward health."""
+    if not results:
+        return {}
+    return step_metrics(
+        results, answers=answers, correct=correct, teacher_fail_below=teacher_fail_below
+    ).as_dict()
+
+
+def step_metrics(
+    results: Iterable[GroupResult],
+    *,
+    answers: Answers | None = None,
+    correct: GoldChecks | None = None,
+    teacher_fail_below: float = TEACHER_FAIL_BELOW,
+) -> StepMetrics:
+    """All step numbers of these groups; see the module docstring for what failed groups add.
+
+    `answers` / `correct`: per group, the student answer texts / gold checks in reward order
+    (`reward/health.py`); without them the health numbers that need them are left out.
+    """
     results = list(results)
     scored = [res for res in results if not res.failed]
     per_group = [_valid(res.rewards) for res in scored]
@@ -179,6 +212,7 @@ def step_metrics(results: Iterable[GroupResult]) -> StepMetrics:
         pass_rate=category_pass_rates(scored),
         judge=judge_usage(res.usage for res in results),
         teacher_refs_short=sum(map(bool, short)) if short else None,
+        health=health_metrics(results, answers, correct, teacher_fail_below=teacher_fail_below),
     )
 
 

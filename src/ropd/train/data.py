@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ropd.data import load_records, sample_path, to_prompt_messages
+from ropd.data.gold import gold_text
 from ropd.data.records import unique_ids
 from ropd.errors import InputError
 from ropd.train.config import DataConfig
@@ -14,10 +15,12 @@ from ropd.train.config import DataConfig
 
 @dataclass(frozen=True)
 class TrainPrompt:
-    """One training prompt: its id and the chat messages the student and teacher both see."""
+    """One training prompt: its id, the chat messages the student and teacher both see, and
+    its gold answer when the data has one (`data.answer_field`; reward-health metrics only)."""
 
     id: str
     messages: list[dict[str, Any]]
+    gold: str | None = None
 
 
 def load_prompts(data: DataConfig) -> list[TrainPrompt]:
@@ -29,7 +32,8 @@ def load_prompts(data: DataConfig) -> list[TrainPrompt]:
         messages = to_prompt_messages(
             record, prompt_field=data.prompt_field, system_prompt=data.system_prompt
         )
-        prompts.append(TrainPrompt(pid, messages))
+        gold = record.get(data.answer_field) if data.answer_field else None
+        prompts.append(TrainPrompt(pid, messages, gold_text(gold)))
     if not prompts:
         raise InputError(f"{source}: no training prompts")
     return prompts

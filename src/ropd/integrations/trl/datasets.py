@@ -5,21 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ropd.integrations.trl.reward import ID_COLUMN
+from ropd.integrations.trl.reward import GOLD_COLUMN, ID_COLUMN
 
 
 class TrainPrompt(Protocol):
-    """A training prompt: its id and the chat messages (e.g. `ropd.train.data.TrainPrompt`)."""
+    """A training prompt: its id and the chat messages (e.g. `ropd.train.data.TrainPrompt`);
+    a `gold` attribute (the checkable answer) is used when present."""
 
     id: str
     messages: list[dict[str, Any]]
 
 
 def rl_dataset(prompts: Sequence[TrainPrompt]) -> Any:
-    """GRPO / on-policy distillation: conversational `prompt` plus the group id column."""
+    """GRPO / on-policy distillation: conversational `prompt` plus the group id column, and the
+    gold `answer` column when any prompt has one (the reward's health metrics check it)."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": p.messages, ID_COLUMN: p.id} for p in prompts])
+    rows: list[dict[str, Any]] = [{"prompt": p.messages, ID_COLUMN: p.id} for p in prompts]
+    golds = [getattr(p, "gold", None) for p in prompts]
+    if any(g is not None for g in golds):
+        for row, gold in zip(rows, golds, strict=True):
+            row[GOLD_COLUMN] = gold
+    return Dataset.from_list(rows)
 
 
 def sft_dataset(pairs: Sequence[tuple[TrainPrompt, str]]) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ropd import redact
+from ropd.data.gold import gold_text
 from ropd.integrations.engine import open_engine
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient
@@ -32,6 +33,7 @@ from ropd.reward.batch import (
 )
 from ropd.reward.config import ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig, QualityGate
+from ropd.reward.health import HealthConfig, HealthMonitor
 from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
@@ -39,6 +41,7 @@ log = redact.logger(__name__)
 ID_COLUMN = "ropd_id"
 PLAIN_ID_COLUMN = "id"  # a dataset's own id column, used when there is no `ropd_id`
 TEACHER_COLUMN = "teacher_responses"
+GOLD_COLUMN = "answer"  # a checkable gold answer per row: reward-health gold metrics only
 
 
 def completion_text(completion: Any) -> str:
@@ -105,7 +108,9 @@ class RopdReward:
     answers come from a `teacher_responses` dataset column (a list of strings per row) when the
     dataset has one, otherwise from `teacher_store` by prompt. The judge is opened on first use
     inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
-    `log_metric`; every rubric and verdict goes to `traces` when given.
+    `log_metric`; every rubric and verdict goes to `traces` when given. An `answer` column (a
+    gold answer per row) adds the gold-agreement numbers to the `ropd/health/*` metrics, and
+    `health` sets their alarms (a `stop` alarm ends training like the quality gate).
 
     Calls may overlap (TRL's async GRPO worker scores groups concurrently, see
     `integrations/trl/async_grpo.py`): the judge is still opened once. The reward pickles as
@@ -122,6 +127,7 @@ class RopdReward:
         traces: str | Path | Any | None = None,
         num_generations: int | None = None,
         gate: GateConfig | QualityGate | None = None,
+        health: HealthConfig | HealthMonitor | None = None,
         teacher_fingerprint: str | None = None,
         accept_any_fingerprint: bool = False,
         teacher_answers: int | None = None,
@@ -145,7 +151,7 @@ class RopdReward:
         self.run_info = run_info or {}  # stored with the run in the trace store (e.g. the config)
         if isinstance(gate, GateConfig):
             gate = QualityGate.from_config(gate)
-        self.batch_scorer = BatchScorer(self._open, gate)
+        self.batch_scorer = BatchScorer(self._open, gate, health)
         self.__name__ = name or ("tjudge" if isinstance(self.config, TJudgeConfig) else "ropd")
         self.stop_message: str | None = None
         self._masked_note_step: int | None = None  # the last step the masked-groups line named
@@ -160,6 +166,7 @@ class RopdReward:
             "limits": run.limits,
             "traces": run.traces,
             "gate": run.gate,
+            "health": run.health,
             "teacher_fingerprint": teacher.fingerprint,
             "accept_any_fingerprint": teacher.accept_any_fingerprint,
             "teacher_answers": run.k,
@@ -223,12 +230,14 @@ class RopdReward:
     ) -> list[float | None]:
         ids = _id_column(columns)
         teacher = columns.get(TEACHER_COLUMN)
+        gold = columns.get(GOLD_COLUMN)
         local = [
             Rollout(
                 group_id=str(ids[i]) if ids is not None else _prompt_id(prompts[i]),
                 prompt=prompts[i],
                 completion=completion_text(completions[i]),
                 teacher_responses=tuple(teacher[i]) if teacher is not None else None,
+                gold=gold_text(gold[i]) if gold is not None else None,
             )
             for i in range(len(prompts))
         ]
