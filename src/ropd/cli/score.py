@@ -65,6 +65,7 @@ SCORER_FLAGS = (
     "scorer.min_teacher_refs", "scorer.min_criteria", "scorer.max_criteria", "scorer.rubric_mode",
     "scorer.blind", "scorer.teacher_in_pool", Flag("scorer.strip_think", ("--strip-think/--keep-think",)),
     "scorer.failure_policy", "scorer.constant_reward", "scorer.seed", "scorer.prompts_dir",
+    "scorer.stability_check_share",
 )  # fmt: skip
 # Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
 SCORE_FIELDS = {

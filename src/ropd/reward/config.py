@@ -15,6 +15,7 @@ from ropd.llm.config import RoleConfig
 FailurePolicy = Literal["nan", "constant", "raise"]
 RubricMode = Literal["shared", "per_pair"]
 ROLE_NAMES = ("rubricator", "verifier")
+AUDIT_ROLE = "audit"  # the second judge of the sampled audit check
 # K, teacher answers per group, where nothing else says: the paper's choice. Resolved for a run
 # in one place, `RunConfig.k` (run_config.py).
 DEFAULT_K = 4
@@ -95,6 +96,26 @@ class ScorerConfig(JudgeSettings):
     )
     seed: int = Field(default=0, description="Seed of the answer shuffling.")
 
+    # Sampled reward-health checks (`reward/health_checks.py`): they never change a reward.
+    stability_check_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of groups verified a second time, pool reshuffled, to measure how "
+        "often verdicts flip (0 = off; the same groups are sampled on resume).",
+    )
+    audit: RoleConfig | None = Field(
+        default=None,
+        description="A second judge (usually another model family) that verifies a sampled "
+        "share of pools against the same rubric, to measure disagreement (role `audit`).",
+    )
+    audit_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of groups the audit judge also verifies (0 = off; needs `audit`).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_roles_from_judge(cls, data: Any) -> Any:
@@ -122,20 +143,31 @@ class ScorerConfig(JudgeSettings):
             raise ValueError(
                 f"min_criteria ({self.min_criteria}) > max_criteria ({self.max_criteria})"
             )
+        if self.audit_share > 0 and self.audit is None:
+            raise ValueError(
+                f"audit_share is {self.audit_share} but no audit judge is set (scorer.audit)"
+            )
         self.rubricator = self.rubricator.with_name("rubricator")
         self.verifier = self.verifier.with_name("verifier")
+        if self.audit is not None:
+            self.audit = self.audit.with_name(AUDIT_ROLE)
         return self
 
     def roles(self) -> list[RoleConfig]:
-        """The roles this scorer calls, in a fixed order."""
-        return [self.rubricator, self.verifier]
+        """The roles this scorer calls, in a fixed order (the audit judge when it is used, so
+        the session opens and probes it like the others)."""
+        roles = [self.rubricator, self.verifier]
+        if self.audit is not None and self.audit_share > 0:
+            roles.append(self.audit)
+        return roles
 
     def with_roles(self, roles: list[RoleConfig]) -> ScorerConfig:
         """A copy using `roles` (e.g. resolved to the embedded server's URL and model)."""
         by_name = {role.name: role for role in roles}
-        return self.model_copy(
-            update={"rubricator": by_name["rubricator"], "verifier": by_name["verifier"]}
-        )
+        update = {"rubricator": by_name["rubricator"], "verifier": by_name["verifier"]}
+        if AUDIT_ROLE in by_name:
+            update["audit"] = by_name[AUDIT_ROLE]
+        return self.model_copy(update=update)
 
     def ablation_settings(self) -> dict[str, object]:
         """The switches that change rewards, recorded with every traced group."""

@@ -7,6 +7,8 @@ batch run concurrently; the client's limits decide how many requests are really 
 Rewards come only from `rubric.weighted_score` over the validated booleans. Judge prompts are
 fitted to the judges' context windows (one `ContextWindows` per scorer, so what one group learns
 from a context-length error serves the others); how is recorded in `settings["context"]`.
+On a sampled share of groups the pool is verified once more beside the first pass
+(`reward/health_checks.py`); that pass only fills `GroupResult.checks`, never a reward.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ropd.llm.types import UsageBook
 from ropd.reward import render
 from ropd.reward.base import BaseScorer, GroupInputError
 from ropd.reward.config import ScorerConfig
+from ropd.reward.health_checks import SampledChecks, add_into
 from ropd.reward.induction import RubricInducer
 from ropd.reward.types import AnswerVerdicts, ContextRecord, Group, GroupResult, Source
 from ropd.reward.verification import BlindVerifier, PoolEntry, Verdict
@@ -70,6 +73,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
             prompts_dir=config.prompts_dir,
             windows=self.windows,
         )
+        self.checks = SampledChecks(config, self.verifier)
 
     @classmethod
     def roles_of(cls, config: ScorerConfig) -> list[RoleConfig]:
@@ -135,20 +139,29 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         for i, text in enumerate(students):
             first_of.append(seen.setdefault(text, i) if cfg.dedupe else i)
         distinct = [i for i, first in enumerate(first_of) if first == i]
+        checks = self.checks.kinds(group.id)  # sampled health checks; they change no reward
 
         if cfg.rubric_mode == "shared":
             rubric = await self.inducer.induce(
                 self.client, prompt_text, references, [students[i] for i in distinct], book, record
             )
             pool = self._pool(students, distinct, references)
-            verdicts = await self.verifier.verify(
-                self.client, prompt_text, rubric, pool, book, group.id, record
+            verdicts, sums = await self.checks.verify(
+                self.verifier,
+                self.client,
+                prompt_text,
+                rubric,
+                pool,
+                book,
+                group.id,
+                record,
+                checks,
             )
             rubrics = [rubric]
             judged: Judged = {(e.source, e.index): (0, verdicts[k]) for k, e in enumerate(pool)}
         else:
-            rubrics, judged = await self._score_per_pair(
-                prompt_text, references, students, distinct, book, group.id, record
+            rubrics, judged, sums = await self._score_per_pair(
+                prompt_text, references, students, distinct, book, group.id, record, checks
             )
         notes = {
             ("student", i): self.empty_note(group.student_responses[i], students[i])
@@ -160,7 +173,8 @@ class GroupScorer(BaseScorer[ScorerConfig]):
                 for j, t in enumerate(self._used_references(group))
             }
         )
-        return self._result(group, rubrics, judged, first_of, len(references), book, notes)
+        result = self._result(group, rubrics, judged, first_of, len(references), book, notes)
+        return result.model_copy(update={"checks": sums}) if sums else result
 
     def _pool(
         self, students: list[str], chosen: list[int], references: list[str]
@@ -179,29 +193,35 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         book: UsageBook,
         group_id: str,
         record: ContextRecord,
-    ) -> tuple[list[Rubric], Judged]:
+        checks: tuple[str, ...],
+    ) -> tuple[list[Rubric], Judged, dict[str, float]]:
         """Ablation: one rubric per student answer, induced from the references and that answer
-        alone, so no rubric sees the rest of the group."""
+        alone, so no rubric sees the rest of the group. A sampled check covers every rubric."""
 
-        async def one(rubric_index: int, i: int) -> tuple[Rubric, list[PoolEntry], list[Verdict]]:
+        async def one(
+            rubric_index: int, i: int
+        ) -> tuple[Rubric, list[PoolEntry], list[Verdict], dict[str, float]]:
             rubric = await self.inducer.induce(
                 self.client, prompt_text, references, [students[i]], book, record
             )
             pool = self._pool(students, [i], references)
-            verdicts = await self.verifier.verify(
-                self.client, prompt_text, rubric, pool, book, f"{group_id}:{rubric_index}", record
+            key = f"{group_id}:{rubric_index}"
+            verdicts, sums = await self.checks.verify(
+                self.verifier, self.client, prompt_text, rubric, pool, book, key, record, checks
             )
-            return rubric, pool, verdicts
+            return rubric, pool, verdicts, sums
 
         done = await asyncio.gather(*(one(r, i) for r, i in enumerate(distinct)))
         rubrics: list[Rubric] = []
         judged: Judged = {}
-        for rubric_index, (rubric, pool, verdicts) in enumerate(done):
+        sums: dict[str, float] = {}
+        for rubric_index, (rubric, pool, verdicts, part) in enumerate(done):
             rubrics.append(rubric)
+            add_into(sums, part)
             for entry, verdict in zip(pool, verdicts):
                 # A teacher answer is verified once per rubric; its score uses the first rubric.
                 judged.setdefault((entry.source, entry.index), (rubric_index, verdict))
-        return rubrics, judged
+        return rubrics, judged, sums
 
     def _result(
         self,

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS groups (
     reward_mean REAL,
     num_student INTEGER NOT NULL,
     num_teacher INTEGER NOT NULL,
-    num_criteria INTEGER NOT NULL
+    num_criteria INTEGER NOT NULL,
+    checks TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS groups_key
     ON groups (run_id, group_id, COALESCE(step, -1));
@@ -317,6 +318,9 @@ class TraceStore:
         """Columns added since version 1 (nullable, so older readers are unaffected), and the
         current views."""
         with self._write() as conn:
+            have = {row["name"] for row in conn.execute("PRAGMA table_info(groups)")}
+            if "checks" not in have:  # sampled health checks' sums (JSON; NULL: none ran)
+                conn.execute("ALTER TABLE groups ADD COLUMN checks TEXT")
             have = {row["name"] for row in conn.execute("PRAGMA table_info(answers)")}
             if "note" not in have:
                 conn.execute("ALTER TABLE answers ADD COLUMN note TEXT")
@@ -397,7 +401,7 @@ class TraceStore:
             cursor = conn.execute(
                 "INSERT INTO groups (run_id, step, group_id, created_at, prompt, error, "
                 "failure_policy, settings, usage, reward_mean, num_student, num_teacher, "
-                "num_criteria) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "num_criteria, checks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run,
                     step,
@@ -412,6 +416,7 @@ class TraceStore:
                     len(group.student_responses),
                     len(group.teacher_responses),
                     num_criteria,
+                    json.dumps(result.checks) if result.checks else None,
                 ),
             )
             pk = cursor.lastrowid
@@ -657,6 +662,7 @@ def _traced_group(
         error=g["error"],
         failure_policy=g["failure_policy"],
         settings=json.loads(g["settings"]),
+        checks=json.loads(g["checks"]) if g["checks"] else {},
     )
     return TracedGroup(
         group_id=g["group_id"],

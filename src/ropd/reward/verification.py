@@ -15,6 +15,7 @@ call is split in two, or its lone answer clipped harder, a bounded number of tim
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import random
 import re
@@ -135,6 +136,13 @@ class BlindVerifier:
         self.user: PromptTemplate = load_template("verifier_user", prompts_dir)
         self.windows = windows if windows is not None else ContextWindows()
         self.counter = counter_for(role)
+
+    def calling(self, role: RoleConfig) -> BlindVerifier:
+        """This verifier (settings, templates, context windows) calling `role` instead: the
+        sampled checks' second Verifier (`reward/health_checks.py`)."""
+        twin = copy.copy(self)
+        twin.role, twin.counter = role, counter_for(role)
+        return twin
 
     async def verify(
         self,

@@ -247,9 +247,31 @@ def register(bench_app: typer.Typer) -> None:
         answer_tokens: int = typer.Option(
             8192, "--answer-tokens", min=1, help="tokens per answer with --context"
         ),
+        health_checks: float | None = typer.Option(
+            None,
+            "--health-checks",
+            min=0.0,
+            max=1.0,
+            help="run the reward-health checks benchmark instead: the batch with the stability "
+            "and audit checks off and at this share, alternately (wall-time ratio of medians)",
+        ),
+        repeats: int = typer.Option(
+            5, "--repeats", min=1, help="repetitions of each arm with --health-checks"
+        ),
     ) -> None:
         """Score B groups against a fixed-latency stub judge; one JSON line per run."""
         sizes = _csv(groups, int)
+        if health_checks is not None:
+            from ropd_dev.bench.health import run_health_bench
+
+            figures = asyncio.run(
+                run_health_bench(
+                    health_checks, latency, sizes[0], group_size, teacher_refs, repeats,
+                    max_in_flight,
+                )
+            )  # fmt: skip
+            typer.echo(json.dumps(figures))
+            return
         if context_window is not None:
             from ropd_dev.bench.context import run_context_bench
 
