@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ropd.errors import InputError, RopdError
+from ropd.reward.health import HEALTH, health_metrics
 from ropd.reward.metrics import StepMetrics, judge_usage
 from ropd.reward.traces import StepSummary, TracedGroup, TraceStore
 from ropd.reward.types import AnswerVerdicts, GroupResult
@@ -341,7 +342,35 @@ def render_stats(
     """
     summaries = store.summary(run_id=run, step=step)
     totals = Text("\n".join(run_totals(summaries)))
-    return RichGroup(_stats_view(store, summaries, console, layout), totals)
+    health = Text("\n".join(health_lines(store, summaries)))
+    return RichGroup(_stats_view(store, summaries, console, layout), totals, health)
+
+
+def step_health(store: TraceStore, summary: StepSummary) -> dict[str, float]:
+    """The step's `ropd/health/*` numbers the store gives: anchors and sampled checks from the
+    results, length correlation and judge imitation from the stored answers (gold answers are
+    not stored: the gold numbers are only in the training log)."""
+    listed = store.list(run_id=summary.run_id, step=summary.step, limit=None)
+    traced = [
+        t
+        for gid in dict.fromkeys(g.group_id for g in listed if g.step == summary.step)
+        if (t := store.get(gid, run_id=summary.run_id, step=summary.step)) is not None
+    ]
+    return health_metrics(
+        [t.result for t in traced], [t.student_responses for t in traced]
+    ).as_dict()
+
+
+def health_lines(store: TraceStore, summaries: list[StepSummary]) -> list[str]:
+    """One line per step with reward-health numbers (docs/health.md); none when no step has."""
+    lines = []
+    for summary in summaries:
+        numbers = step_health(store, summary)
+        if numbers:
+            where = f"run {summary.run_id} step {'-' if summary.step is None else summary.step}"
+            shown = ", ".join(f"{name.removeprefix(HEALTH)} {v:.3g}" for name, v in numbers.items())
+            lines.append(f"reward health, {where}: {shown}")
+    return lines
 
 
 def _stats_view(

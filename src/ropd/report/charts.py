@@ -440,7 +440,39 @@ def step_charts(
                     ),
                 )
             )
+    charts += health_charts(steps, x, xlabel)
     return charts
+
+
+# the store's reward-health rates drawn per step (`reward/health.py`, docs/health.md)
+HEALTH_RATES = (
+    "teacher_fail_rate",
+    "no_spread_rate",
+    "judge_imitation_rate",
+    "verdict_flip_rate",
+    "audit_disagreement_rate",
+)
+
+
+def health_charts(steps: list[dict[str, Any]], x: list[float], xlabel: str) -> list[Chart]:
+    """The reward-health rates per step, when the steps have any (none: no chart)."""
+    series = {
+        name: [s.get("health", {}).get(name) for s in steps]
+        for name in HEALTH_RATES
+        if any(s.get("health", {}).get(name) is not None for s in steps)
+    }
+    if not series:
+        return []
+    return [
+        Chart(
+            "health",
+            "Reward health",
+            "per step: groups whose best teacher answer fails the rubric, groups whose answers "
+            "all scored alike, answers imitating judge output, and the sampled re-check rates "
+            "(docs/health.md); rising lines mean the reward tracks quality less",
+            line_chart("health", x, series, ylabel="share", xlabel=xlabel, percent=True),
+        )
+    ]
 
 
 def group_charts(scored: dict[str, Any]) -> list[Chart]:

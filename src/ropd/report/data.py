@@ -200,6 +200,8 @@ def step_row(
         "judge": judge,
         "judge_calls": math.fsum(u.calls for u in m.judge.values()),
         "judge_cost": number(m.judge_cost),
+        # reward health the store gives (`reward/health.py`): anchors, sampled checks
+        "health": {name: number(v) for name, v in m.health.as_dict(prefix="").items()},
     }
 
 
