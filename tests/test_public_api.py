@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"reward", "data"},
     {"teacher", "io", "traces", "run_config", "session"},
     {"score_file", "integrations", "testing"},
-    {"train", "eval", "report", "analysis"},
+    {"train", "eval", "report", "analysis", "plan"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

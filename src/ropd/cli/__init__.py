@@ -16,7 +16,19 @@ from typing import Annotated
 import typer
 
 import ropd
-from ropd.cli import analyze, bench, evaluate, inspect, report, score, stub, teacher, train, verl
+from ropd.cli import (
+    analyze,
+    bench,
+    evaluate,
+    inspect,
+    plan,
+    report,
+    score,
+    stub,
+    teacher,
+    train,
+    verl,
+)
 from ropd.cli.errors import RopdGroup
 
 # distribution names, in the order printed; the optional ones may be missing
@@ -80,7 +92,7 @@ def version() -> None:
 
 
 app.add_typer(bench_app, name="bench")
-for module in (score, inspect, teacher, train, evaluate, stub, report, analyze, verl):
+for module in (score, inspect, teacher, train, plan, evaluate, stub, report, analyze, verl):
     module.register(app)
 bench.register(bench_app)
 app.command("version")(version)

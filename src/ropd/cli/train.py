@@ -195,7 +195,17 @@ def train(
 
         for line in _describe(cfg, moved=moved is not None):
             typer.echo(line)
-        check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
+        from ropd.cli.plan import plan_lines
+        from ropd.errors import ConfigError
+
+        try:
+            check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
+        except ConfigError:
+            for line in plan_lines(cfg):  # the plan too: it needs no working machine
+                typer.echo(line)
+            raise
+        for line in plan_lines(cfg):
+            typer.echo(line)
         slow = cpu_warnings(cfg)
         if not slow:
             typer.echo("config is valid and this machine can run it (dry run: nothing was loaded)")

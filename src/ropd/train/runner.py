@@ -516,6 +516,7 @@ def run(
     packages the options need, key variables, and with `probe` the judge endpoints).
     """
     from ropd.integrations.trl.trainer import checkpoints, close_reward, last_checkpoint
+    from ropd.plan.files import write_plan_file
     from ropd.train.preflight import check_ready
 
     started = time.monotonic()
@@ -540,6 +541,8 @@ def run(
     if plan.resume and resume_from is None and not plan.notes:
         print(f"no checkpoint in {config.output_dir}: run {run_id} starts from the beginning")
     _write_run_file(config, run_id)
+    if _is_main_process():  # plan.json: what this run was planned to spend (`ropd plan`)
+        write_plan_file(config, prompts)
 
     trainer, reward = build_trainer(config, prompts, store, run_id, client)
     from ropd.integrations.trl.run_log import leave_out_unjudged_metrics, log_ropd_config

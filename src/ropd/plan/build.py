@@ -1,0 +1,485 @@
+"""`build_plan`: a training config turned into judge tokens, cost, throughput and judge GPUs.
+
+Nothing here contacts an endpoint. The dataset's real prompts are read (`train/data.py`), the
+teacher store is read when it exists (its real answers, and which prompts still need some), and
+a sample of groups is rendered with the scorer's own message builders (`plan/groups.py`). Per
+step and per run figures are the sampled groups' mean times the groups of a step and of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ropd.errors import RopdError
+from ropd.llm.config import RoleConfig
+from ropd.llm.tokens import ESTIMATE_CHARS_PER_TOKEN, ContextWindows, TokenCounter, counter_for
+from ropd.plan.groups import (
+    CRITERION_TOKENS,
+    RUBRIC_TOKENS_PER_CRITERION,
+    VERDICT_TOKENS_PER_CHECK,
+    Counter,
+    group_load,
+    text_of_tokens,
+)
+from ropd.plan.model import (
+    DEFAULT_DECODE_TPS,
+    DEFAULT_LATENCY_S,
+    DEFAULT_PREFILL_TPS,
+    Cost,
+    Load,
+    Plan,
+    RolePlan,
+    SelfHosted,
+    Shape,
+    TeacherBuild,
+    Throughput,
+)
+from ropd.reward.group_scorer import GroupScorer
+from ropd.train.config import TrainConfig, trl_class
+from ropd.train.data import TrainPrompt, load_prompts
+
+DEFAULT_SAMPLE = 32
+ASSUMED_PROMPT_TOKENS = 250  # a prompt's length when the dataset cannot be read here
+
+
+class PlanOptions(BaseModel):
+    """What the plan cannot read from the config (each has a stated default)."""
+
+    answer_tokens: int | None = Field(
+        default=None, ge=1, description="Student answer length (default max_completion_length)."
+    )
+    teacher_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Teacher answer length (default: the store, else "
+        "the teacher role's max_tokens).",
+    )
+    steps: int | None = Field(default=None, ge=1, description="Optimizer steps of the run.")
+    latency_s: float = Field(default=DEFAULT_LATENCY_S, gt=0, description="One judge call.")
+    prefill_tps: float = Field(default=DEFAULT_PREFILL_TPS, gt=0)
+    decode_tps: float = Field(default=DEFAULT_DECODE_TPS, gt=0)
+    num_processes: int = Field(default=1, ge=1, description="Training processes (GPUs).")
+    sample: int = Field(default=DEFAULT_SAMPLE, ge=1, description="Groups rendered and counted.")
+
+
+def build_plan(
+    config: TrainConfig,
+    options: PlanOptions | None = None,
+    *,
+    prompts: list[TrainPrompt] | None = None,
+    counter: Counter | None = None,
+) -> Plan:
+    """The plan of `config`; `prompts` saves reading the data again, `counter` replaces the
+    roles' own prompt counters (tests comparing with an endpoint that counts differently)."""
+    options = options or PlanOptions()
+    section = config.ropd
+    notes: list[str] = []
+    trl = _TrlValues(config)
+    g = int(trl.get("num_generations"))
+    per_step = trl.prompts_per_step(options.num_processes)
+    per_call = trl.prompts_per_reward_call(options.num_processes)
+    if prompts is None:
+        try:
+            prompts = load_prompts(section.data)
+        except Exception as error:  # noqa: BLE001 - no network, no file: plan without them
+            notes.append(
+                f"data {section.data.source}: not read here ({_short(error)}); prompts assumed "
+                f"{ASSUMED_PROMPT_TOKENS} tokens, run length needs max_steps or --steps"
+            )
+    steps, steps_source = _steps(trl, options, prompts, per_step)
+    answer_tokens = options.answer_tokens or int(trl.get("max_completion_length") or 256)
+    answer_source = (
+        "--answer-tokens"
+        if options.answer_tokens
+        else "max_completion_length: the worst case; typical answers are shorter (--answer-tokens)"
+    )
+    k = section.k
+    store = _Store(config, prompts, k)
+    teacher_tokens, teacher_source = store.answer_tokens(options.teacher_tokens)
+    shape = Shape(
+        method=section.method,
+        num_generations=g,
+        k=k,
+        pool=(1 if section.scorer.rubric_mode == "per_pair" else g)
+        + (k if section.scorer.teacher_in_pool else 0),
+        rubric_mode=section.scorer.rubric_mode,
+        rubrics_per_group=g if section.scorer.rubric_mode == "per_pair" else 1,
+        prompts_per_step=per_step,
+        groups_per_reward_call=per_call,
+        num_processes=options.num_processes,
+        steps=steps,
+        steps_source=steps_source,
+        dataset_prompts=len(prompts) if prompts is not None else None,
+        groups_planned=0,
+        answer_tokens=answer_tokens,
+        answer_tokens_source=answer_source,
+        teacher_tokens=teacher_tokens,
+        teacher_tokens_source=teacher_source,
+        criteria=(section.scorer.min_criteria + section.scorer.max_criteria) // 2,
+    )
+    plan = Plan(source=config.source, shape=shape, notes=notes)
+    if section.needs_teacher_store:
+        plan.teacher_build = store.build_plan(teacher_tokens, teacher_source)
+    if section.method == "ropd":
+        _judge_plan(plan, config, options, prompts, store, counter)
+    else:
+        plan.notes.append(
+            f"method {section.method}: no Rubricator or Verifier calls "
+            + (
+                "(the T-Judge baseline's calls are not planned yet)"
+                if section.method == "tjudge"
+                else "(no judge)"
+            )
+        )
+    store.close()
+    plan.assumptions.extend(_assumptions(plan, options, section.scorer.max_answer_chars))
+    return plan
+
+
+# -- TRL sizes -----------------------------------------------------------------------------------
+
+
+class _TrlValues:
+    """The config's TRL fields, with the trainer class's defaults for those it leaves out."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.values = config.trl
+        self.defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(trl_class(config.method))
+            if f.default is not dataclasses.MISSING
+        }
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name, self.defaults.get(name))
+
+    def prompts_per_step(self, processes: int) -> float:
+        """Prompts behind one optimizer step: per-device batch x accumulation x processes / G."""
+        batch = int(self.get("per_device_train_batch_size") or 8) * processes
+        return batch * int(self.get("gradient_accumulation_steps") or 1) / self._g()
+
+    def prompts_per_reward_call(self, processes: int) -> float:
+        """Groups of one generation batch (one reward call), as GRPOConfig sizes it."""
+        size = self.get("generation_batch_size")
+        if size is None:
+            per_generation = self.get("steps_per_generation") or self.get(
+                "gradient_accumulation_steps"
+            )
+            size = int(self.get("per_device_train_batch_size") or 8) * processes
+            size *= int(per_generation or 1)
+        return int(size) / self._g()
+
+    def _g(self) -> int:
+        return int(self.get("num_generations") or 8)
+
+
+def _steps(
+    trl: _TrlValues, options: PlanOptions, prompts: list[TrainPrompt] | None, per_step: float
+) -> tuple[int | None, str]:
+    if options.steps:
+        return options.steps, "--steps"
+    max_steps = trl.get("max_steps")
+    if isinstance(max_steps, int) and max_steps > 0:
+        return max_steps, "max_steps"
+    if prompts is None:
+        return None, "unknown: the data was not read and max_steps is not set (--steps N)"
+    epochs = float(trl.get("num_train_epochs") or 1)
+    steps = math.ceil(epochs * len(prompts) / per_step)
+    return steps, f"num_train_epochs {epochs:g} x {len(prompts)} prompts / {per_step:g} per step"
+
+
+# -- the teacher store ---------------------------------------------------------------------------
+
+
+class _Store:
+    """What the teacher store holds for the dataset's prompts (read only, never built)."""
+
+    def __init__(self, config: TrainConfig, prompts: list[TrainPrompt] | None, k: int) -> None:
+        self.section = config.ropd
+        self.prompts = prompts
+        self.k = k
+        self.need = max(k, self.section.teacher.num_answers)
+        self.path = self.section.teacher.store
+        self.store: Any = None
+        self.found: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+        if (
+            not self.section.needs_teacher_store
+            or self.path is None
+            or not Path(self.path).is_file()
+        ):
+            return
+        from ropd.teacher.references import StoreReferences
+        from ropd.teacher.store import TeacherStore
+
+        try:
+            self.store = TeacherStore(self.path)
+        except Exception as error:  # noqa: BLE001 - an unreadable store: planned as empty
+            self.notes.append(f"teacher store {self.path}: not readable ({_short(error)})")
+            return
+        lookup = StoreReferences.from_config(self.store, self.section.teacher, self.need)
+        for prompt in prompts or []:
+            try:
+                self.found[prompt.id] = lookup.lookup(prompt.messages)
+            except RopdError:  # another teacher's answers: the run would not use them
+                self.found[prompt.id] = []
+
+    def references(self, prompt: TrainPrompt) -> list[str]:
+        return self.found.get(prompt.id, [])[: self.k]
+
+    def stored_texts(self) -> list[str]:
+        return [text for texts in self.found.values() for text in texts]
+
+    def answer_tokens(self, given: int | None) -> tuple[float, str]:
+        """Teacher answer length: given, else the stored answers' mean, else max_tokens."""
+        if given:
+            return float(given), "--teacher-tokens"
+        texts = self.stored_texts()
+        if texts:
+            counter = TokenCounter(self.section.scorer.verifier.tokenizer)
+            mean = sum(counter.text(t) for t in texts) / len(texts)
+            return mean, f"mean of {len(texts)} stored answers in {self.path}"
+        role = self.section.teacher.role
+        return float(role.max_tokens), "teacher role max_tokens (no stored answers: the bound)"
+
+    def build_plan(self, answer_tokens: float, answer_source: str) -> TeacherBuild:
+        """The missing answers' tokens and cost (unknown when the data was not read)."""
+        role = self.section.teacher.role
+        build = TeacherBuild(
+            store=str(self.path) if self.path else None,
+            store_exists=self.store is not None,
+            answers_per_prompt=self.need,
+            prompts=None,
+            prompts_missing=None,
+            answers_missing=None,
+            input_tokens=None,
+            output_tokens=None,
+            answer_tokens=round(answer_tokens),
+            answer_tokens_source=answer_source,
+            price_set=role.price is not None,
+        )
+        if self.prompts is None:
+            return build
+        counter = TokenCounter(role.tokenizer)
+        missing = [(p, self.need - len(self.found.get(p.id, []))) for p in self.prompts]
+        missing = [(p, n) for p, n in missing if n > 0]
+        build.prompts, build.prompts_missing = len(self.prompts), len(missing)
+        build.answers_missing = sum(n for _, n in missing)
+        # one request per prompt asks for all its missing answers at once (`n`)
+        build.input_tokens = float(sum(counter.messages(p.messages) for p, _ in missing))
+        build.output_tokens = build.answers_missing * answer_tokens
+        if role.price is not None:
+            build.cost = role.price.cost(build.input_tokens, build.output_tokens)
+        return build
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+# -- the judges ----------------------------------------------------------------------------------
+
+
+def _judge_plan(
+    plan: Plan,
+    config: TrainConfig,
+    options: PlanOptions,
+    prompts: list[TrainPrompt] | None,
+    store: _Store,
+    counter: Counter | None,
+) -> None:
+    section = config.ropd
+    shape = plan.shape
+    scorer = GroupScorer(section.scorer, client=None)
+    chosen = _sample(prompts, options.sample)
+    students_counter = counter or scorer.verifier.counter
+    teacher_text = text_of_tokens(round(shape.teacher_tokens), students_counter, "teacher")
+    total = [Load(), Load()]
+    chunks: list[int] = []
+    problems: list[str] = []
+    for n, prompt in enumerate(chosen):
+        students = [
+            text_of_tokens(shape.answer_tokens, students_counter, f"student {i}")
+            for i in range(shape.num_generations)
+        ]
+        refs = store.references(prompt) if prompt is not None else []
+        refs += [f"{teacher_text} {j}" for j in range(len(refs), shape.k)]
+        messages: Any = prompt.messages if prompt is not None else _assumed_prompt(students_counter)
+        load = group_load(
+            scorer,
+            prompt.id if prompt is not None else f"group-{n}",
+            messages,
+            refs,
+            students,
+            criteria=shape.criteria,
+            counter=counter,
+        )
+        total = [total[0] + load.rubricator, total[1] + load.verifier]
+        chunks.extend(load.verifier_chunks)
+        problems.extend(load.problems)
+    shape.groups_planned = len(chosen)
+    plan.notes.extend(store.notes)
+    for problem in dict.fromkeys(problems):
+        plan.notes.append(f"would fail: {problem}")
+    if chunks and max(chunks) < shape.pool:
+        per_group = len(chunks) / len(chosen) / shape.rubrics_per_group
+        plan.notes.append(
+            f"the Verifier pool of {shape.pool} answers is split into {per_group:g} calls per "
+            f"rubric to fit its context window (each repeats the task and the rubric)"
+        )
+    windows = ContextWindows()
+    for role, load in zip(section.scorer.roles(), total):
+        per_group = load.scaled(1 / len(chosen))
+        plan.judge.append(_role_plan(role, per_group, shape, windows, counter))
+    plan.throughput = _throughput(plan, section.limits.model_dump(), options)
+    tokens_in = sum(r.per_group.input_tokens for r in plan.judge) * shape.groups_per_reward_call
+    tokens_out = sum(r.per_group.output_expected for r in plan.judge)
+    tokens_out *= shape.groups_per_reward_call
+    gpu_seconds = tokens_in / options.prefill_tps + tokens_out / options.decode_tps
+    plan.self_hosted = SelfHosted(
+        prefill_tps=options.prefill_tps,
+        decode_tps=options.decode_tps,
+        gpu_seconds=gpu_seconds,
+        gpus=max(1, math.ceil(gpu_seconds / (2 * options.latency_s))),
+    )
+
+
+def _sample(prompts: list[TrainPrompt] | None, size: int) -> list[TrainPrompt | None]:
+    """Up to `size` prompts spread evenly over the dataset (one assumed prompt without data)."""
+    if not prompts:
+        return [None]
+    if len(prompts) <= size:
+        return list(prompts)
+    return [prompts[i * len(prompts) // size] for i in range(size)]
+
+
+def _assumed_prompt(counter: Counter) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text_of_tokens(ASSUMED_PROMPT_TOKENS, counter, "task")}]
+
+
+def _role_plan(
+    role: RoleConfig, per_group: Load, shape: Shape, windows: ContextWindows, counter: Any
+) -> RolePlan:
+    if counter is not None:
+        counting = "the caller's counter"
+    elif role.tokenizer:
+        counting = f"tokenizer {role.tokenizer}"
+    else:
+        counting = f"estimate ({ESTIMATE_CHARS_PER_TOKEN} characters a token)"
+    counter_for(role)  # a tokenizer that cannot load fails here, as it would in the run
+    per_step = per_group.scaled(shape.prompts_per_step)
+    per_run = per_step.scaled(shape.steps) if shape.steps is not None else None
+
+    def cost(load: Load | None) -> Cost | None:
+        if role.price is None or load is None:
+            return None
+        return Cost(
+            expected=role.price.cost(load.input_tokens, load.output_expected),
+            bound=role.price.cost(load.input_tokens, load.output_bound),
+        )
+
+    return RolePlan(
+        role=role.name,
+        model=role.model,
+        counting=counting,
+        window=windows.window(role).tokens,
+        max_tokens=role.max_tokens,
+        price_set=role.price is not None,
+        per_group=per_group,
+        per_step=per_step,
+        per_run=per_run,
+        cost_per_group=cost(per_group),
+        cost_per_step=cost(per_step),
+        cost_per_run=cost(per_run),
+    )
+
+
+def _throughput(plan: Plan, limits: dict[str, Any], options: PlanOptions) -> Throughput:
+    """Rates needed for one reward call's groups to be judged within two judge latencies."""
+    groups = plan.shape.groups_per_reward_call
+    rubricator, verifier = plan.judge
+    window_s = 2 * options.latency_s
+    requests = (rubricator.per_group.calls + verifier.per_group.calls) * groups
+    tokens = (rubricator.per_group.tokens_expected + verifier.per_group.tokens_expected) * groups
+    in_flight = max(rubricator.per_group.calls, verifier.per_group.calls) * groups
+    rpm, tpm = limits.get("requests_per_minute"), limits.get("tokens_per_minute")
+    max_in_flight = int(limits["max_in_flight"])
+    waits = {"two judge latencies": window_s}
+    if in_flight > max_in_flight:
+        waits["max_in_flight"] = window_s * math.ceil(in_flight / max_in_flight)
+    if rpm:
+        waits["requests_per_minute"] = requests / rpm * 60
+    if tpm:
+        waits["tokens_per_minute"] = tokens / tpm * 60
+    slowest = max(waits.values())
+    return Throughput(
+        groups=round(groups),
+        latency_s=options.latency_s,
+        window_s=window_s,
+        requests=requests,
+        tokens=tokens,
+        requests_per_minute=requests / window_s * 60,
+        tokens_per_minute=tokens / window_s * 60,
+        in_flight=in_flight,
+        limit_requests_per_minute=rpm,
+        limit_tokens_per_minute=tpm,
+        limit_max_in_flight=max_in_flight,
+        judge_seconds_at_limits=slowest,
+        limited_by=[name for name, s in waits.items() if s > window_s and s == slowest],
+    )
+
+
+def _assumptions(plan: Plan, options: PlanOptions, max_chars: int) -> list[str]:
+    shape = plan.shape
+    out = [
+        (
+            f"student answers of {shape.answer_tokens} tokens each ({shape.answer_tokens_source}), "
+            "all different (no duplicate judged once)"
+        ),
+        f"teacher answers of {shape.teacher_tokens:.0f} tokens ({shape.teacher_tokens_source})",
+        (
+            f"{options.num_processes} training process(es) (--processes): "
+            f"{shape.prompts_per_step:g} prompts per optimizer step, "
+            f"{shape.groups_per_reward_call:g} groups per reward call"
+        ),
+    ]
+    if shape.method != "ropd":
+        return out
+    return [
+        *out,
+        (
+            f"answers over max_answer_chars ({max_chars} characters) are clipped in the middle "
+            "before judging, as the scorer does"
+        ),
+        (
+            f"rubrics of {shape.criteria} criteria (the middle of min/max_criteria), each about "
+            f"{CRITERION_TOKENS} tokens as the Verifier reads it"
+        ),
+        (
+            f"expected output: a rubric ~{RUBRIC_TOKENS_PER_CRITERION} tokens a criterion; "
+            f"verdicts ~{VERDICT_TOKENS_PER_CHECK} tokens per answer and criterion (a judge "
+            "that reasons before answering writes more, up to the bound: max_tokens per call)"
+        ),
+        (
+            "structured output accepted by the endpoint (otherwise the JSON schema is added to "
+            "each prompt); no re-asks of malformed replies, no context-length errors"
+        ),
+        (
+            f"judge latency {options.latency_s:g} s per call (--latency-s); a reward call's "
+            "groups all run at once, Rubricator then Verifier"
+        ),
+        (
+            f"self-hosted judge: {options.prefill_tps:g} prefill and {options.decode_tps:g} "
+            "decode tokens/s per GPU (--judge-prefill-tps, --judge-decode-tps)"
+        ),
+    ]
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
