@@ -113,9 +113,12 @@ def render_text(plan: Plan) -> list[str]:
         f"             teacher {s.teacher_tokens:.0f} tokens ({s.teacher_tokens_source})",
     ]
     if plan.judge:
-        lines.append(
-            f"judge tokens (counted on {s.groups_planned} rendered groups of the real prompts)"
+        where = (
+            f"{s.groups_planned} rendered group(s) of the dataset's prompts"
+            if s.dataset_prompts is not None
+            else "a group with an assumed prompt (data not read)"
         )
+        lines.append(f"judge tokens (counted on {where})")
         for role in plan.judge:
             lines += _role_lines(role, s.steps is not None)
         per_step = sum(r.per_step.input_tokens for r in plan.judge)
