@@ -20,7 +20,7 @@ PUBLIC = {
 
 # Lower layers never import higher ones (not even lazily inside a function).
 LAYERS: list[set[str]] = [
-    {"errors", "redact", "rubric", "text", "jsonparse", "prompts", "sqlite", "progress"},
+    {"errors", "redact", "rubric", "text", "jsonparse", "prompts", "sqlite", "progress", "ranking"},
     {"config_file"},
     {"llm"},
     {"reward", "data"},

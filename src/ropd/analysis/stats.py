@@ -4,7 +4,7 @@ Only scored groups count: a failed group (its `error` set) is left out whole, as
 masks it; a response without a reward inside a scored group (an empty answer under
 `teacher_logprob`) is left out alone. Numbers are None when undefined (one class only).
 
-- `auc`: ROC AUC of reward vs correctness over all counted responses (scikit-learn).
+- `auc`: ROC AUC of reward vs correctness over all counted responses (`ropd.ranking`).
 - `auc_within_prompt`: the mean of each prompt's own AUC, over prompts with both classes:
   whether the reward ranks answers to the *same* prompt, which is what GRPO's advantages use.
 - `pair_accuracy`: over every (correct, incorrect) pair inside a group, the share where the
@@ -18,14 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ropd.analysis.methods import Outcome
-
-
-def _roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
-    if len(set(labels)) < 2:
-        return None
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(list(labels), list(scores)))
+from ropd.ranking import auc, pair_counts, roc_curve
 
 
 def scored_pairs(outcome: Outcome) -> list[tuple[bool, float]]:
@@ -37,14 +30,6 @@ def scored_pairs(outcome: Outcome) -> list[tuple[bool, float]]:
         for ok, r in zip(outcome.correct, outcome.rewards, strict=True)
         if r is not None and not math.isnan(r)
     ]
-
-
-def pair_counts(responses: Sequence[tuple[bool, float]]) -> tuple[float, int]:
-    """(wins, pairs): correct-over-incorrect wins (ties half) among one group's responses."""
-    right = [r for ok, r in responses if ok]
-    wrong = [r for ok, r in responses if not ok]
-    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in right for b in wrong)
-    return wins, len(right) * len(wrong)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -60,14 +45,14 @@ def method_stats(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     wins, pairs = 0.0, 0
     for outcome in outcomes:
         group = scored_pairs(outcome)
-        auc = _roc_auc([ok for ok, _ in group], [r for _, r in group])
-        if auc is not None:
-            within.append(auc)
+        prompt_auc = auc([ok for ok, _ in group], [r for _, r in group])
+        if prompt_auc is not None:
+            within.append(prompt_auc)
         group_wins, group_pairs = pair_counts(group)
         wins += group_wins
         pairs += group_pairs
     return {
-        "auc": _roc_auc(labels, rewards),
+        "auc": auc(labels, rewards),
         "auc_within_prompt": _mean(within),
         "prompts_with_both_classes": len(within),
         "pair_accuracy": wins / pairs if pairs else None,
@@ -130,7 +115,4 @@ def roc_points(outcomes: Sequence[Outcome]) -> tuple[list[float], list[float]] |
     labels = [ok for ok, _ in responses]
     if len(set(labels)) < 2:
         return None
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, [r for _, r in responses])
-    return [float(x) for x in fpr], [float(y) for y in tpr]
+    return roc_curve(labels, [r for _, r in responses])

@@ -28,6 +28,7 @@ from typing import Any
 from ropd.errors import InputError
 from ropd.eval.compare import load_run
 from ropd.eval.summary import pct
+from ropd.ranking import auc, pair_counts, roc_curve
 from ropd.redact import scrub, scrub_value
 from ropd.reward.metrics import (
     METRIC_CATEGORIES,
@@ -545,45 +546,8 @@ def load_analysis(path: Path) -> dict[str, Any]:
 # -- ROC and bootstrap intervals, from `ropd analyze`'s rewards.jsonl -------------------------
 
 
-def auc(labels: list[bool], scores: list[float]) -> float | None:
-    """ROC AUC (Mann-Whitney, ties half): what scikit-learn's `roc_auc_score` gives."""
-    pos = sum(labels)
-    neg = len(labels) - pos
-    if not pos or not neg:
-        return None
-    order = sorted(range(len(scores)), key=scores.__getitem__)
-    rank_sum = 0.0
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        mid = (i + j) / 2 + 1  # the mean rank of a run of ties
-        rank_sum += mid * sum(1 for k in order[i : j + 1] if labels[k])
-        i = j + 1
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
-
-
-def roc_curve(labels: list[bool], scores: list[float]) -> tuple[list[float], list[float]]:
-    """(false positive rates, true positive rates), one point per distinct threshold."""
-    pos = sum(labels) or 1
-    neg = (len(labels) - sum(labels)) or 1
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
-    fpr, tpr = [0.0], [0.0]
-    tp = fp = 0
-    for n, (score, ok) in enumerate(pairs):
-        tp += ok
-        fp += not ok
-        if n + 1 == len(pairs) or pairs[n + 1][0] != score:
-            fpr.append(fp / neg)
-            tpr.append(tp / pos)
-    return fpr, tpr
-
-
 def _pair_accuracy(groups: list[list[tuple[bool, float]]]) -> float | None:
     """Correct-over-incorrect wins within each group, as `ropd analyze` counts them."""
-    from ropd.analysis.stats import pair_counts
-
     counts = [pair_counts(group) for group in groups]
     pairs = sum(n for _, n in counts)
     return sum(wins for wins, _ in counts) / pairs if pairs else None

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ropd import redact
 from ropd.data.gold import GoldError, check_math
+from ropd.ranking import auc, pair_counts
 from ropd.reward.types import GroupResult
 
 log = redact.logger(__name__)
@@ -146,46 +147,31 @@ def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def mann_whitney(positive: Sequence[float], negative: Sequence[float]) -> float:
-    """Pairs (p, n) with p > n, ties counted half (the AUC's numerator), from average ranks."""
-    pooled = sorted([(v, True) for v in positive] + [(v, False) for v in negative])
-    rank_sum: list[float] = []
-    i = 0
-    while i < len(pooled):
-        j = i
-        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
-            j += 1
-        average = (i + j + 1) / 2  # ranks i+1 .. j
-        rank_sum += [average for k in range(i, j) if pooled[k][1]]
-        i = j
-    k = len(positive)
-    return math.fsum(rank_sum) - k * (k + 1) / 2
-
-
 def _gold(
     results: Sequence[GroupResult], golds: Sequence[Sequence[bool | None] | None]
 ) -> dict[str, float | int | None]:
     pos: list[float] = []
     neg: list[float] = []
-    wins: list[float] = []
-    pairs = 0
+    wins, pairs = 0.0, 0
     for res, checks in zip(results, golds, strict=True):
         if checks is None or len(checks) != len(res.rewards):
             continue
-        known = [(r, ok) for r, ok in zip(res.rewards, checks, strict=True) if _valid(r)]
-        right = [float(r) for r, ok in known if ok is True]  # type: ignore[arg-type]
-        wrong = [float(r) for r, ok in known if ok is False]  # type: ignore[arg-type]
-        pos += right
-        neg += wrong
-        if right and wrong:
-            wins.append(mann_whitney(right, wrong))
-            pairs += len(right) * len(wrong)
+        known = [
+            (ok, float(r))
+            for r, ok in zip(res.rewards, checks, strict=True)
+            if _valid(r) and ok is not None
+        ]  # type: ignore[arg-type]
+        pos += [r for ok, r in known if ok]
+        neg += [r for ok, r in known if not ok]
+        group_wins, group_pairs = pair_counts(known)
+        wins += group_wins
+        pairs += group_pairs
     checked = len(pos) + len(neg)
     if not checked:
         return {}
     return {
-        "gold_auc": mann_whitney(pos, neg) / (len(pos) * len(neg)) if pos and neg else None,
-        "gold_pair_accuracy": math.fsum(wins) / pairs if pairs else None,
+        "gold_auc": auc([True] * len(pos) + [False] * len(neg), pos + neg),
+        "gold_pair_accuracy": wins / pairs if pairs else None,
         "reward_correct_mean": _mean(pos),
         "reward_incorrect_mean": _mean(neg),
         "gold_checked": checked,
@@ -375,5 +361,4 @@ __all__ = [
     "breaches",
     "health_metrics",
     "imitates_judge",
-    "mann_whitney",
 ]
