@@ -117,3 +117,22 @@ def test_verl_rows_load_as_verls_rlhf_dataset(tmp_path: Path) -> None:
     row = RLHFDataset(str(out), tokenizer, config)[0]
     assert list(row["raw_prompt"]) == [{"role": "user", "content": "What is 6 x 7?"}]
     assert row["data_source"] == "ropd" and row["extra_info"]["split"] == "train"
+
+
+def test_prepare_data_writes_the_gold_answer_as_ropd_train_reads_it(tmp_path: Path) -> None:
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            {"id": "a", "prompt": "6 x 7?", "solution": 42},
+            {"id": "b", "prompt": "Half of 1?", "solution": 0.5},
+            {"id": "c", "prompt": "Name two primes.", "solution": [2, 3]},  # not one answer
+            {"id": "d", "prompt": "Name a prime.", "answer": "7"},  # not the answer field
+        ],
+    )
+    out = tmp_path / "train.parquet"
+    result = CliRunner().invoke(
+        app, ["verl", "prepare-data", str(data), "-o", str(out), "--answer-field", "solution"]
+    )
+    assert result.exit_code == 0, result.output
+    truths = [row["reward_model"]["ground_truth"] for row in pq.read_table(out).to_pylist()]
+    assert truths == ["42", "0.5", "", ""]

@@ -171,3 +171,37 @@ def test_the_ropd_config_is_required_and_checked(
     cfg.reward.reward_kwargs.ropd_config = str(bad)
     with pytest.raises(ConfigError, match=r"ropd\.scorer\.min_criteria(.|\n)*verl_only_typo"):
         load_reward_manager(cfg, tokenizer)
+
+
+def test_the_rows_ground_truth_is_the_rollouts_gold_answer(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir), tokenizer,
+                                  client=make_client(RUBRIC))  # fmt: skip
+    extra = {"index": 0, "id": "q0", "split": "train"}
+    row = rollout_data(tokenizer, uid="uid-0", prompt=prompt_of(0), completion="42",
+                       extra_info=extra, ground_truth="42")  # fmt: skip
+    assert manager.rollout(row).rollout.gold == "42"
+    # `ropd verl prepare-data` writes "" for a record without an answer: no gold answer
+    blank = rollout_data(tokenizer, uid="uid-1", prompt=prompt_of(1), completion="42",
+                         extra_info=extra)  # fmt: skip
+    assert manager.rollout(blank).rollout.gold is None
+    # a number, as a Parquet column of numbers holds it
+    row.non_tensor_batch["reward_model"][0] = {"style": "ropd", "ground_truth": np.int64(7)}
+    assert manager.rollout(row).rollout.gold == "7"
+
+
+def test_the_health_section_reaches_the_managers_collector(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    cfg = config(tmp_path, tokenizer_dir)
+    ropd_yaml = Path(cfg.reward.reward_kwargs.ropd_config)
+    ropd_yaml.write_text(
+        ropd_yaml.read_text(encoding="utf-8") + "  health:\n    alarm: stop\n    min_groups: 2\n",
+        encoding="utf-8",
+    )
+    manager = load_reward_manager(cfg, tokenizer, client=make_client(RUBRIC))
+    assert manager.collector is not None
+    assert (manager.collector.health.config.alarm, manager.collector.health.config.min_groups) == (
+        "stop", 2,
+    )  # fmt: skip

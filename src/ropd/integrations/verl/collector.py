@@ -12,21 +12,30 @@ verl has no per-sample mask: a group that cannot be scored gets one float for al
 rollout; a sibling arriving after that gets its group's mean reward (zero advantage), flagged.
 Training groups are numbered into steps as they start scoring (`groups_per_step` per step), so
 the trace store and the metrics carry step numbers.
+
+Reward health (`reward/health.py`) is judged per step, not per group: a group's answers are
+checked against their gold answers (verl's `ground_truth`) once it is scored, and when a step's
+last group is in, the step's `ropd/health/*` numbers join its metrics and the health monitor
+reviews the whole step. A `stop` alarm stops the run like the quality gate: the next rollout
+raises `QualityGateTripped`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ropd import redact
 from ropd.reward.batch import BatchScorer, Rollout
 from ropd.reward.gate import QualityGateTripped
-from ropd.reward.metrics import batch_metrics
+from ropd.reward.health import HEALTH, GoldChecker, HealthConfig, HealthMonitor
+from ropd.reward.metrics import PREFIX, step_metrics
 from ropd.reward.types import GroupResult
 
 log = redact.logger(__name__)
@@ -75,6 +84,15 @@ class _Pending:
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """What a step's health needs of one scored group."""
+
+    result: GroupResult
+    answers: list[str]
+    correct: list[bool | None] | None  # gold checks, in answer order (None: no gold answers)
+
+
 class GroupCollector:
     """Parks rollouts per group id and scores each group once, whole or after `timeout_s`.
 
@@ -89,6 +107,7 @@ class GroupCollector:
         groups_per_step: int,
         timeout_s: float,
         failure_reward: float = 0.0,
+        health: HealthConfig | None = None,
     ):
         self.scorer = scorer
         self.groups_per_step = max(1, groups_per_step)
@@ -100,7 +119,11 @@ class GroupCollector:
         self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._train_groups = 0
-        self._step_results: dict[int, list[GroupResult]] = {}
+        self._step_groups: dict[int, list[_Scored]] = {}
+        # Per step, never per group: the scorer gets no monitor (one group is below min_groups).
+        # Without a config the numbers are logged and nothing raises an alarm.
+        self.health = HealthMonitor(health or HealthConfig(alarm="off"))
+        self._gold = GoldChecker()
 
     async def submit(self, item: VerlRollout) -> RolloutScore:
         """Wait for the rollout's group to be scored; its reward."""
@@ -151,8 +174,10 @@ class GroupCollector:
 
     async def _score(self, uid: str, group: _Pending, step: int | None) -> None:
         rollouts = [item.rollout for item in group.items]
+        # Gold answers are checked here, once per answer, for the step's health: not by the scorer.
+        judged = [dataclasses.replace(r, gold=None) if r.gold is not None else r for r in rollouts]
         try:
-            outcome = await self.scorer.score(rollouts, group_size=len(rollouts), step=step)
+            outcome = await self.scorer.score(judged, group_size=len(rollouts), step=step)
         except BaseException as exc:  # policy `raise`, judge unusable, cancelled: tell every waiter
             for future in group.futures:
                 if not future.done():
@@ -173,23 +198,56 @@ class GroupCollector:
             if not future.done():
                 score = RolloutScore(value, failed, partial, len(rollouts), shown_step)
                 future.set_result(score)
-        if outcome.stop_message is not None and self.stop_message is None:
-            self.stop_message = outcome.stop_message
-            log.error("%s", outcome.stop_message)
+        self._stop(outcome.stop_message)
         if step is not None:
-            self._count(step, result)
+            correct = await self._check_gold(rollouts)
+            self._count(step, _Scored(result, [r.completion for r in rollouts], correct))
 
-    def _count(self, step: int, result: GroupResult) -> None:
-        """Log a step's metrics once all its groups are scored (the numbers TRL would log)."""
-        results = self._step_results.setdefault(step, [])
-        results.append(result)
-        if len(results) == self.groups_per_step:
-            del self._step_results[step]
-            metrics = batch_metrics(results)
-            self.step_metrics[step] = metrics
-            while len(self.step_metrics) > 1000:
-                del self.step_metrics[min(self.step_metrics)]
-            log.info("ropd step %d metrics %s", step, json.dumps(metrics, sort_keys=True))
+    def _stop(self, message: str | None) -> None:
+        """The first stop message (quality gate or health alarm) stops every later rollout."""
+        if message is not None and self.stop_message is None:
+            self.stop_message = message
+            log.error("%s", message)
+
+    async def _check_gold(self, rollouts: Sequence[Rollout]) -> list[bool | None] | None:
+        """Each answer checked against its row's gold answer; None when the group has none."""
+        if all(r.gold is None for r in rollouts):
+            return None
+
+        def check() -> list[bool | None]:
+            return [self._gold.check(r.completion, r.gold) for r in rollouts]
+
+        return await asyncio.to_thread(check)  # math-verify is CPU work: keep the loop free
+
+    def _count(self, step: int, scored: _Scored) -> None:
+        """Log a step's metrics once all its groups are scored (the numbers TRL would log),
+        reward health included, and review the step's health."""
+        groups = self._step_groups.setdefault(step, [])
+        groups.append(scored)
+        if len(groups) < self.groups_per_step:
+            return
+        del self._step_groups[step]
+        numbers = step_metrics(
+            [g.result for g in groups],
+            answers=[g.answers for g in groups],
+            correct=[g.correct for g in groups],
+            teacher_fail_below=self.health.config.teacher_fail_below,
+        )
+        metrics = numbers.as_dict()
+        alarms = self.health.review(numbers.health, step)  # warns once per step itself
+        if alarms is not None:
+            metrics[PREFIX + HEALTH + "alarms"] = float(len(alarms))
+        self.step_metrics[step] = metrics
+        while len(self.step_metrics) > 1000:
+            del self.step_metrics[min(self.step_metrics)]
+        log.info("ropd step %d metrics %s", step, json.dumps(metrics, sort_keys=True))
+        self._stop(self.health.stop_message)
+
+    async def flush(self) -> None:
+        """Wait until every group that started scoring is scored and counted: its rollouts have
+        their rewards before its gold checks run, so a step's metrics can come a moment later."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
         """Fail what still waits, then close the judge and stores (on the collector's loop)."""

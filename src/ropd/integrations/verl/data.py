@@ -1,10 +1,10 @@
 """Prompt files as the rows verl's `RLHFDataset` reads (behind `ropd verl prepare-data`).
 
 One row per prompt: `data_source` (ropd's, so `RopdRewardManager` scores it), `prompt` (chat
-messages), `ability`, `reward_model` (`ground_truth` from the answer field, for verl's default
-scorers and for evaluation) and `extra_info` (`index`, the record's `id`, `split`: `val` makes
-the adapter use the validation group size, and `teacher_responses` when the record has them or
-a teacher store is given).
+messages), `ability`, `reward_model` (`ground_truth` from the answer field: verl's default
+scorers and ropd's reward-health gold checks read it) and `extra_info` (`index`, the record's
+`id`, `split`: `val` makes the adapter use the validation group size, and `teacher_responses`
+when the record has them or a teacher store is given).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ropd.data.gold import gold_text
 from ropd.data.records import DataError, Record, to_prompt_messages, unique_ids
 from ropd.errors import InputError
 from ropd.integrations.verl.settings import DATA_SOURCE
@@ -52,7 +53,8 @@ def verl_rows(
         messages = to_prompt_messages(
             record, prompt_field=options.prompt_field, system_prompt=options.system_prompt
         )
-        answer = record.get(options.answer_field) if options.answer_field else None
+        # As `ropd train` reads it (`TrainPrompt.gold`): numbers as text, other values ignored.
+        answer = gold_text(record.get(options.answer_field)) if options.answer_field else None
         extra: dict[str, Any] = {"index": index, "id": rid, "split": options.split}
         teacher = _teacher_field(record)
         if teacher is None and references is not None:
@@ -66,7 +68,7 @@ def verl_rows(
                 "ability": options.ability,
                 "reward_model": {
                     "style": "ropd",
-                    "ground_truth": "" if answer is None else str(answer),
+                    "ground_truth": answer or "",
                 },
                 "extra_info": extra,
             }

@@ -41,6 +41,7 @@ def batch_scorer(
             run_info={"trainer": "verl", "config": settings.config_path},
         )
 
+    # No health monitor here: the collector reviews health per step, over all its groups.
     return BatchScorer(opener, QualityGate.from_config(section.gate))
 
 
@@ -59,4 +60,5 @@ def group_collector(
         groups_per_step=settings.groups_per_step,
         timeout_s=settings.group_timeout_s,
         failure_reward=failure_reward(settings),
+        health=settings.section.health,
     )

@@ -10,7 +10,8 @@ only translates: it decodes the response, turns the row into a `reward.batch.Rol
 it to the run's one `GroupCollector` (in this worker when `reward.num_workers=1`, else in the
 named actor of `actor.py`), which scores whole groups with ropd's engine. Rows whose
 `data_source` is not ropd's go to verl's default scorer. Every rollout answers with the same
-`reward_extra_info` keys (`collector.EXTRA_KEYS`).
+`reward_extra_info` keys (`collector.EXTRA_KEYS`). The row's `reward_model.ground_truth` becomes
+the rollout's gold answer, which only the reward-health metrics read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
 from ropd import redact
+from ropd.data.gold import gold_text
 from ropd.errors import ConfigError
 from ropd.integrations.verl.collector import GroupCollector, RolloutScore, VerlRollout
 from ropd.integrations.verl.engine import group_collector
@@ -40,6 +42,15 @@ def _plain(value: Any) -> Any:
 
 def _messages(raw: Any) -> list[dict[str, Any]]:
     return [{"role": str(m["role"]), "content": m["content"]} for m in list(raw)]
+
+
+def _gold(row: Any) -> str | None:
+    """The row's `reward_model.ground_truth` as text (reward-health metrics only); None when the
+    row has none (`ropd verl prepare-data` writes "" for a record without an answer)."""
+    reward_model = _plain(row.get("reward_model"))
+    truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+    text = gold_text(_plain(truth))
+    return text if text and text.strip() else None
 
 
 def _teacher(extra: dict[str, Any]) -> tuple[str, ...] | None:
@@ -98,6 +109,7 @@ class RopdRewardManager(RewardManagerBase):
                 prompt=_messages(row["raw_prompt"]),
                 completion=text,
                 teacher_responses=_teacher(extra),
+                gold=_gold(row),
             ),
             group_size=self.settings.val_group_size if validation else self.settings.group_size,
             validation=validation,
