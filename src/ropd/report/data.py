@@ -30,6 +30,7 @@ from ropd.eval.compare import load_run
 from ropd.eval.summary import pct
 from ropd.ranking import auc, pair_counts, roc_curve
 from ropd.redact import scrub, scrub_value
+from ropd.report.plan_compare import load_plan, plan_vs_actual
 from ropd.reward.metrics import (
     METRIC_CATEGORIES,
     OTHER_CATEGORY,
@@ -106,6 +107,8 @@ class ReportData:
     evals: list[dict[str, Any]] = field(default_factory=list)
     analysis: dict[str, Any] | None = None
     scored: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None  # planned against spent (`report/plan_compare.py`)
+    plan_note: str = ""  # why the run folder's plan.json could not be read
 
     @property
     def has_cost(self) -> bool:
@@ -685,6 +688,7 @@ def collect(
         raise InputError(f"{traces}: no trace database there")
     eval_data = [load_eval(p) for p in evals]
     analysis_data = load_analysis(analysis) if analysis is not None else None
+    plan, plan_note = load_plan(run_dir)
     with TraceStore(traces, run_id="report") as store:
         chosen, others, info = choose_run(store, run_id, run_dir)
         traced = store.steps(run_id=chosen) if chosen is not None else []
@@ -714,4 +718,6 @@ def collect(
         evals=eval_data,
         analysis=analysis_data,
         scored=scored_summary(traced) if traced else {},
+        plan=plan_vs_actual(plan, steps) if plan is not None and steps else None,
+        plan_note=plan_note,
     )
