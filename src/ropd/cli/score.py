@@ -65,7 +65,7 @@ SCORER_FLAGS = (
     "scorer.min_teacher_refs", "scorer.min_criteria", "scorer.max_criteria", "scorer.rubric_mode",
     "scorer.blind", "scorer.teacher_in_pool", Flag("scorer.strip_think", ("--strip-think/--keep-think",)),
     "scorer.failure_policy", "scorer.constant_reward", "scorer.seed", "scorer.prompts_dir",
-    "scorer.stability_check_share",
+    "scorer.stability_check_share", "scorer.reinduce_on_bad_anchor",
 )  # fmt: skip
 # Each flag is one field of the run configuration (`-c ropd.yaml` and `--set` read the same).
 SCORE_FIELDS = {

@@ -116,6 +116,20 @@ class ScorerConfig(JudgeSettings):
         description="Share of groups the audit judge also verifies (0 = off; needs `audit`).",
     )
 
+    # A second rubric when the first fails its anchors (`GroupScorer`, docs/health.md).
+    reinduce_on_bad_anchor: bool = Field(
+        default=False,
+        description="Ask the Rubricator once more for a group whose rubric fails every teacher "
+        "answer (best below reinduce_teacher_below) or gives every student answer the same "
+        "reward; the second rubric is used, whatever it gives (shared rubric mode only).",
+    )
+    reinduce_teacher_below: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Re-induce when the group's best teacher score is below this.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_roles_from_judge(cls, data: Any) -> Any:
@@ -146,6 +160,12 @@ class ScorerConfig(JudgeSettings):
         if self.audit_share > 0 and self.audit is None:
             raise ValueError(
                 f"audit_share is {self.audit_share} but no audit judge is set (scorer.audit)"
+            )
+        if self.reinduce_on_bad_anchor and self.rubric_mode != "shared":
+            raise ValueError(
+                "reinduce_on_bad_anchor needs rubric_mode: shared (a per_pair rubric sees one "
+                f"student answer, so it cannot separate the group); rubric_mode is "
+                f"{self.rubric_mode!r}"
             )
         self.rubricator = self.rubricator.with_name("rubricator")
         self.verifier = self.verifier.with_name("verifier")

@@ -9,6 +9,12 @@ fitted to the judges' context windows (one `ContextWindows` per scorer, so what 
 from a context-length error serves the others); how is recorded in `settings["context"]`.
 On a sampled share of groups the pool is verified once more beside the first pass
 (`reward/health_checks.py`); that pass only fills `GroupResult.checks`, never a reward.
+
+With `reinduce_on_bad_anchor`, a shared rubric that fails every teacher answer, or gives every
+student answer the same reward, is asked for once more (the Rubricator told why) and the pool
+verified again; the second rubric gives the rewards whatever it does, so a group costs at most
+one extra Rubricator and Verifier call (made under those roles). Recorded as
+`checks["reinduced"]` and `settings["reinduced"]` (the reason; null when it was not needed).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from ropd.llm.config import RoleConfig
 from ropd.llm.tokens import ContextWindows
 from ropd.llm.types import UsageBook
 from ropd.reward import render
-from ropd.reward.base import BaseScorer, GroupInputError
+from ropd.reward.base import BaseScorer, GroupInputError, GroupLike
 from ropd.reward.config import ScorerConfig
 from ropd.reward.health_checks import SampledChecks, add_into
 from ropd.reward.induction import RubricInducer
@@ -35,6 +41,10 @@ Judged = dict[tuple[str, int], tuple[int, Verdict]]
 # The context record of the group being scored in this task: `settings` reads it, also for a
 # group that failed half-way (its result is built by `BaseScorer` from `settings`).
 _CONTEXT: ContextVar[ContextRecord | None] = ContextVar("ropd_context_record", default=None)
+# The training step of the group being scored (`score_group(step=...)`), for the checks' sample.
+_STEP: ContextVar[int | None] = ContextVar("ropd_scoring_step", default=None)
+# Why the group being scored got a second rubric (keys of `induction.REASONS`, "+"-joined).
+_REINDUCED: ContextVar[str | None] = ContextVar("ropd_reinduced", default=None)
 
 
 class GroupScorer(BaseScorer[ScorerConfig]):
@@ -91,11 +101,15 @@ class GroupScorer(BaseScorer[ScorerConfig]):
             self.verifier.system,
             self.verifier.user,
         )
+        if self.config.reinduce_on_bad_anchor:
+            templates += (self.inducer.retry,)
         return {t.name: t.version for t in templates}
 
     def settings(self, group: Group) -> dict[str, Any]:
         record = _CONTEXT.get()
         context = {"context": record.as_dict()} if record is not None else {}
+        # present whenever the option is on: null says the first rubric was kept
+        reinduced = {"reinduced": _REINDUCED.get()} if self.config.reinduce_on_bad_anchor else {}
         used = len(self._used_references(group))
         k = self.config.num_teacher_refs
         return {
@@ -105,6 +119,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
             "teacher_refs_short": k is not None and used < k,
             "templates": self.template_versions,
             **context,
+            **reinduced,
         }
 
     # -- the method -------------------------------------------------------------------------
@@ -117,10 +132,18 @@ class GroupScorer(BaseScorer[ScorerConfig]):
     def _references(self, group: Group) -> list[str]:
         return [self.clean(t) for t in self._used_references(group)]
 
+    async def score_group(self, group: GroupLike, *, step: int | None = None) -> GroupResult:
+        token = _STEP.set(step)  # `_score` has no step argument; the checks' sample needs it
+        try:
+            return await super().score_group(group, step=step)
+        finally:
+            _STEP.reset(token)
+
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         cfg = self.config
         record = ContextRecord()
         _CONTEXT.set(record)
+        _REINDUCED.set(None)
         students = [self.clean(t) for t in group.student_responses]
         references = self._references(group)
         if cfg.num_teacher_refs != 0 and not references:
@@ -139,24 +162,25 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         for i, text in enumerate(students):
             first_of.append(seen.setdefault(text, i) if cfg.dedupe else i)
         distinct = [i for i, first in enumerate(first_of) if first == i]
-        checks = self.checks.kinds(group.id)  # sampled health checks; they change no reward
+        # sampled health checks; they change no reward
+        checks = self.checks.kinds(group.id, _STEP.get())
 
         if cfg.rubric_mode == "shared":
-            rubric = await self.inducer.induce(
-                self.client, prompt_text, references, [students[i] for i in distinct], book, record
-            )
             pool = self._pool(students, distinct, references)
-            verdicts, sums = await self.checks.verify(
-                self.verifier,
-                self.client,
-                prompt_text,
-                rubric,
-                pool,
-                book,
-                group.id,
-                record,
-                checks,
-            )
+            rubric, verdicts, sums = await self._induce_and_verify(
+                prompt_text, references, [students[i] for i in distinct], pool, book, group.id,
+                record, checks,
+            )  # fmt: skip
+            reasons = self._bad_anchor(rubric, pool, verdicts) if cfg.reinduce_on_bad_anchor else ()
+            if reasons:
+                _REINDUCED.set("+".join(reasons))
+                record = ContextRecord()  # settings["context"]: the pass that gives the rewards
+                _CONTEXT.set(record)
+                rubric, verdicts, sums = await self._induce_and_verify(
+                    prompt_text, references, [students[i] for i in distinct], pool, book,
+                    group.id, record, checks, reasons,
+                )  # fmt: skip
+                sums = {**sums, "reinduced": 1.0}
             rubrics = [rubric]
             judged: Judged = {(e.source, e.index): (0, verdicts[k]) for k, e in enumerate(pool)}
         else:
@@ -175,6 +199,52 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         )
         result = self._result(group, rubrics, judged, first_of, len(references), book, notes)
         return result.model_copy(update={"checks": sums}) if sums else result
+
+    async def _induce_and_verify(
+        self,
+        prompt_text: str,
+        references: list[str],
+        students: list[str],
+        pool: list[PoolEntry],
+        book: UsageBook,
+        group_id: str,
+        record: ContextRecord,
+        checks: tuple[str, ...],
+        reasons: tuple[str, ...] = (),
+    ) -> tuple[Rubric, list[Verdict], dict[str, float]]:
+        """One rubric for the group and the pool's verdicts (sampled checks beside them)."""
+        rubric = await self.inducer.induce(
+            self.client, prompt_text, references, students, book, record, reasons
+        )
+        verdicts, sums = await self.checks.verify(
+            self.verifier, self.client, prompt_text, rubric, pool, book, group_id, record, checks
+        )
+        return rubric, verdicts, sums
+
+    def _bad_anchor(
+        self, rubric: Rubric, pool: list[PoolEntry], verdicts: list[Verdict]
+    ) -> tuple[str, ...]:
+        """Why this rubric cannot be trusted (keys of `induction.REASONS`), or nothing.
+
+        `teacher_fail`: the best teacher answer in the pool scores below
+        `reinduce_teacher_below`. `no_spread`: at least two different student answers, all
+        with the same score (dedupe off, copies of one text do not count as different).
+        """
+        scores: dict[str, list[float]] = {"student": [], "teacher": []}
+        texts: set[str] = set()
+        for entry, (_, verdict) in zip(pool, verdicts, strict=True):
+            points = [verdict[c.id] for c in rubric.criteria]
+            scores[entry.source].append(weighted_score(rubric.points, points))
+            if entry.source == "student":
+                texts.add(entry.text)
+        reasons: list[str] = []
+        teachers = scores["teacher"]
+        if teachers and max(teachers) < self.config.reinduce_teacher_below:
+            reasons.append("teacher_fail")
+        students = scores["student"]
+        if len(texts) >= 2 and max(students) == min(students):
+            reasons.append("no_spread")
+        return tuple(reasons)
 
     def _pool(
         self, students: list[str], chosen: list[int], references: list[str]

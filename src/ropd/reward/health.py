@@ -10,7 +10,8 @@ is logged as `ropd/health/<name>` and is absent (never 0) when a step cannot com
 - anchor validity: `teacher_fail_rate`, `no_spread_rate`;
 - hacking signs: `length_reward_corr`, `judge_imitation_rate`;
 - sampled checks (`GroupResult.checks`): `verdict_flip_rate`, `stability_reward_change`,
-  `audit_disagreement_rate`, `audit_reward_diff`, `checked_groups`.
+  `audit_disagreement_rate`, `audit_reward_diff`, `checked_groups`;
+- `reinduced_rate`: groups given a second rubric (`ScorerConfig.reinduce_on_bad_anchor`).
 
 Failed groups carry no judgement, so they are left out of every number except the imitation
 rate (the answers were written all the same) and the sampled checks (whatever ran is counted).
@@ -99,6 +100,7 @@ class HealthMetrics:
     audit_disagreement_rate: float | None = None
     audit_reward_diff: float | None = None
     checked_groups: int | None = None
+    reinduced_rate: float | None = None
 
     def as_dict(self, prefix: str = HEALTH) -> dict[str, float]:
         """`health/<name>` for every number present (`scored_groups` is `ropd/groups` less
@@ -244,9 +246,14 @@ def _imitation(
 
 
 def _checks(results: Sequence[GroupResult]) -> dict[str, float | int | None]:
-    checked = [res.checks for res in results if res.checks]
+    # `reinduced_rate`: share of scored groups given a second rubric, among those scored with
+    # `reinduce_on_bad_anchor` on (their `settings` say so); `reinduced` is no sampled check
+    on = [res for res in results if not res.failed and "reinduced" in res.settings]
+    reinduced = sum(res.checks.get("reinduced", 0) > 0 for res in on)
+    rate = {"reinduced_rate": reinduced / len(on)} if on else {}
+    checked = [res.checks for res in results if set(res.checks) - {"reinduced"}]
     if not checked:
-        return {}
+        return rate
 
     def total(key: str) -> float:
         return math.fsum(float(c.get(key, 0.0)) for c in checked)
@@ -260,6 +267,7 @@ def _checks(results: Sequence[GroupResult]) -> dict[str, float | int | None]:
         "audit_disagreement_rate": ratio("audit_disagreements", "audit_verdicts"),
         "audit_reward_diff": ratio("audit_reward_abs_diff_sum", "audit_answers"),
         "checked_groups": len(checked),
+        **rate,
     }
 
 

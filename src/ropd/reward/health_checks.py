@@ -15,8 +15,8 @@ A check never changes a reward: its verdicts are only compared with the first pa
 sums go into `GroupResult.checks` (documented there; `reward/health.py` turns them into
 metrics). Sums, so groups and steps add up. A check that fails (judge error, unreadable reply)
 leaves the group as it is: only `<kind>_failed` is counted. Which groups are checked depends on
-the group id and the scorer's seed alone (a resumed run checks the same groups), and each kind
-draws its own sample.
+the group id, the scorer's seed and the training step when the scorer is given one (a resumed
+run checks the same groups; a later epoch other ones), and each kind draws its own sample.
 """
 
 from __future__ import annotations
@@ -70,17 +70,23 @@ KEYS = {
 }
 
 
-def sampled(kind: str, group_id: str, seed: int, share: float) -> bool:
-    """Whether check `kind` runs on group `group_id`: a hash of both and the seed below `share`.
+def sampled(kind: str, group_id: str, seed: int, share: float, step: int | None = None) -> bool:
+    """Whether check `kind` runs on group `group_id`: a hash of both, the seed and the training
+    step (when known) below `share`.
 
     Deterministic (no process state), so a resumed run or another process checks the same
-    groups; the kind is hashed in as well, so the two checks draw independent samples.
+    groups; the kind is hashed in as well, so the two checks draw independent samples. Training
+    groups are named after their prompt: the step makes each step (and epoch) draw its own
+    prompts instead of checking the same ones every time.
     """
     if share <= 0.0:
         return False
     if share >= 1.0:
         return True
-    digest = hashlib.sha256(f"ropd-check\0{kind}\0{seed}\0{group_id}".encode()).digest()
+    key = f"ropd-check\0{kind}\0{seed}\0{group_id}"
+    if step is not None:
+        key += f"\0step\0{step}"
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < share
 
 
@@ -131,13 +137,13 @@ class SampledChecks:
         if config.audit is not None and config.audit_share > 0:
             self.verifiers[AUDIT] = verifier.calling(config.audit)
 
-    def kinds(self, group_id: str) -> tuple[str, ...]:
-        """The checks group `group_id` gets (none for most groups)."""
+    def kinds(self, group_id: str, step: int | None = None) -> tuple[str, ...]:
+        """The checks group `group_id` gets at training step `step` (none for most groups)."""
         shares = {STABILITY: self.config.stability_check_share, AUDIT: self.config.audit_share}
         return tuple(
             kind
             for kind in self.verifiers
-            if sampled(kind, group_id, self.config.seed, shares[kind])
+            if sampled(kind, group_id, self.config.seed, shares[kind], step)
         )
 
     async def verify(

@@ -11,6 +11,10 @@ clipped evenly: every answer gets an equal share of the room, an answer shorter 
 keeps its whole text and leaves the rest to the others, and a clipped answer keeps its head and
 tail with the cut said in its text. A context-length error from the endpoint clips harder, a
 bounded number of times.
+
+A rubric that fails its anchors can be asked for once more (`reinduce_on_bad_anchor`): the same
+messages with a short paragraph saying why the earlier one could not be used (`REASONS`,
+template `rubricator_retry`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ FORMAT_CATEGORIES = {"format", "formatting", "style", "presentation", "layout"}
 BLOCK_TOKENS = 24  # an answer's block markers and label, besides its text
 MIN_SHARE_TOKENS = 32  # an answer's share below this says nothing a rubric could rest on
 MAX_RESPLITS = 6  # context-length errors answered by clipping harder before giving up
+# Why a group's rubric is asked for again (`settings["reinduced"]`) -> what the Rubricator is told.
+REASONS = {
+    "teacher_fail": "it failed every reference answer, although they are the strong answers",
+    "no_spread": "it separated none of the student answers (they all got the same score)",
+}
 
 
 def shown(text: str) -> str:
@@ -156,12 +165,19 @@ class RubricInducer:
         self.parse_retries = parse_retries
         self.system: PromptTemplate = load_template("rubricator_system", prompts_dir)
         self.user: PromptTemplate = load_template("rubricator_user", prompts_dir)
+        self.retry: PromptTemplate = load_template("rubricator_retry", prompts_dir)
         self.windows = windows if windows is not None else ContextWindows()
         self.counter = counter_for(role)
 
     def messages(
-        self, prompt_text: str, references: list[str], students: list[str]
+        self,
+        prompt_text: str,
+        references: list[str],
+        students: list[str],
+        reasons: tuple[str, ...] = (),
     ) -> list[dict[str, str]]:
+        """The Rubricator's messages; `reasons` (keys of `REASONS`) say why an earlier rubric
+        for the same answers was rejected, in a paragraph after the answers."""
         bounds = {"min_criteria": str(self.min_criteria), "max_criteria": str(self.max_criteria)}
         boundary = render.new_boundary([prompt_text, *references, *students])
         numbered = lambda texts: range(1, len(texts) + 1)
@@ -179,6 +195,8 @@ class RubricInducer:
             ),
             **bounds,
         )
+        if reasons:
+            user += self.retry.render(reason="; ".join(REASONS[r] for r in reasons))
         return [
             {"role": "system", "content": self.system.render(**bounds)},
             {"role": "user", "content": user},
@@ -192,18 +210,20 @@ class RubricInducer:
         students: list[str],
         book: UsageBook,
         record: ContextRecord | None = None,
+        reasons: tuple[str, ...] = (),
     ) -> Rubric:
-        """One rubric for `students`, contrasted with `references` (clipped evenly to fit)."""
+        """One rubric for `students`, contrasted with `references` (clipped evenly to fit);
+        `reasons`: why an earlier rubric for them was rejected (see `messages`)."""
         record = record if record is not None else ContextRecord()
         schema = rubric_schema(self.min_criteria, self.max_criteria)
         answers = [*references, *students]
         limit: int | None = None  # total answer tokens, once an error asked for less
         for depth in range(MAX_RESPLITS + 1):
-            room = self._room(prompt_text, schema, len(answers))
+            room = self._room(prompt_text, schema, len(answers), reasons)
             total = min((x for x in (room, limit) if x is not None), default=None)
             fitted = self.fit(answers, total)
             messages = self.messages(
-                prompt_text, fitted[: len(references)], fitted[len(references) :]
+                prompt_text, fitted[: len(references)], fitted[len(references) :], reasons
             )
             try:
                 checked = await ask_json(
@@ -221,7 +241,7 @@ class RubricInducer:
                 record.resplits += 1
                 self.windows.learn(self.role, overflow, self.counter.messages(messages))
                 used = sum(self._cost(text) for text in fitted)
-                room = self._room(prompt_text, schema, len(answers))
+                room = self._room(prompt_text, schema, len(answers), reasons)
                 limit = room if room is not None and room < used else used // 2
                 continue
             record.windows["rubricator"] = self.windows.window(self.role)
@@ -257,7 +277,9 @@ class RubricInducer:
     def _cost(self, text: str) -> int:
         return self.counter.text(shown(text)) + BLOCK_TOKENS
 
-    def _room(self, prompt_text: str, schema: JsonSchema, count: int) -> int | None:
+    def _room(
+        self, prompt_text: str, schema: JsonSchema, count: int, reasons: tuple[str, ...] = ()
+    ) -> int | None:
         """Tokens all answers of the call may take together (None while the window is unknown).
 
         The task and instructions go in whole; when they leave less than a minimal share for
@@ -268,9 +290,9 @@ class RubricInducer:
         if budget is None:
             return None
         schema_text = json.dumps(schema.schema, separators=(",", ":"))  # may go in the prompt
-        fixed = self.counter.messages(self.messages(prompt_text, [], [])) + self.counter.text(
-            schema_text
-        )
+        fixed = self.counter.messages(
+            self.messages(prompt_text, [], [], reasons)
+        ) + self.counter.text(schema_text)
         room = budget - fixed
         if room < count * (BLOCK_TOKENS + MIN_SHARE_TOKENS):
             window = self.windows.window(self.role)
