@@ -231,3 +231,11 @@ def test_ropd_score_reinduces_from_its_flag(tmp_path: Path):
     # the stub writes the same rubric again: it is kept, after exactly one more try
     assert line["usage"]["rubricator"]["calls"] == 2 and line["usage"]["verifier"]["calls"] == 2
     assert line["settings"]["reinduced"] == "teacher_fail" and line["checks"] == {"reinduced": 1}
+
+
+async def test_a_rejected_group_after_a_reinduced_one_records_no_reason():
+    scorer = GroupScorer(ON, client(BAD_ANCHOR))
+    assert (await scorer.score_group(group())).settings["reinduced"] == "teacher_fail"
+    rejected = await scorer.reject({"id": "bad", "prompt": "p"}, "no answers")
+    assert rejected.failed and rejected.settings["reinduced"] is None
+    assert "context" not in rejected.settings  # nor the scored group's context record

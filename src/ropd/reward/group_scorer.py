@@ -133,11 +133,15 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         return [self.clean(t) for t in self._used_references(group)]
 
     async def score_group(self, group: GroupLike, *, step: int | None = None) -> GroupResult:
-        token = _STEP.set(step)  # `_score` has no step argument; the checks' sample needs it
+        step_token = _STEP.set(step)  # `_score` has no step argument; the checks' sample needs it
+        # nothing of this group outlives it in the caller's context (a `reject` after it)
+        reason_token, context_token = _REINDUCED.set(None), _CONTEXT.set(None)
         try:
             return await super().score_group(group, step=step)
         finally:
-            _STEP.reset(token)
+            _CONTEXT.reset(context_token)
+            _REINDUCED.reset(reason_token)
+            _STEP.reset(step_token)
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         cfg = self.config
