@@ -71,7 +71,7 @@ $(VENV_VERL)/.installed: PIP := $(VENV_VERL)/bin/python -m pip
 $(VENV_VERL)/.installed: pyproject.toml dev/pyproject.toml
 	python3 -m venv $(VENV_VERL)
 	$(INSTALL_TORCH)
-	$(PIP) install -q -e ".[verl,dev]"
+	$(PIP) install -q -e ".[verl,eval,dev]"
 	$(PIP) install -q --no-deps -e dev/
 	$(VENV_VERL)/bin/python -c "import verl.experimental.reward_loop"
 	touch $@

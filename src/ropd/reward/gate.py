@@ -60,6 +60,7 @@ class QualityGate:
                 f"quality gate{where}: {share:.0%} of the last {len(self._recent)} groups could "
                 f"not be scored (threshold {self.threshold:.0%}); stopping instead of training on "
                 "noise. Check the judge endpoint and the trace store errors "
-                "(`ropd inspect --failed`), then resume with --resume."
+                "(`ropd inspect --failed`), then resume the run (`ropd train --resume`, or "
+                "verl from its last checkpoint)."
             )
         return share
