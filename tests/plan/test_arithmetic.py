@@ -117,3 +117,34 @@ def test_steps_from_epochs_and_dataset_size(small_config: Path) -> None:
     plan = build_plan(config, counter=ThousandCounter())
     assert plan.shape.steps == 3  # ceil(3 epochs x 3 prompts / 4 per step)
     assert build_plan(config, PlanOptions(steps=7)).shape.steps == 7
+
+
+def test_sampled_health_checks_are_planned_under_their_own_roles(small_config: Path) -> None:
+    text = small_config.read_text().replace(
+        "  limits:\n",
+        "    stability_check_share: 0.5\n"
+        "    audit_share: 0.25\n"
+        "    audit:\n"
+        "      base_url: http://127.0.0.1:9/v1\n"
+        "      model: audit-model\n"
+        "      price: {input_per_mtok: 1.0, output_per_mtok: 1.0}\n"
+        "  limits:\n",
+    )
+    small_config.write_text(text)
+    plan = plan_of(small_config)
+    roles = {r.role: r for r in plan.judge}
+    assert list(roles) == ["rubricator", "verifier", "verifier_check", "audit"]
+    # half the groups get one more Verifier pass: half of the Verifier's 1,000 in / 240 out
+    assert roles["verifier_check"].per_group.model_dump() == {
+        "calls": 0.5, "input_tokens": 500, "output_expected": 120, "output_bound": 250,
+    }  # fmt: skip
+    check_cost = roles["verifier_check"].cost_per_step
+    assert check_cost is not None  # at the Verifier's price, x 4 groups a step
+    assert check_cost.expected == pytest.approx(0.0088)  # 2000x2 + 480x10, /1e6
+    audit_cost = roles["audit"].cost_per_step
+    assert roles["audit"].per_group.calls == 0.25 and audit_cost is not None
+    assert audit_cost.expected == pytest.approx(0.00124)  # (1000 + 240) x 1, /1e6, at its price
+    t = plan.throughput
+    assert t is not None
+    assert t.requests == 22  # 8 groups x (1 + 1 + 0.5 + 0.25)
+    assert t.in_flight == 14  # the second phase: 8 x (1 + 0.5 + 0.25) at once

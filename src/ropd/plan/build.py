@@ -40,6 +40,7 @@ from ropd.plan.model import (
     Throughput,
 )
 from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.health_checks import CHECK_ROLE
 from ropd.train.config import TrainConfig, trl_class
 from ropd.train.data import TrainPrompt, load_prompts
 
@@ -333,9 +334,24 @@ def _judge_plan(
             f"rubric to fit its context window (each repeats the task and the rubric)"
         )
     windows = ContextWindows()
-    for role, load in zip(section.scorer.roles(), total):
-        per_group = load.scaled(1 / len(chosen))
-        plan.judge.append(_role_plan(role, per_group, shape, windows, counter))
+    scorer_config = section.scorer
+    per_group = [load.scaled(1 / len(chosen)) for load in total]
+    for role, load in zip((scorer_config.rubricator, scorer_config.verifier), per_group):
+        plan.judge.append(_role_plan(role, load, shape, windows, counter))
+    # sampled health checks: one more Verifier pass on their share of groups, each under its
+    # own role (the audit judge's prompts counted as the Verifier's: same pool, same rubric)
+    checks = [(scorer_config.verifier.with_name(CHECK_ROLE), scorer_config.stability_check_share)]
+    if scorer_config.audit is not None:
+        checks.append((scorer_config.audit, scorer_config.audit_share))
+    for role, share in checks:
+        if share > 0:
+            plan.judge.append(_role_plan(role, per_group[1].scaled(share), shape, windows, counter))
+    if scorer_config.reinduce_on_bad_anchor:
+        plan.notes.append(
+            "reinduce_on_bad_anchor: each re-induced group costs one more Rubricator and Verifier "
+            "call (at most twice the figures above); the share of such groups is not known "
+            "before the run (ropd/health/reinduced_rate tells it)"
+        )
     plan.throughput = _throughput(plan, section.limits.model_dump(), options)
     tokens_in = sum(r.per_group.input_tokens for r in plan.judge) * shape.groups_per_reward_call
     tokens_out = sum(r.per_group.output_expected for r in plan.judge)
@@ -402,11 +418,12 @@ def _role_plan(
 def _throughput(plan: Plan, limits: dict[str, Any], options: PlanOptions) -> Throughput:
     """Rates needed for one reward call's groups to be judged within two judge latencies."""
     groups = plan.shape.groups_per_reward_call
-    rubricator, verifier = plan.judge
+    # first phase: the Rubricator; second: the Verifier with any sampled checks beside it
+    rubricator, *second = plan.judge
     window_s = 2 * options.latency_s
-    requests = (rubricator.per_group.calls + verifier.per_group.calls) * groups
-    tokens = (rubricator.per_group.tokens_expected + verifier.per_group.tokens_expected) * groups
-    in_flight = max(rubricator.per_group.calls, verifier.per_group.calls) * groups
+    requests = sum(r.per_group.calls for r in plan.judge) * groups
+    tokens = sum(r.per_group.tokens_expected for r in plan.judge) * groups
+    in_flight = max(rubricator.per_group.calls, sum(r.per_group.calls for r in second)) * groups
     rpm, tpm = limits.get("requests_per_minute"), limits.get("tokens_per_minute")
     max_in_flight = int(limits["max_in_flight"])
     waits = {"two judge latencies": window_s}

@@ -353,7 +353,8 @@ class HealthMonitor:
             self.stop_message = (
                 f"{messages[0]}; stopping (ropd.health.alarm: stop). `ropd inspect --stats` "
                 "shows the step's numbers and docs/health.md how to read them; raise the "
-                "threshold or set ropd.health.alarm: warn, then resume with --resume."
+                "threshold or set ropd.health.alarm: warn, then resume the run (`ropd train "
+                "--resume`, or verl from its last checkpoint)."
             )
         return messages
 

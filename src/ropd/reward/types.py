@@ -72,7 +72,8 @@ class GroupResult(BaseModel):
     # Sampled reward-health checks run on this group (sums, so groups add up; empty when the
     # group was not sampled): stability_verdicts, stability_flips, stability_answers,
     # stability_reward_abs_change_sum; audit_verdicts, audit_disagreements, audit_answers,
-    # audit_reward_abs_diff_sum. `reward/health.py` turns them into `ropd/health/*` metrics.
+    # audit_reward_abs_diff_sum; reinduced (1 when the rubric was asked for again,
+    # `ScorerConfig.reinduce_on_bad_anchor`). `reward/health.py` turns them into `ropd/health/*`.
     checks: dict[str, float] = Field(default_factory=dict)
 
     @property
