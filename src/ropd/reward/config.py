@@ -231,3 +231,51 @@ class TJudgeConfig(JudgeSettings):
         """A copy using the `tjudge` role of `roles` (e.g. resolved to the embedded server)."""
         by_name = {role.name: role for role in roles}
         return self.model_copy(update={"judge": by_name["tjudge"]})
+
+
+OVD_MAX_SCORE = 9  # OVD's scale (Xiong et al., 2026): a discrete 0-9 score, reward = score / 9
+OVDPerCall = Literal["one", "group"]
+
+
+class OVDConfig(JudgeSettings):
+    """Settings of on-policy verbal distillation (`reward/ovd.py`): the teacher scores each
+    student trajectory 0-9 from its text alone; the reward is score / 9."""
+
+    judge: RoleConfig = Field(
+        default_factory=lambda: RoleConfig(name="ovd", max_tokens=512),
+        description="The teacher model that scores each trajectory 0-9 (role `ovd`).",
+    )
+    per_call: OVDPerCall = Field(
+        default="one",
+        description="`one`: a call per trajectory (as the paper describes); `group`: one call "
+        "scoring the group's G trajectories together (G times fewer calls, longer prompts).",
+    )
+    reject_below: int | None = Field(
+        default=None,
+        ge=0,
+        le=OVD_MAX_SCORE,
+        description="Trajectories scored below this get reward 0 and are counted as rejected "
+        "(the paper replaces them with a teacher demonstration; ropd cannot swap a completion "
+        "inside TRL's GRPO batch, see docs/training.md). Unset: no rejection.",
+    )
+    outcome_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the outcome reward where a row has a gold answer (math, "
+        "checked with math-verify): w * correct + (1 - w) * score / 9. 0: verbal only.",
+    )
+
+    @model_validator(mode="after")
+    def _name(self) -> OVDConfig:
+        self.judge = self.judge.with_name("ovd")
+        return self
+
+    def roles(self) -> list[RoleConfig]:
+        """The one role this judge calls."""
+        return [self.judge]
+
+    def with_roles(self, roles: list[RoleConfig]) -> OVDConfig:
+        """A copy using the `ovd` role of `roles` (e.g. resolved to the embedded server)."""
+        by_name = {role.name: role for role in roles}
+        return self.model_copy(update={"judge": by_name["ovd"]})

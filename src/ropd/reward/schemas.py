@@ -95,3 +95,23 @@ def scalar_schema() -> JsonSchema:
         "additionalProperties": False,
     }
     return JsonSchema(name=SCALAR_SCHEMA_NAME, schema=schema)
+
+
+OVD_SCHEMA_NAME = "ropd_ovd_score"
+
+
+def ovd_schema(num_answers: int | None = None, max_score: int = 9) -> JsonSchema:
+    """OVD: `{"score": 0..9}` for one trajectory, or, with `num_answers`, one such score per
+    trajectory under `answer_1`..`answer_G` (every one required, in order, as in verdicts)."""
+    score = {"type": "integer", "minimum": 0, "maximum": max_score}
+    if num_answers is None:
+        properties: dict[str, object] = {"score": score}
+    else:
+        properties = {answer_key(n): score for n in range(1, num_answers + 1)}
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    return JsonSchema(name=OVD_SCHEMA_NAME, schema=schema)

@@ -8,7 +8,8 @@ one for the other. The reward is score / 10, in [0, 1].
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, StrictInt
 
@@ -25,6 +26,7 @@ from ropd.reward.schemas import scalar_schema
 from ropd.reward.types import Group, GroupResult
 
 log = redact.logger(__name__)
+T = TypeVar("T")
 
 
 class _ScalarReply(BaseModel):
@@ -32,6 +34,22 @@ class _ScalarReply(BaseModel):
 
 
 TJudgeError = GroupScoringError  # the name ropd 0.1 raised under policy `raise`
+
+
+async def score_each(jobs: Iterable[Awaitable[T]]) -> tuple[list[T | BaseException], str | None]:
+    """Run one judge job per answer concurrently: each outcome (a value, or the error that job
+    raised) and a summary of the failures (None when none failed).
+
+    A judge error or bad input fails only its answer; an unusable judge (`JudgeUnavailable`)
+    or an error that is not a judge's is raised, since the run cannot go on or it is not ours.
+    """
+    outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    for error in errors:
+        if isinstance(error, JudgeUnavailable) or not isinstance(error, JudgeError | InputError):
+            raise error
+    summary = f"{len(errors)}/{len(outcomes)} answers unscored: {errors[0]}" if errors else None
+    return list(outcomes), summary
 
 
 class TJudgeScorer(BaseScorer[TJudgeConfig]):
@@ -69,18 +87,10 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         """Each answer on its own; answers that fail get the policy's reward, the group an error."""
-        outcomes = await asyncio.gather(
-            *(self._score_one(group, text, book) for text in group.student_responses),
-            return_exceptions=True,
+        outcomes, error = await score_each(
+            self._score_one(group, text, book) for text in group.student_responses
         )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        for error in errors:  # an unusable judge stops the run; anything unknown is not ours
-            if isinstance(error, JudgeUnavailable) or not isinstance(
-                error, JudgeError | InputError
-            ):
-                raise error
         rewards = [self.failure_reward if isinstance(o, BaseException) else o for o in outcomes]
-        error = f"{len(errors)}/{len(outcomes)} answers unscored: {errors[0]}" if errors else None
         return GroupResult(
             id=group.id,
             rewards=rewards,

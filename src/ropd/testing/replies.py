@@ -25,6 +25,7 @@ from typing import Any
 from ropd.errors import JudgeError
 from ropd.llm.types import JsonSchema
 from ropd.reward.schemas import (
+    OVD_SCHEMA_NAME,
     RUBRIC_SCHEMA_NAME,
     SCALAR_SCHEMA_NAME,
     VERDICTS_SCHEMA_NAME,
@@ -124,6 +125,9 @@ def schema_reply(messages: list[dict[str, Any]], json_schema: JsonSchema | None)
         return json.dumps(_verdicts(json_schema.schema, rng))
     if json_schema.name == SCALAR_SCHEMA_NAME:
         return json.dumps({"reasoning": "Checked the answer.", "score": rng.randint(0, 10)})
+    if json_schema.name == OVD_SCHEMA_NAME:  # {"score"} or one score per answer key
+        properties = json_schema.schema.get("properties") or {}
+        return json.dumps({key: rng.randint(0, p["maximum"]) for key, p in properties.items()})
     return json.dumps({"result": "ok"})  # a JSON request for a schema ropd does not define
 
 

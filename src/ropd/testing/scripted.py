@@ -16,7 +16,7 @@ from ropd.llm.config import RoleConfig
 from ropd.llm.types import Completion, JsonSchema
 from ropd.testing.replies import ReplyPolicy, content_verifier, sample, schema_reply
 
-JUDGE_ROLES = ("rubricator", "verifier", "tjudge", "teacher")
+JUDGE_ROLES = ("rubricator", "verifier", "tjudge", "ovd", "teacher")
 
 
 @dataclass
