@@ -54,7 +54,7 @@ async def test_latency_overlaps_and_in_flight_is_counted():
 
 async def test_scripted_judge_answers_every_role_from_the_schema():
     client = scripted_judge()
-    assert set(client.handlers) == {"rubricator", "verifier", "tjudge", "teacher"}
+    assert set(client.handlers) == {"rubricator", "verifier", "tjudge", "ovd", "teacher"}
     (rubric,) = await client.chat(RUBRICATOR, MESSAGES, json_schema=rubric_schema(4, 6))
     assert rubric.text == schema_reply(MESSAGES, rubric_schema(4, 6))
     teacher = await client.chat(RoleConfig(name="teacher"), MESSAGES, n=3, seed=1)
