@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ import typer
 from ropd.cli.run_options import ConfigFile, Sets, run_config
 from ropd.data.records import load_records
 from ropd.errors import InputError
-from ropd.integrations.verl.data import RowOptions, verl_rows, write_parquet
+from ropd.integrations.verl.data import RowOptions, hold_out, verl_rows, write_parquet
 from ropd.integrations.verl.settings import DATA_SOURCE, VAL_SPLIT
 from ropd.reward.config import ScorerConfig
 from ropd.run_config import RunConfig
@@ -75,6 +76,17 @@ def prepare_data(
     dataset_split: Annotated[str, typer.Option(help="Split of a Hugging Face dataset.")] = "train",
     subset: Annotated[str | None, typer.Option(help="Config of a Hugging Face dataset.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N prompts.")] = None,
+    val_output: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Also write a validation file (`split` {VAL_SPLIT}) of --val-size prompts."
+        ),
+    ] = None,
+    val_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Prompts held out of -o for --val-output, drawn at random."),
+    ] = None,
+    val_seed: Annotated[int, typer.Option(help="Seed of the held-out draw.")] = 0,
     config_file: ConfigFile = None,
     sets: Sets = None,
 ) -> None:
@@ -82,8 +94,11 @@ def prepare_data(
 
     With `-c ropd.yaml` (the file verl's reward manager reads) the teacher store, its
     fingerprint choice and K come from its `ropd:` section: the rows carry the K the reward
-    uses (`--set` and the flags given override it).
+    uses (`--set` and the flags given override it). `--val-output val.parquet --val-size N`
+    holds N prompts out of the training file and writes them as the validation file.
     """
+    if (val_output is None) != (val_size is None):
+        raise InputError("--val-output and --val-size go together: give both or neither")
     flagged = RunConfig(
         teacher=TeacherConfig(store=teacher_store), scorer=ScorerConfig(num_teacher_refs=k)
     )
@@ -109,17 +124,41 @@ def prepare_data(
                 raise InputError(f"--teacher-store {teacher_store}: no such file")
             store = stack.enter_context(TeacherStore(teacher_store))
             references = StoreReferences.from_config(store, run.teacher, k)
-        rows = verl_rows(records, options, references)
+        train, held_out = (records, [])
+        if val_size is not None:
+            train, held_out = hold_out(records, val_size, seed=val_seed, id_field=id_field)
+        rows = verl_rows(train, options, references)
+        val_rows = (
+            verl_rows(held_out, replace(options, split=VAL_SPLIT), references) if held_out else []
+        )
     write_parquet(rows, output)
-    answers = [len(row["extra_info"].get("teacher_responses", [])) for row in rows]
-    with_teacher = sum(n > 0 for n in answers)
-    summary = {"rows": len(rows), "with_teacher_responses": with_teacher, "output": str(output)}
+    summary: dict[str, object] = {
+        "rows": len(rows),
+        "with_teacher_responses": _with_teacher(rows),
+        "output": str(output),
+    }
+    if val_output is not None:
+        write_parquet(val_rows, val_output)
+        summary |= {
+            "val_rows": len(val_rows),
+            "val_with_teacher_responses": _with_teacher(val_rows),
+            "val_output": str(val_output),
+        }
+    answers = [_teacher_count(row) for row in rows + val_rows]
     short = sum(0 < n < k for n in answers)
     if teacher_store is not None and short:
         summary["fewer_than_k"] = short
         typer.echo(
-            f"warning: {short} of {len(rows)} rows have fewer than {k} teacher answers (the "
+            f"warning: {short} of {len(answers)} rows have fewer than {k} teacher answers (the "
             "store has no more for them); `ropd teacher build` can add them",
             err=True,
         )
     typer.echo(json.dumps(summary))
+
+
+def _teacher_count(row: dict) -> int:
+    return len(row["extra_info"].get("teacher_responses", []))
+
+
+def _with_teacher(rows: list[dict]) -> int:
+    return sum(_teacher_count(row) > 0 for row in rows)

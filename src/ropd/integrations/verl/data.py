@@ -5,10 +5,14 @@ messages), `ability`, `reward_model` (`ground_truth` from the answer field: verl
 scorers and ropd's reward-health gold checks read it) and `extra_info` (`index`, the record's
 `id`, `split`: `val` makes the adapter use the validation group size, and `teacher_responses`
 when the record has them or a teacher store is given).
+
+`hold_out` draws a validation split from the same prompts, so a recipe validates on prompts it
+never trains on.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,27 @@ def _teacher_field(record: Record) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
         raise DataError(f"{record.location}: field {TEACHER_FIELD!r} must be a list of strings")
     return list(value)
+
+
+def hold_out(
+    records: Sequence[Record], size: int, *, seed: int = 0, id_field: str | None = "id"
+) -> tuple[list[Record], list[Record]]:
+    """(train, validation): `size` records drawn at random with `seed`, both in the file's order.
+
+    Drawn, not the last `size`, because prompt files are often sorted by source or difficulty.
+    Ids are checked across both parts first: the trace store tells groups apart by id.
+    """
+    for _ in unique_ids(records, id_field):
+        pass
+    if size < 1 or size >= len(records):
+        raise InputError(
+            f"--val-size {size}: must be at least 1 and leave prompts to train on "
+            f"(the data has {len(records)})"
+        )
+    chosen = set(random.Random(seed).sample(range(len(records)), size))
+    train = [r for i, r in enumerate(records) if i not in chosen]
+    val = [r for i, r in enumerate(records) if i in chosen]
+    return train, val
 
 
 def verl_rows(
