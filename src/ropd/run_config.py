@@ -1,7 +1,7 @@
 """The run configuration: what every command and every training engine's config extends.
 
 One `RunConfig` holds what a run needs to reach its judges and its data: the judge roles
-(`scorer`, `tjudge`), endpoint limits, the teacher store and K, the trace store, the quality
+(`scorer`, `tjudge`, `ovd`), endpoint limits, the teacher store and K, the trace store, the quality
 gate, the reward-health alarms, the run id and whether endpoints are probed. It is the `ropd:` section of `ropd.yaml`:
 `ropd train` extends it with the student, data and baselines (`train/config.py` `RopdSection`),
 verl's reward manager with what verl decides (`integrations/verl/settings.py` `VerlSection`),
@@ -18,12 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ropd.config_file import load_section
 from ropd.llm.config import LimitsConfig, RoleConfig
-from ropd.reward.config import DEFAULT_K, ScorerConfig, TJudgeConfig
+from ropd.reward.config import DEFAULT_K, OVDConfig, ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig
 from ropd.reward.health import HealthConfig
 from ropd.teacher.config import TeacherConfig
 
-JudgeMethod = Literal["ropd", "tjudge"]
+JudgeMethod = Literal["ropd", "tjudge", "ovd"]
+# The `RunConfig` field holding each judge method's settings.
+JUDGE_FIELDS = {"ropd": "scorer", "tjudge": "tjudge", "ovd": "ovd"}
+JudgeConfig = ScorerConfig | TJudgeConfig | OVDConfig
 # Keys of the `ropd:` section only `ropd train` reads (`train/config.py` `RopdSection`): a
 # command reading the same file with `-c` leaves them alone.
 TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
@@ -34,10 +37,13 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field(default="ropd", description="How answers are rewarded: ropd or tjudge.")
+    method: str = Field(
+        default="ropd", description="How answers are rewarded: ropd, tjudge or ovd."
+    )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
+    ovd: OVDConfig = Field(default_factory=OVDConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -50,9 +56,9 @@ class RunConfig(BaseModel):
     )
 
     @property
-    def judge_config(self) -> ScorerConfig | TJudgeConfig:
+    def judge_config(self) -> JudgeConfig:
         """The judge settings the method scores with."""
-        return self.tjudge if self.method == "tjudge" else self.scorer
+        return getattr(self, judge_field(self.method))  # type: ignore[no-any-return]
 
     def judge_roles(self) -> list[RoleConfig]:
         """The roles the method's judge calls, in a fixed order."""
@@ -62,12 +68,14 @@ class RunConfig(BaseModel):
     def k(self) -> int:
         """K: the teacher answers each group is judged with, answered here and nowhere else.
 
-        T-Judge: its `num_references`. ROPD: `scorer.num_teacher_refs`; unset (null, "all"),
+        T-Judge: its `num_references`. OVD: none. ROPD: `scorer.num_teacher_refs`; unset (null, "all"),
         the number of answers the store is built with (`teacher.num_answers`, default 4).
         SFT trains on every stored answer: `teacher.num_answers`.
         """
         if self.method == "tjudge":
             return self.tjudge.num_references
+        if self.method == "ovd":
+            return 0  # the teacher judges the trajectory from its text alone (docs/training.md)
         if self.method == "ropd":
             return resolve_k(self.scorer.num_teacher_refs, self.teacher.num_answers)
         return self.teacher.num_answers
@@ -78,6 +86,19 @@ class RunConfig(BaseModel):
         return load_section(cls, path, overrides, ignore=TRAIN_ONLY_KEYS)
 
 
+def judge_field(method: str) -> str:
+    """The field holding `method`'s judge settings (`scorer` for ropd and the methods without
+    a judge, whose `judge_config` is never called for scoring)."""
+    return JUDGE_FIELDS.get(method, "scorer")
+
+
+def method_of(config: JudgeConfig) -> str:
+    """The judge method whose settings `config` is."""
+    if isinstance(config, TJudgeConfig):
+        return "tjudge"
+    return "ovd" if isinstance(config, OVDConfig) else "ropd"
+
+
 def resolve_k(num_teacher_refs: int | None, store_answers: int | None = None) -> int:
     """K from a scorer's `num_teacher_refs` where the answers come from a store: unset means
     every answer the store is built with (`store_answers`, else `DEFAULT_K`)."""
@@ -86,4 +107,13 @@ def resolve_k(num_teacher_refs: int | None, store_answers: int | None = None) ->
     return store_answers if store_answers is not None else DEFAULT_K
 
 
-__all__ = ["TRAIN_ONLY_KEYS", "JudgeMethod", "RunConfig", "resolve_k"]
+__all__ = [
+    "JUDGE_FIELDS",
+    "TRAIN_ONLY_KEYS",
+    "JudgeConfig",
+    "JudgeMethod",
+    "RunConfig",
+    "judge_field",
+    "method_of",
+    "resolve_k",
+]

@@ -108,6 +108,14 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
             f"rubric={s.rubric_mode} blind={s.blind} teacher_in_pool={s.teacher_in_pool} "
             f"failure_policy={s.failure_policy}"
         )
+    if section.method == "ovd":
+        o = section.ovd
+        gold = f", gold from data.{section.data.answer_field}" if o.outcome_weight > 0 else ""
+        lines.append(
+            f"ovd         teacher judge {o.judge.model} scores 0-9 (per_call={o.per_call}) "
+            f"reject_below={o.reject_below} outcome_weight={o.outcome_weight}{gold} "
+            f"failure_policy={o.failure_policy}"
+        )
     keys = (
         "learning_rate",
         "per_device_train_batch_size",
@@ -144,7 +152,7 @@ def train(
         Path | None, typer.Option("--config", "-c", help="YAML: TRL fields plus a `ropd:` section")
     ] = None,
     method: Annotated[
-        str | None, typer.Option(help="ropd | tjudge | sft | lopd (overrides ropd.method)")
+        str | None, typer.Option(help="ropd | tjudge | ovd | sft | lopd (overrides ropd.method)")
     ] = None,
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,

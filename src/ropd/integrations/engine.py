@@ -6,6 +6,7 @@ trace store, teacher store), the method's scorer on it and the store's K answers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ async def open_engine(
     run_info: dict[str, Any] | None = None,
     teacher_store: TeacherStore | None = None,
     k: int | None = None,
+    gold: Mapping[str, str] | None = None,
 ) -> tuple[Scorer, ReferenceSource | None]:
-    """The scorer (ROPD or T-Judge, per `run.method`) and the store's answers, closed with
+    """The scorer (ROPD, T-Judge or OVD, per `run.method`) and the store's answers, closed with
     `stack`. K is `run.k` unless `k` is given; the store is `run.teacher.store` (which must
-    exist on this node) unless an open `teacher_store` is passed."""
+    exist on this node) unless an open `teacher_store` is passed. `gold` (prompt text key ->
+    gold answer) feeds OVD's outcome reward (`ovd.outcome_weight`)."""
     k = run.k if k is None else k
     access: Any = teacher_store if teacher_store is not None else "none"
     if teacher_store is None and run.teacher.store is not None and k > 0:
@@ -37,6 +40,12 @@ async def open_engine(
     session = await stack.enter_async_context(
         Session.open(run, client, traces=traces, run_info=run_info, teacher=access)
     )
+    if run.method == "ovd":
+        from ropd.reward.ovd import OVDScorer
+
+        scorer = OVDScorer.from_session(session)
+        scorer.gold = gold
+        return scorer, session.references(k)
     if run.method == "tjudge":
         from ropd.reward.tjudge import TJudgeScorer as scorer_class
     else:

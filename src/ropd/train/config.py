@@ -20,15 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from ropd.config_file import Locator, config_error, read_with_overrides
 from ropd.errors import ConfigError
 from ropd.llm.config import LOCAL, RoleConfig
-from ropd.reward.config import ScorerConfig, TJudgeConfig
+from ropd.reward.config import OVDConfig, ScorerConfig, TJudgeConfig
 from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
-Method = Literal["ropd", "tjudge", "sft", "lopd"]
+Method = Literal["ropd", "tjudge", "ovd", "sft", "lopd"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
+GRPO_METHODS = ("ropd", "tjudge", "ovd")  # trained by GRPO on a judge's rewards
 TRL_CLASS_BY_METHOD = {
     "ropd": "GRPOConfig",
     "tjudge": "GRPOConfig",
+    "ovd": "GRPOConfig",
     "sft": "SFTConfig",
     "lopd": "DistillationConfig",
 }
@@ -71,8 +73,8 @@ class RopdSection(RunConfig):
     """The `ropd:` section of a training config: the run configuration (shared with every
     command and verl's reward manager) plus the student, data, baselines and LoRA."""
 
-    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the four
-        default="ropd", description="What trains the student: ropd, tjudge, sft or lopd."
+    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the five
+        default="ropd", description="What trains the student: ropd, tjudge, ovd, sft or lopd."
     )
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -253,7 +255,7 @@ def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) ->
             except ValidationError as exc:
                 problems.append(_trl_problem(loc, path, value, exc))
 
-    if method in ("ropd", "tjudge"):
+    if method in GRPO_METHODS:
         g = trl_values.get("num_generations", 8)
         if isinstance(g, int) and g < 2:
             message = "GRPO needs at least 2 generations per prompt"
@@ -294,7 +296,7 @@ def _apply_defaults(method: str, values: dict[str, Any]) -> None:
         values.setdefault("bf16", False)
     if method == "lopd":
         values.setdefault("beta", 1.0)  # reverse KL: LOPD's per-token objective
-    if method in ("ropd", "tjudge", "lopd"):
+    if method in (*GRPO_METHODS, "lopd"):
         values.setdefault("remove_unused_columns", False)
 
 
@@ -304,6 +306,7 @@ class _Parts(BaseModel):
     teacher: TeacherConfig | None = None
     scorer: ScorerConfig | None = None
     tjudge: TJudgeConfig | None = None
+    ovd: OVDConfig | None = None
 
 
 def _valid_parts(raw: dict[str, Any]) -> _Parts:
@@ -311,7 +314,7 @@ def _valid_parts(raw: dict[str, Any]) -> _Parts:
     as a whole has errors elsewhere (every problem in one run)."""
     parts = _Parts()
     for name, model in (("teacher", TeacherConfig), ("scorer", ScorerConfig),
-                        ("tjudge", TJudgeConfig)):  # fmt: skip
+                        ("tjudge", TJudgeConfig), ("ovd", OVDConfig)):  # fmt: skip
         try:
             setattr(parts, name, model.model_validate(raw.get(name) or {}))
         except ValidationError:
@@ -329,6 +332,8 @@ def roles_by_path(section: RopdSection | _Parts) -> list[tuple[tuple[str, ...], 
         out.append((("ropd", "scorer", "verifier"), section.scorer.verifier))
     if section.tjudge is not None:
         out.append((("ropd", "tjudge", "judge"), section.tjudge.judge))
+    if section.ovd is not None:
+        out.append((("ropd", "ovd", "judge"), section.ovd.judge))
     return out
 
 

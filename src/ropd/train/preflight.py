@@ -59,8 +59,8 @@ def used_roles(config: TrainConfig, *, teacher: bool = True) -> list[RoleConfig]
         roles.append(section.teacher.role)
     if section.method == "ropd":
         roles.extend(section.scorer.roles())
-    elif section.method == "tjudge":
-        roles.append(section.tjudge.judge)
+    elif section.method in ("tjudge", "ovd"):
+        roles.extend(section.judge_config.roles())
     return roles
 
 
@@ -86,6 +86,15 @@ def dependency_problems(config: TrainConfig, roles: Sequence[RoleConfig] = ()) -
     if trl.get("deepspeed") and not _importable("deepspeed"):
         problems.append(f"{source}: field 'deepspeed' needs deepspeed: pip install deepspeed")
     section = config.ropd
+    if (
+        section.method == "ovd"
+        and section.ovd.outcome_weight > 0
+        and not _importable("math_verify")
+    ):
+        problems.append(
+            f"{source}: field 'ropd.ovd.outcome_weight' needs math-verify (the gold check): "
+            "pip install 'ropd[eval]'"
+        )
     if section.lora is not None and not _importable("peft"):
         problems.append(f"{source}: field 'ropd.lora' needs peft: {TRAIN_EXTRA}")
     models = [("ropd.student", section.student)]

@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from ropd import redact
 from ropd.errors import ConfigError, JudgeError, RopdError
 from ropd.llm.client import endpoint_host
 from ropd.llm.types import ChatClient
-from ropd.train.config import DEFAULT_RUNS_DIR, TrainConfig
+from ropd.train.config import DEFAULT_RUNS_DIR, GRPO_METHODS, TrainConfig
 from ropd.train.data import TrainPrompt, load_prompts
 
 log = redact.logger(__name__)
@@ -426,13 +427,19 @@ def no_answers_error(config: TrainConfig, store_path: Path, k: int, report: Any)
 
 
 def make_reward(
-    config: TrainConfig, run_id: str, store: Any | None, client: ChatClient | None = None
+    config: TrainConfig,
+    run_id: str,
+    store: Any | None,
+    client: ChatClient | None = None,
+    prompts: Sequence[TrainPrompt] = (),
 ) -> Any:
-    """The TRL reward function for a GRPO method (ROPD or T-Judge), as configured."""
+    """The TRL reward function for a GRPO method (ROPD, T-Judge or OVD), as configured; OVD's
+    outcome reward gets the prompts' gold answers by prompt."""
     from ropd.integrations.trl import RopdReward
 
     return RopdReward.from_run_config(
         config.ropd,
+        gold_answers=gold_by_prompt(config, prompts),
         teacher_store=store,
         traces=config.traces_path,
         client=client,
@@ -440,6 +447,16 @@ def make_reward(
         run_info={"ropd": _scrubbed_section(config)},
         probe=False,  # the judges were probed up front by `run` (or skipped with --no-probe)
     )
+
+
+def gold_by_prompt(config: TrainConfig, prompts: Sequence[TrainPrompt]) -> dict[str, str] | None:
+    """Gold answers by prompt text key, for OVD with an outcome reward (else None)."""
+    section = config.ropd
+    if section.method != "ovd" or section.ovd.outcome_weight == 0:
+        return None
+    from ropd.reward.batch import prompt_text_key
+
+    return {prompt_text_key(p.messages): p.gold for p in prompts if p.gold is not None}
 
 
 def build_trainer(
@@ -459,8 +476,8 @@ def build_trainer(
         # the W&B / TensorBoard run is named like the trace store's run, so the two can be joined
         args.run_name = run_id
     student = resolve_student(section.student)
-    if section.method in ("ropd", "tjudge"):
-        reward = make_reward(config, run_id, store, client)
+    if section.method in GRPO_METHODS:
+        reward = make_reward(config, run_id, store, client, prompts)
         return trl_trainer.grpo_trainer(student, args, prompts, reward, lora=section.lora), reward
     if section.method == "sft":
         from ropd.teacher.references import StoreReferences
@@ -563,7 +580,7 @@ def run(
     step = trainer.state.global_step
     _write_run_file(config, run_id, finished=stopped is None, global_step=step)
     logs = config.output_dir / "runs"
-    traces = config.traces_path if config.method in ("ropd", "tjudge") else None
+    traces = config.traces_path if config.method in GRPO_METHODS else None
     page = _write_report(config, run_id) if traces is not None and _is_main_process() else None
     return RunReport(
         method=config.method,

@@ -11,7 +11,7 @@ of its own slice. A group that could not be scored gets `None` (TRL masks it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,10 @@ from ropd.reward.batch import (
     Scorer,
     prompt_text_key,
 )
-from ropd.reward.config import ScorerConfig, TJudgeConfig
+from ropd.reward.config import OVDConfig, ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig, QualityGate
 from ropd.reward.health import HealthConfig, HealthMonitor
-from ropd.run_config import RunConfig
+from ropd.run_config import RunConfig, judge_field, method_of
 from ropd.teacher.config import TeacherConfig
 
 log = redact.logger(__name__)
@@ -104,7 +104,9 @@ def _distributed() -> tuple[int, int]:
 class RopdReward:
     """A TRL reward function scoring each group of completions with ROPD (or T-Judge).
 
-    `config` is a `ScorerConfig` (ROPD) or a `TJudgeConfig` (the scalar-judge baseline). Teacher
+    `config` is a `ScorerConfig` (ROPD), a `TJudgeConfig` (the scalar-judge baseline) or an
+    `OVDConfig` (on-policy verbal distillation; `gold_answers` by prompt key for its outcome
+    reward). Teacher
     answers come from a `teacher_responses` dataset column (a list of strings per row) when the
     dataset has one, otherwise from `teacher_store` by prompt. The judge is opened on first use
     inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
@@ -120,7 +122,7 @@ class RopdReward:
 
     def __init__(
         self,
-        config: ScorerConfig | TJudgeConfig | None = None,
+        config: ScorerConfig | TJudgeConfig | OVDConfig | None = None,
         *,
         teacher_store: str | Path | Any | None = None,
         limits: LimitsConfig | None = None,
@@ -136,8 +138,10 @@ class RopdReward:
         name: str | None = None,
         probe: bool = True,
         run_info: dict[str, Any] | None = None,
+        gold_answers: Mapping[str, str] | None = None,
     ):
         self.config = config or ScorerConfig()
+        self.gold_answers = gold_answers  # prompt text key -> gold answer (OVD outcome reward)
         self.teacher_store = teacher_store
         self.limits = limits
         self.traces = traces
@@ -152,7 +156,7 @@ class RopdReward:
         if isinstance(gate, GateConfig):
             gate = QualityGate.from_config(gate)
         self.batch_scorer = BatchScorer(self._open, gate, health)
-        self.__name__ = name or ("tjudge" if isinstance(self.config, TJudgeConfig) else "ropd")
+        self.__name__ = name or method_of(self.config)
         self.stop_message: str | None = None
         self._masked_note_step: int | None = None  # the last step the masked-groups line named
 
@@ -180,10 +184,10 @@ class RopdReward:
     def run_config(self) -> RunConfig:
         """The run configuration this reward opens its session with."""
         store = self.teacher_store if isinstance(self.teacher_store, str | Path) else None
-        judge = "tjudge" if isinstance(self.config, TJudgeConfig) else "scorer"
+        method = method_of(self.config)
         return RunConfig(
-            method="tjudge" if judge == "tjudge" else "ropd",
-            **{judge: self.config},
+            method=method,
+            **{judge_field(method): self.config},
             teacher=TeacherConfig(
                 store=store,
                 fingerprint=self.teacher_fingerprint,
@@ -213,6 +217,7 @@ class RopdReward:
             run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
             teacher_store=None if store is None or isinstance(store, str | Path) else store,
             k=self.num_teacher_refs,
+            gold=self.gold_answers,
         )
 
     async def aclose(self) -> None:
