@@ -1,6 +1,8 @@
 """The reward methods `ropd analyze` compares, and how each scores a pool's groups.
 
-A method is written `ropd`, `ropd:<switch>+<switch>...`, `tjudge[:num_references=N]` or
+A method is written `ropd`, `ropd:<switch>+<switch>...`, `tjudge[:num_references=N]`,
+`ovd[:per_call=group+reject_below=N]` (on-policy verbal distillation: the teacher's 0-9 score
+of each answer, verbal only: a pool carries correctness labels, not gold answers) or
 `teacher_logprob`. A ropd switch is `field=value` for any ablation field of `ScorerConfig`
 (`ablation_settings()`), or a named shortcut (`k=1`, `revealed`, `no_teacher_pool`,
 `per_pair`, ...). Unknown switches are a `ConfigError` naming them and listing the valid ones,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,14 +27,19 @@ from ropd.analysis.templates import ChatTemplate
 from ropd.errors import ConfigError, JudgeError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
-from ropd.reward.config import ScorerConfig
+from ropd.reward.config import OVDConfig, ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.metrics import OTHER_CATEGORY, metric_category
+from ropd.reward.ovd import OVDScorer
 from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
 from ropd.reward.types import GroupResult
+from ropd.run_config import RunConfig
+from ropd.session import Session
 
-Kind = Literal["ropd", "tjudge", "teacher_logprob"]
-KINDS: tuple[str, ...] = ("ropd", "tjudge", "teacher_logprob")
+Kind = Literal["ropd", "tjudge", "ovd", "teacher_logprob"]
+KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "teacher_logprob")
+# The `field=value` switches of the single-judge methods.
+JUDGE_SWITCHES = {"tjudge": ["num_references"], "ovd": ["per_call", "reject_below"]}
 
 # Named ropd switches: the paper's ablations by the names people say them.
 SHORTCUTS: dict[str, dict[str, Any]] = {
@@ -84,7 +92,7 @@ def parse_method(name: str) -> Method:
     switches = [s.strip() for s in rest.split("+")] if rest else []
     if kind == "teacher_logprob" and switches:
         raise ConfigError(f"method {name!r}: teacher_logprob takes no switches")
-    valid = ropd_fields() if kind == "ropd" else ["num_references"]
+    valid = ropd_fields() if kind == "ropd" else JUDGE_SWITCHES[kind]
     aliases = ALIASES.get(kind, {})
     overrides: dict[str, Any] = {}
     for switch in switches:
@@ -117,6 +125,15 @@ def tjudge_config(method: Method, judge: RoleConfig, **settings: Any) -> TJudgeC
     role = judge.with_name("tjudge")
     try:
         return TJudgeConfig.model_validate({"judge": role, **settings, **method.overrides})
+    except ValidationError as exc:
+        raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
+
+
+def ovd_config(method: Method, judge: RoleConfig, **settings: Any) -> OVDConfig:
+    """The OVD config of an ovd method (the judge in the teacher's place)."""
+    role = judge.with_name("ovd")
+    try:
+        return OVDConfig.model_validate({"judge": role, **settings, **method.overrides})
     except ValidationError as exc:
         raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
 
@@ -235,19 +252,48 @@ async def score_method(
     if method.kind == "ropd":
         scorer_class = GroupScorer
         config: Any = ropd_config(method, judges.judge, **judges.settings)
+    elif method.kind == "ovd":
+        scorer_class = OVDScorer
+        config = ovd_config(method, judges.judge, **judges.settings)
     else:
         scorer_class = TJudgeScorer
         config = tjudge_config(method, judges.judge, **judges.settings)
-    async with scorer_class.open(
-        config,
-        limits=judges.limits,
-        traces=traces,
-        client=judges.client,
-        run_id=traces.run_id,
-        probe=False,
-    ) as scorer:
+    async with _open_scorer(scorer_class, config, judges, traces) as scorer:
         async for result in scorer.stream([item.group for item in items], window=window):
             yield outcome_of(method.name, result, truth[result.id])
+
+
+@asynccontextmanager
+async def _open_scorer(
+    scorer_class: Any, config: Any, judges: Judges, traces: Any
+) -> AsyncIterator[Any]:
+    """The scorer on the judges' client and the analysis trace store.
+
+    OVD opens its session here: `BaseScorer.open` builds its run configuration for ropd and
+    tjudge only (it puts any other config under `scorer`).
+    """
+    if scorer_class is not OVDScorer:
+        async with scorer_class.open(
+            config,
+            limits=judges.limits,
+            traces=traces,
+            client=judges.client,
+            run_id=traces.run_id,
+            probe=False,
+        ) as scorer:
+            yield scorer
+        return
+    run = RunConfig(
+        method="ovd",
+        ovd=config,
+        limits=judges.limits or LimitsConfig(),
+        run_id=traces.run_id,
+        probe=False,
+    )
+    roles = OVDScorer.roles_of(config)
+    info = {"command": OVDScorer.kind}
+    async with Session.open(run, judges.client, roles=roles, traces=traces, run_info=info) as s:
+        yield OVDScorer.from_session(s, config)
 
 
 async def _teacher_logprob(

@@ -33,6 +33,7 @@ from ropd.analysis.methods import (
     Judges,
     Method,
     Outcome,
+    ovd_config,
     parse_methods,
     ropd_config,
     score_method,
@@ -174,6 +175,8 @@ def _config(method: Method, judge: RoleConfig, shared: dict[str, Any]) -> Any:
         return ropd_config(method, judge, **shared)
     if method.kind == "tjudge":
         return tjudge_config(method, judge, **shared)
+    if method.kind == "ovd":
+        return ovd_config(method, judge, **shared)
     return None
 
 
@@ -355,6 +358,8 @@ def _finish(
             figures["settings"] = config.ablation_settings()
         elif method.kind == "tjudge":
             figures["settings"] = {"num_references": config.num_references}
+        elif method.kind == "ovd":
+            figures["settings"] = {"per_call": config.per_call, "reject_below": config.reject_below}
         elif template is not None:
             figures["settings"] = {"chat_template": template.name}
         figures["missing_groups"] = len(items) - len(by_method[method.name])
