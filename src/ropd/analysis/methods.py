@@ -92,7 +92,7 @@ def parse_method(name: str) -> Method:
     switches = [s.strip() for s in rest.split("+")] if rest else []
     if kind == "teacher_logprob" and switches:
         raise ConfigError(f"method {name!r}: teacher_logprob takes no switches")
-    valid = ropd_fields() if kind == "ropd" else JUDGE_SWITCHES[kind]
+    valid = ropd_fields() if kind == "ropd" else JUDGE_SWITCHES.get(kind, [])
     aliases = ALIASES.get(kind, {})
     overrides: dict[str, Any] = {}
     for switch in switches:
