@@ -142,6 +142,8 @@ def _with_roles(config: RunConfig, roles: Sequence[RoleConfig]) -> RunConfig:
         update["scorer"] = config.scorer.with_roles([*roles, *keep])
     if "tjudge" in names:
         update["tjudge"] = config.tjudge.with_roles(list(roles))
+    if "ovd" in names:
+        update["ovd"] = config.ovd.with_roles(list(roles))
     if "teacher" in names:
         teacher_role = next(role for role in roles if role.name == "teacher")
         update["teacher"] = config.teacher.model_copy(update={"role": teacher_role})

@@ -18,7 +18,7 @@ import pytest
 from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import RoleConfig
 from ropd.reward.induction import validate_rubric
-from ropd.reward.schemas import rubric_schema, scalar_schema, verdicts_schema
+from ropd.reward.schemas import ovd_schema, rubric_schema, scalar_schema, verdicts_schema
 from ropd.testing import (
     ReplyError,
     ReplyPolicy,
@@ -147,7 +147,9 @@ def test_hundreds_of_concurrent_requests_each_sleep_the_latency(count: int):
 
 def test_llama_cpp_form_is_answered_by_the_schema_shape():
     with StubJudgeServer(0.0) as stub:
-        for schema in (rubric_schema(4, 6), verdicts_schema(2, ["C1"]), scalar_schema()):
+        shapes = (rubric_schema(4, 6), verdicts_schema(2, ["C1"]), scalar_schema())
+        shapes += (ovd_schema(), ovd_schema(3))
+        for schema in shapes:
             request = {
                 "model": "stub",
                 "messages": [{"role": "user", "content": "x"}],
@@ -157,7 +159,7 @@ def test_llama_cpp_form_is_answered_by_the_schema_shape():
             reply = body["choices"][0]["message"]["content"]
             assert status == 200
             assert reply == schema_reply(request["messages"], schema)  # recognised by its shape
-        assert stub.stats()["calls"] == {"json_object_schema": 3}
+        assert stub.stats()["calls"] == {"json_object_schema": 5}
 
 
 def test_policy_errors_become_http_statuses_and_the_policy_can_be_swapped():

@@ -15,6 +15,7 @@ from typing import Any
 
 from ropd.llm.types import JsonSchema
 from ropd.reward.schemas import (
+    OVD_SCHEMA_NAME,
     RUBRIC_SCHEMA_NAME,
     SCALAR_SCHEMA_NAME,
     VERDICTS_SCHEMA_NAME,
@@ -57,11 +58,13 @@ def schema_name(schema: dict[str, Any]) -> str:
     properties = schema.get("properties") or {}
     if "criteria" in properties:
         return RUBRIC_SCHEMA_NAME
-    if "score" in properties:
-        return SCALAR_SCHEMA_NAME
+    if "score" in properties:  # T-Judge asks for its reasoning too; OVD for the score alone
+        return SCALAR_SCHEMA_NAME if "reasoning" in properties else OVD_SCHEMA_NAME
     keys = list(schema.get("required") or [])
     if keys and keys == [answer_key(n) for n in range(1, len(keys) + 1)]:
-        return VERDICTS_SCHEMA_NAME
+        # per answer: an object of verdicts (Verifier), or an integer score (OVD per group)
+        integer = (properties.get(keys[0]) or {}).get("type") == "integer"
+        return OVD_SCHEMA_NAME if integer else VERDICTS_SCHEMA_NAME
     return ""
 
 
