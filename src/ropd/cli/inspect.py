@@ -32,9 +32,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ropd.errors import InputError, RopdError
-from ropd.reward.health import HEALTH, health_metrics
-from ropd.reward.metrics import StepMetrics, judge_usage
-from ropd.reward.traces import StepSummary, TracedGroup, TraceStore
+from ropd.reward.health import HEALTH
+from ropd.reward.metrics import StepMetrics, judge_usage, step_metrics
+from ropd.reward.traces import StepSummary, TracedGroup, TracedStep, TraceStore
 from ropd.reward.types import AnswerVerdicts, GroupResult
 from ropd.rubric import Rubric
 
@@ -340,34 +340,23 @@ def render_stats(
     between categories), else stacked: per (run, step), one `name: value` line per metric.
     Twelve columns need about 210 columns; squeezed into 80, rich cuts every value to "…".
     """
-    summaries = store.summary(run_id=run, step=step)
+    traced = store.steps(run_id=run, step=step)  # what `store.summary` reads, read once
+    summaries = [StepSummary(t.run_id, t.step, step_metrics(t.results)) for t in traced]
     totals = Text("\n".join(run_totals(summaries)))
-    health = Text("\n".join(health_lines(store, summaries)))
+    health = Text("\n".join(health_lines(traced)))
     return RichGroup(_stats_view(store, summaries, console, layout), totals, health)
 
 
-def step_health(store: TraceStore, summary: StepSummary) -> dict[str, float]:
-    """The step's `ropd/health/*` numbers the store gives: anchors and sampled checks from the
-    results, length correlation and judge imitation from the stored answers (gold answers are
-    not stored: the gold numbers are only in the training log)."""
-    listed = store.list(run_id=summary.run_id, step=summary.step, limit=None)
-    traced = [
-        t
-        for gid in dict.fromkeys(g.group_id for g in listed if g.step == summary.step)
-        if (t := store.get(gid, run_id=summary.run_id, step=summary.step)) is not None
-    ]
-    return health_metrics(
-        [t.result for t in traced], [t.student_responses for t in traced]
-    ).as_dict()
-
-
-def health_lines(store: TraceStore, summaries: list[StepSummary]) -> list[str]:
-    """One line per step with reward-health numbers (docs/health.md); none when no step has."""
+def health_lines(traced: list[TracedStep]) -> list[str]:
+    """One line per step with the `ropd/health/*` numbers the store gives (docs/health.md):
+    anchors and sampled checks from the results, length correlation and judge imitation from
+    the stored answers, gold agreement where their gold checks were stored; none when no step
+    has any."""
     lines = []
-    for summary in summaries:
-        numbers = step_health(store, summary)
+    for step in traced:
+        numbers = step.health().as_dict()
         if numbers:
-            where = f"run {summary.run_id} step {'-' if summary.step is None else summary.step}"
+            where = f"run {step.run_id} step {'-' if step.step is None else step.step}"
             shown = ", ".join(f"{name.removeprefix(HEALTH)} {v:.3g}" for name, v in numbers.items())
             lines.append(f"reward health, {where}: {shown}")
     return lines

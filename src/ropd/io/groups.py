@@ -16,6 +16,9 @@ chat roles and content, valid Unicode everywhere); on top of that, the file rule
   K = 0 references or a teacher store to look them up the caller passes False). Empty answer
   strings are allowed.
 - Ids are unique across the file (resume is keyed on them); `1` and `"1"` are the same id.
+- `student_correct` (optional): each student answer checked against the row's gold answer,
+  one `true`, `false` or `null` (not checkable) per answer. No judge sees it; the trace store
+  keeps it, so `ropd inspect --stats` and the report give the reward's AUC against it.
 - Other keys of a line (ground truth, source ids, metadata…) are ignored: they never reach the
   judge. A required field that is missing while the line has a key spelled close to it says so
   (`student_response` → "did you mean 'student_responses'?").
@@ -144,7 +147,7 @@ def validation_errors(
             if len(loc) == 1:
                 msg += misspelled_hint(str(loc[0]), others)
         elif err.get("type") == "extra_forbidden":
-            msg = "unknown field (expected id, prompt, student_responses, teacher_responses)"
+            msg = f"unknown field (expected {', '.join(GROUP_FIELDS)})"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         out.append(LineError(path, line, msg, _field_name(loc) or None))

@@ -143,11 +143,15 @@ def line_chart(
     percent: bool = False,
     dashed: Sequence[str] = (),
     failed: Sequence[float] = (),
+    reference: tuple[float, str] | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> str:
     """SVG of one or more lines over the steps; gaps where a value is None.
 
     `band` shades the range (low, high) around the named series, labelled in the legend;
-    `failed` are steps where nothing was scored: a red x on the bottom axis each.
+    `failed` are steps where nothing was scored: a red x on the bottom axis each;
+    `reference` (value, label) is a dotted horizontal line, e.g. chance; `ylim` fixes the
+    y axis (a 0-1 score keeps its scale whatever the values).
     """
     with _figure() as (fig, ax):
         marker = "o" if len(x) <= 40 else None
@@ -177,6 +181,12 @@ def line_chart(
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         _scale_y(ax, drawn, percent=percent)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        if reference is not None:
+            ax.axhline(
+                reference[0], color="#777777", linestyle=":", linewidth=1.2, label=reference[1]
+            )
         if failed:
             ax.plot(
                 list(failed),
@@ -191,7 +201,7 @@ def line_chart(
                 zorder=5,
                 label="failed step (no group scored)",
             )
-        entries = len(series) + (band is not None) + bool(failed)
+        entries = len(series) + (band is not None) + bool(failed) + (reference is not None)
         if entries > 1:  # below the plot, where it covers no line
             fig.legend(fontsize=8, loc="outside lower center", ncols=min(entries, 3), frameon=False)
         return _svg(fig, key)
@@ -454,16 +464,47 @@ HEALTH_RATES = (
 )
 
 
-def health_charts(steps: list[dict[str, Any]], x: list[float], xlabel: str) -> list[Chart]:
-    """The reward-health rates per step, when the steps have any (none: no chart)."""
-    series = {
+# agreement of the reward with gold correctness per step: 0.5 is chance
+GOLD_AGREEMENT = ("gold_auc", "gold_pair_accuracy")
+
+
+def _health_series(steps: list[dict[str, Any]], names: Sequence[str]) -> Series:
+    return {
         name: [s.get("health", {}).get(name) for s in steps]
-        for name in HEALTH_RATES
+        for name in names
         if any(s.get("health", {}).get(name) is not None for s in steps)
     }
+
+
+def health_charts(steps: list[dict[str, Any]], x: list[float], xlabel: str) -> list[Chart]:
+    """The reward against gold correctness, and the reward-health rates, per step (each chart
+    only when the steps have its numbers)."""
+    charts = []
+    gold = _health_series(steps, GOLD_AGREEMENT)
+    if gold:
+        charts.append(
+            Chart(
+                "gold",
+                "Reward against gold",
+                "per step: AUC of the reward against gold correctness over all student answers, "
+                "and the share of (correct, incorrect) answer pairs within a group where the "
+                "correct one got the higher reward (ties half); the dotted line is chance",
+                line_chart(
+                    "gold",
+                    x,
+                    gold,
+                    ylabel="agreement",
+                    xlabel=xlabel,
+                    reference=(0.5, "chance"),
+                    ylim=(-0.04, 1.04),
+                ),
+            )
+        )
+    series = _health_series(steps, HEALTH_RATES)
     if not series:
-        return []
+        return charts
     return [
+        *charts,
         Chart(
             "health",
             "Reward health",
@@ -471,7 +512,7 @@ def health_charts(steps: list[dict[str, Any]], x: list[float], xlabel: str) -> l
             "all scored alike, answers imitating judge output, and the sampled re-check rates "
             "(docs/health.md); rising lines mean the reward tracks quality less",
             line_chart("health", x, series, ylabel="share", xlabel=xlabel, percent=True),
-        )
+        ),
     ]
 
 

@@ -204,7 +204,8 @@ def step_row(
         "judge": judge,
         "judge_calls": math.fsum(u.calls for u in m.judge.values()),
         "judge_cost": number(m.judge_cost),
-        # reward health the store gives (`reward/health.py`): anchors, sampled checks
+        # reward health the store gives (`reward/health.py`): anchors, sampled checks, answer
+        # texts, and gold agreement where the answers' gold checks were stored
         "health": {name: number(v) for name, v in m.health.as_dict(prefix="").items()},
     }
 
@@ -214,9 +215,15 @@ def _step_order(s: TracedStep) -> tuple[bool, int]:
 
 
 def step_rows(traced: list[TracedStep]) -> list[dict[str, Any]]:
-    """Per step, in step order: `step_metrics` (the numbers `TraceStore.summary` gives)."""
+    """Per step, in step order: `step_metrics` (the numbers `TraceStore.summary` gives), its
+    health numbers also from the stored answers and their gold checks."""
     return [
-        step_row(t.run_id, t.step, step_metrics(t.results), step_rewards(t.results))
+        step_row(
+            t.run_id,
+            t.step,
+            step_metrics(t.results, answers=t.answers or None, correct=t.correct or None),
+            step_rewards(t.results),
+        )
         for t in sorted(traced, key=_step_order)
     ]
 

@@ -4,6 +4,10 @@ Training adapters (TRL, verl) hand over a flat batch of rollouts; this module tu
 groups (one prompt, its G student answers and its K teacher answers), scores them all
 concurrently, and returns one reward per rollout in the original order plus the step metrics
 (reward health included: answers are checked against a row's gold answer when it has one).
+
+The gold check is CPU work (math-verify), so it runs in a worker thread beside the judge calls
+rather than before them, and its results reach the trace store once both are done
+(`TraceStore.record_correct`): judging never waits for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ropd import redact
 from ropd.llm.types import UsageBook
 from ropd.reward.gate import QualityGate
 from ropd.reward.health import (
@@ -28,9 +33,13 @@ from ropd.reward.health import (
 from ropd.reward.metrics import PREFIX, step_metrics
 from ropd.reward.types import Group, GroupResult, Prompt
 
+log = redact.logger(__name__)
+GoldChecks = list[list[bool | None] | None]  # per group, each answer's gold check
+
 
 class Scorer(Protocol):
-    """`GroupScorer` and `TJudgeScorer` both fit."""
+    """`GroupScorer` and `TJudgeScorer` both fit (their `traces` and `run_id`, where a scorer
+    has them, receive the gold checks)."""
 
     usage: UsageBook
 
@@ -75,6 +84,9 @@ class BatchOutcome:
     stop_message: str | None = None
     results: list[GroupResult] = field(default_factory=list)  # one per group, in group order
     alarms: list[str] = field(default_factory=list)  # reward-health breaches of this batch
+    # per group (results' order), each answer checked against its row's gold answer; None
+    # altogether when no rollout had one, None for a group without any
+    correct: GoldChecks | None = None
 
 
 def prompt_text_key(prompt: Prompt) -> str:
@@ -192,17 +204,24 @@ class BatchScorer:
                 }
             )
         judged = [g for n, g in enumerate(groups) if n not in refused]
-        scored = iter(await scorer.score_groups(judged, step=step))
-        results = [
-            await scorer.reject(group, refused[n], step=step) if n in refused else next(scored)
-            for n, group in enumerate(groups)
-        ]
+        gold = asyncio.create_task(self._check_gold(rollouts, index_groups))  # beside the judges
+        try:
+            scored = iter(await scorer.score_groups(judged, step=step))
+            results = [
+                await scorer.reject(group, refused[n], step=step) if n in refused else next(scored)
+                for n, group in enumerate(groups)
+            ]
+        except BaseException:
+            gold.cancel()
+            raise
+        correct = await gold
+        if correct is not None:
+            await self._store_gold(scorer, [g["id"] for g in groups], correct, step)
         rewards: list[float | None] = [None] * len(rollouts)
         for indices, result in zip(index_groups, results, strict=True):
             for i, reward in zip(indices, result.rewards, strict=True):
                 rewards[i] = None if reward is None or math.isnan(reward) else float(reward)
         answers = [[rollouts[i].completion for i in indices] for indices in index_groups]
-        correct = await self._check_gold(rollouts, index_groups)
         below = self.health.config.teacher_fail_below if self.health else TEACHER_FAIL_BELOW
         numbers = step_metrics(results, answers=answers, correct=correct, teacher_fail_below=below)
         metrics = numbers.as_dict() if results else {}
@@ -226,19 +245,43 @@ class BatchScorer:
             stop_message=stop,
             results=results,
             alarms=alarms or [],
+            correct=correct,
         )
 
     async def _check_gold(
         self, rollouts: Sequence[Rollout], index_groups: list[list[int]]
-    ) -> list[list[bool | None] | None] | None:
-        """Per group, each answer checked against its row's gold answer (None where none)."""
+    ) -> GoldChecks | None:
+        """Per group, each answer checked against its row's gold answer (None for a group
+        without any; None altogether when no rollout has one)."""
         if all(r.gold is None for r in rollouts):
             return None
 
-        def check() -> list[list[bool | None] | None]:
+        def check() -> GoldChecks:
             return [
                 [self._gold.check(rollouts[i].completion, rollouts[i].gold) for i in indices]
+                if any(rollouts[i].gold is not None for i in indices)
+                else None
                 for indices in index_groups
             ]
 
         return await asyncio.to_thread(check)  # math-verify is CPU work: keep the loop free
+
+    async def _store_gold(
+        self, scorer: Scorer, ids: list[str], correct: GoldChecks, step: int | None
+    ) -> None:
+        """The gold checks into the scorer's trace store, beside the groups it recorded.
+
+        A store that cannot take them costs only the stored checks (a warning): the rewards and
+        the logged health numbers stand.
+        """
+        traces = getattr(scorer, "traces", None)
+        if traces is None:
+            return
+        checks = {str(gid): c for gid, c in zip(ids, correct, strict=True) if c is not None}
+        try:
+            await asyncio.to_thread(
+                traces.record_correct, checks, step=step, run_id=getattr(scorer, "run_id", None)
+            )
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors, a full disk, a closed store
+            where = getattr(traces, "path", "the trace store")
+            log.warning("gold checks not recorded in %s: %s: %s", where, type(exc).__name__, exc)

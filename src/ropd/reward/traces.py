@@ -15,13 +15,15 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ropd.errors import StoreError
 from ropd.redact import scrub, scrub_value
+from ropd.reward.health import TEACHER_FAIL_BELOW, HealthMetrics, health_metrics
 from ropd.reward.metrics import StepMetrics, metric_category, step_metrics
 from ropd.reward.types import AnswerVerdicts, Group, GroupResult
 from ropd.rubric import Criterion, Rubric
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS answers (
     label INTEGER,
     duplicate_of INTEGER,
     note TEXT,
+    correct INTEGER,
     PRIMARY KEY (group_pk, source, idx)
 );
 CREATE TABLE IF NOT EXISTS criteria (
@@ -139,6 +142,14 @@ VIEWS = {
                (SELECT f.error FROM groups f WHERE f.run_id = g.run_id AND f.step IS g.step
                   AND f.error IS NOT NULL ORDER BY f.created_at, f.pk LIMIT 1) AS first_error
           FROM groups g GROUP BY run_id, step""",
+    "gold_per_step": """
+        SELECT g.run_id, g.step, COUNT(a.correct) AS checked, SUM(a.correct) AS correct,
+               AVG(a.correct) AS correct_rate,
+               AVG(CASE WHEN a.correct = 1 THEN a.reward END) AS reward_correct_mean,
+               AVG(CASE WHEN a.correct = 0 THEN a.reward END) AS reward_incorrect_mean
+          FROM answers a JOIN groups g ON g.pk = a.group_pk
+         WHERE a.source = 'student' AND g.error IS NULL AND a.correct IS NOT NULL
+         GROUP BY g.run_id, g.step""",
     "usage_per_step": """
         SELECT g.run_id, g.step, r.key AS role,
                SUM(json_extract(r.value, '$.calls')) AS calls,
@@ -206,15 +217,33 @@ class TracedGroup:
     student_responses: list[str]
     teacher_responses: list[str]
     result: GroupResult
+    # each student answer's gold check (None: not checked); None when no answer was checked
+    student_correct: list[bool | None] | None = None
 
 
 @dataclass(frozen=True)
 class TracedStep:
-    """The scored groups of one (run, step), rebuilt from the store, oldest record first."""
+    """The scored groups of one (run, step), rebuilt from the store, oldest record first.
+
+    `answers[g]` and `correct[g]` are group g's student answer texts and gold checks (None
+    when none were stored): with `results` they give every `ropd/health/*` number
+    (`reward.health.health_metrics`).
+    """
 
     run_id: str
     step: int | None
     results: list[GroupResult]
+    answers: list[list[str]] = field(default_factory=list)
+    correct: list[list[bool | None] | None] = field(default_factory=list)
+
+    def health(self, teacher_fail_below: float = TEACHER_FAIL_BELOW) -> HealthMetrics:
+        """The step's reward-health numbers, gold agreement included where checks are stored."""
+        return health_metrics(
+            self.results,
+            self.answers or None,
+            self.correct or None,
+            teacher_fail_below=teacher_fail_below,
+        )
 
 
 @dataclass(frozen=True)
@@ -324,6 +353,8 @@ class TraceStore:
             have = {row["name"] for row in conn.execute("PRAGMA table_info(answers)")}
             if "note" not in have:
                 conn.execute("ALTER TABLE answers ADD COLUMN note TEXT")
+            if "correct" not in have:  # gold checks of student answers (1/0; NULL: unchecked)
+                conn.execute("ALTER TABLE answers ADD COLUMN correct INTEGER")
             have = {row["name"] for row in conn.execute("PRAGMA table_info(criteria)")}
             if "metric_category" not in have:
                 conn.execute("ALTER TABLE criteria ADD COLUMN metric_category TEXT")
@@ -368,7 +399,8 @@ class TraceStore:
         step: int | None = None,
         run_id: str | None = None,
     ) -> None:
-        """Store one scored group with everything that produced its rewards."""
+        """Store one scored group with everything that produced its rewards (and the student
+        answers' gold checks when the group carries them, `Group.student_correct`)."""
         run = run_id or self.run_id
         now = time.time()
         student_rewards = [r for r in result.rewards if r is not None]
@@ -376,13 +408,14 @@ class TraceStore:
         scores: dict[tuple[str, int], AnswerVerdicts] = {
             (v.source, v.index): v for v in result.verdicts
         }
-        answers: list[tuple[str, int, str, float | None]] = []
+        gold = _gold_column(group.student_correct, len(group.student_responses))
+        answers: list[tuple[str, int, str, float | None, int | None]] = []
         for i, text in enumerate(group.student_responses):
             reward = result.rewards[i] if i < len(result.rewards) else None
-            answers.append(("student", i, text, reward))
+            answers.append(("student", i, text, reward, gold[i]))
         for i, text in enumerate(group.teacher_responses):
             score = result.teacher_scores[i] if i < len(result.teacher_scores) else None
-            answers.append(("teacher", i, text, score))
+            answers.append(("teacher", i, text, score, None))
         error = redact(result.error) if result.error is not None else None
         # a failed group's rewards are its failure policy's, not a judgement: no mean for it
         reward_mean = (
@@ -421,15 +454,15 @@ class TraceStore:
             )
             pk = cursor.lastrowid
             rows = []
-            for source, idx, text, reward in answers:
+            for source, idx, text, reward, correct in answers:
                 v = scores.get((source, idx))
                 judged = (
                     (v.score, v.rubric_index, v.label, v.duplicate_of, v.note) if v else (None,) * 5
                 )
-                rows.append((pk, source, idx, redact(text), reward, *judged))
+                rows.append((pk, source, idx, redact(text), reward, *judged, correct))
             conn.executemany(
                 "INSERT INTO answers (group_pk, source, idx, text, reward, score, rubric_index, "
-                "label, duplicate_of, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "label, duplicate_of, note, correct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             conn.executemany(
@@ -459,6 +492,38 @@ class TraceStore:
                     for cid, passed in v.verdicts.items()
                 ],
             )
+
+    def record_correct(
+        self,
+        checks: Mapping[str, Sequence[bool | None] | None],
+        *,
+        step: int | None = None,
+        run_id: str | None = None,
+    ) -> int:
+        """Add gold checks to recorded groups: group id -> each student answer's check (None:
+        not checkable), in one transaction; the number of answers updated.
+
+        For checks that finish after the group was recorded: the training adapters check answers
+        beside the judge calls instead of before them, and write the checks here afterwards.
+        Groups not in the store (never recorded) are skipped.
+        """
+        run = run_id or self.run_id
+        rows = [
+            (value, run, group_id, step, idx)
+            for group_id, correct in checks.items()
+            if correct is not None
+            for idx, value in enumerate(_gold_column(correct, len(correct)))
+        ]
+        if not rows:
+            return 0
+        with self._write() as conn:
+            cursor = conn.executemany(
+                "UPDATE answers SET correct = ? WHERE source = 'student' AND group_pk = "
+                "(SELECT pk FROM groups WHERE run_id = ? AND group_id = ? "
+                "AND COALESCE(step, -1) = COALESCE(?, -1)) AND idx = ?",
+                rows,
+            )
+            return cursor.rowcount
 
     def _ensure_run(self, conn: sqlite3.Connection, run: str, now: float) -> None:
         info = self._run_info if run == self.run_id else None
@@ -566,10 +631,13 @@ class TraceStore:
                 tuple(params),
             ).fetchall()
             traced = _load(conn, rows)
-        by_step: dict[tuple[str, int | None], list[GroupResult]] = {}
+        by_step: dict[tuple[str, int | None], TracedStep] = {}
         for t in traced:
-            by_step.setdefault((t.run_id, t.step), []).append(t.result)
-        return [TracedStep(run, s, results) for (run, s), results in by_step.items()]
+            step_of = by_step.setdefault((t.run_id, t.step), TracedStep(t.run_id, t.step, []))
+            step_of.results.append(t.result)
+            step_of.answers.append(t.student_responses)
+            step_of.correct.append(t.student_correct)
+        return list(by_step.values())
 
     def summary(self, run_id: str | None = None, step: int | None = None) -> list[StepSummary]:
         """Per (run, step): the training log's metrics, computed from the traced groups."""
@@ -579,6 +647,12 @@ class TraceStore:
 
 
 _CHUNK = 500  # group keys per IN (...) list, below SQLite's bound-parameter limit
+
+
+def _gold_column(correct: Sequence[bool | None] | None, n: int) -> list[int | None]:
+    """The `answers.correct` values of n student answers: 1, 0, or NULL (not checked)."""
+    values = list(correct) if correct is not None else []
+    return [None if i >= len(values) or values[i] is None else int(values[i]) for i in range(n)]
 
 
 def _load(conn: sqlite3.Connection, groups: list[sqlite3.Row]) -> list[TracedGroup]:
@@ -636,6 +710,7 @@ def _traced_group(
     for v in verdict_rows:
         by_answer.setdefault((v["source"], v["idx"]), {})[v["criterion_id"]] = bool(v["passed"])
     student = [a for a in answers if a["source"] == "student"]
+    correct = [None if a["correct"] is None else bool(a["correct"]) for a in student]
     teacher = [a for a in answers if a["source"] == "teacher"]
     verdicts = [
         AnswerVerdicts(
@@ -673,4 +748,5 @@ def _traced_group(
         student_responses=[a["text"] for a in student],
         teacher_responses=[a["text"] for a in teacher],
         result=result,
+        student_correct=correct if any(c is not None for c in correct) else None,
     )

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from ropd.llm.tokens import Window
 from ropd.redact import scrub
-from ropd.reward.input_checks import Text, check_id, check_prompt
+from ropd.reward.input_checks import GroupFieldError, Text, check_id, check_prompt
 from ropd.rubric import Rubric
 
 Prompt = str | list[dict[str, Any]]
@@ -23,6 +23,8 @@ class Group(BaseModel):
     """One prompt with the student's G answers and the teacher's K reference answers.
 
     Validated completely on construction (see the module doc for the rules).
+    `student_correct` is each student answer checked against the row's gold answer (None: not
+    checkable); no judge sees it, the trace store keeps it for the reward-health numbers.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +33,7 @@ class Group(BaseModel):
     prompt: Prompt
     student_responses: list[Text] = Field(min_length=1)
     teacher_responses: list[Text] = Field(default_factory=list)
+    student_correct: list[StrictBool | None] | None = None
 
     @field_validator("id", mode="before")
     @classmethod
@@ -41,6 +44,18 @@ class Group(BaseModel):
     @classmethod
     def _check_prompt(cls, value: object) -> object:
         return check_prompt(value)
+
+    @model_validator(mode="after")
+    def _one_check_per_answer(self) -> Group:
+        if self.student_correct is not None and len(self.student_correct) != len(
+            self.student_responses
+        ):
+            raise GroupFieldError(
+                "student_correct",
+                f"{len(self.student_correct)} entries for {len(self.student_responses)} student "
+                "answers (one true, false or null per answer)",
+            )
+        return self
 
 
 class AnswerVerdicts(BaseModel):

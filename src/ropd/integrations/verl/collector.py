@@ -14,27 +14,26 @@ Training groups are numbered into steps as they start scoring (`groups_per_step`
 the trace store and the metrics carry step numbers.
 
 Reward health (`reward/health.py`) is judged per step, not per group: a group's answers are
-checked against their gold answers (verl's `ground_truth`) once it is scored, and when a step's
-last group is in, the step's `ropd/health/*` numbers join its metrics and the health monitor
-reviews the whole step. A `stop` alarm stops the run like the quality gate: the next rollout
+checked against their gold answers (verl's `ground_truth`) while its judges work (by the
+`BatchScorer`, which also writes the checks to the trace store), and when a step's last group
+is in, the step's `ropd/health/*` numbers join its metrics and the health monitor reviews the
+whole step. A `stop` alarm stops the run like the quality gate: the next rollout
 raises `QualityGateTripped`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ropd import redact
 from ropd.reward.batch import BatchScorer, Rollout
 from ropd.reward.gate import QualityGateTripped
-from ropd.reward.health import HEALTH, GoldChecker, HealthConfig, HealthMonitor
+from ropd.reward.health import HEALTH, HealthConfig, HealthMonitor
 from ropd.reward.metrics import PREFIX, step_metrics
 from ropd.reward.types import GroupResult
 
@@ -123,7 +122,6 @@ class GroupCollector:
         # Per step, never per group: the scorer gets no monitor (one group is below min_groups).
         # Without a config the numbers are logged and nothing raises an alarm.
         self.health = HealthMonitor(health or HealthConfig(alarm="off"))
-        self._gold = GoldChecker()
 
     async def submit(self, item: VerlRollout) -> RolloutScore:
         """Wait for the rollout's group to be scored; its reward."""
@@ -174,10 +172,8 @@ class GroupCollector:
 
     async def _score(self, uid: str, group: _Pending, step: int | None) -> None:
         rollouts = [item.rollout for item in group.items]
-        # Gold answers are checked here, once per answer, for the step's health: not by the scorer.
-        judged = [dataclasses.replace(r, gold=None) if r.gold is not None else r for r in rollouts]
         try:
-            outcome = await self.scorer.score(judged, group_size=len(rollouts), step=step)
+            outcome = await self.scorer.score(rollouts, group_size=len(rollouts), step=step)
         except BaseException as exc:  # policy `raise`, judge unusable, cancelled: tell every waiter
             for future in group.futures:
                 if not future.done():
@@ -200,7 +196,7 @@ class GroupCollector:
                 future.set_result(score)
         self._stop(outcome.stop_message)
         if step is not None:
-            correct = await self._check_gold(rollouts)
+            correct = outcome.correct[0] if outcome.correct else None
             self._count(step, _Scored(result, [r.completion for r in rollouts], correct))
 
     def _stop(self, message: str | None) -> None:
@@ -208,16 +204,6 @@ class GroupCollector:
         if message is not None and self.stop_message is None:
             self.stop_message = message
             log.error("%s", message)
-
-    async def _check_gold(self, rollouts: Sequence[Rollout]) -> list[bool | None] | None:
-        """Each answer checked against its row's gold answer; None when the group has none."""
-        if all(r.gold is None for r in rollouts):
-            return None
-
-        def check() -> list[bool | None]:
-            return [self._gold.check(r.completion, r.gold) for r in rollouts]
-
-        return await asyncio.to_thread(check)  # math-verify is CPU work: keep the loop free
 
     def _count(self, step: int, scored: _Scored) -> None:
         """Log a step's metrics once all its groups are scored (the numbers TRL would log),
@@ -244,8 +230,8 @@ class GroupCollector:
         self._stop(self.health.stop_message)
 
     async def flush(self) -> None:
-        """Wait until every group that started scoring is scored and counted: its rollouts have
-        their rewards before its gold checks run, so a step's metrics can come a moment later."""
+        """Wait until every group that started scoring is scored and counted (a step's metrics
+        are counted just after its last group's rollouts have their rewards)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
