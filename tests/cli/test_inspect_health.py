@@ -31,7 +31,7 @@ def test_inspect_stats_prints_the_steps_health_from_stored_answers(tmp_path: Pat
     assert line.startswith("reward health, run train step 3: ")
     assert "teacher_fail_rate 0.5" in line and "no_spread_rate 0.5" in line
     assert "judge_imitation_rate 0.25" in line  # one of four stored answers
-    assert "length_reward_corr" in line and "gold" not in line  # gold is not stored
+    assert "length_reward_corr" in line and "gold" not in line  # this store holds no gold checks
 
 
 def test_the_report_draws_the_health_rates_per_step(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ async def test_a_steps_gold_numbers_are_computed_over_all_its_groups(tmp_path: P
             for text, *_ in rows
         )
     )
-    await collector.flush()  # rewards come first; the gold checks run after them
+    await collector.flush()  # the step is counted once its last group is in
     await collector.aclose()
     assert [s.reward for s in scores] == pytest.approx(
         [r for rows in steps.values() for _, r, _ in rows]

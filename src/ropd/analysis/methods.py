@@ -33,8 +33,6 @@ from ropd.reward.metrics import OTHER_CATEGORY, metric_category
 from ropd.reward.ovd import OVDScorer
 from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
 from ropd.reward.types import GroupResult
-from ropd.run_config import RunConfig
-from ropd.session import Session
 
 Kind = Literal["ropd", "tjudge", "ovd", "teacher_logprob"]
 KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "teacher_logprob")
@@ -267,33 +265,16 @@ async def score_method(
 async def _open_scorer(
     scorer_class: Any, config: Any, judges: Judges, traces: Any
 ) -> AsyncIterator[Any]:
-    """The scorer on the judges' client and the analysis trace store.
-
-    OVD opens its session here: `BaseScorer.open` builds its run configuration for ropd and
-    tjudge only (it puts any other config under `scorer`).
-    """
-    if scorer_class is not OVDScorer:
-        async with scorer_class.open(
-            config,
-            limits=judges.limits,
-            traces=traces,
-            client=judges.client,
-            run_id=traces.run_id,
-            probe=False,
-        ) as scorer:
-            yield scorer
-        return
-    run = RunConfig(
-        method="ovd",
-        ovd=config,
-        limits=judges.limits or LimitsConfig(),
+    """The scorer on the judges' client and the analysis trace store."""
+    async with scorer_class.open(
+        config,
+        limits=judges.limits,
+        traces=traces,
+        client=judges.client,
         run_id=traces.run_id,
         probe=False,
-    )
-    roles = OVDScorer.roles_of(config)
-    info = {"command": OVDScorer.kind}
-    async with Session.open(run, judges.client, roles=roles, traces=traces, run_info=info) as s:
-        yield OVDScorer.from_session(s, config)
+    ) as scorer:
+        yield scorer
 
 
 async def _teacher_logprob(

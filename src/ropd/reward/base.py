@@ -163,12 +163,12 @@ class BaseScorer(Generic[C]):
         scored; with `probe` every endpoint is probed once: unreachable, key rejected or model
         not served is `JudgeUnavailable` before the first group (`ropd.llm.probe`).
         """
-        from ropd.run_config import RunConfig
+        from ropd.run_config import RunConfig, judge_field
         from ropd.session import Session
 
         run = RunConfig(
             method=cls.method,
-            **{cls.method if cls.method == "tjudge" else "scorer": config},
+            **{judge_field(cls.method): config},
             limits=limits or LimitsConfig(),
             run_id=run_id,
             probe=probe and client is None,
