@@ -2,8 +2,9 @@
 
 Nothing here contacts an endpoint. The dataset's real prompts are read (`train/data.py`), the
 teacher store is read when it exists (its real answers, and which prompts still need some), and
-a sample of groups is rendered with the scorer's own message builders (`plan/groups.py`). Per
-step and per run figures are the sampled groups' mean times the groups of a step and of the run.
+a sample of groups is rendered with the scorer's own message builders (`plan/groups.py`, and
+`plan/scalar.py` for T-Judge and OVD). Per step and per run figures are the sampled groups'
+mean times the groups of a step and of the run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -39,8 +40,16 @@ from ropd.plan.model import (
     TeacherBuild,
     Throughput,
 )
+from ropd.plan.scalar import (
+    OVD_TOKENS_PER_SCORE,
+    TJUDGE_OUTPUT_TOKENS,
+    ScalarScorer,
+    scalar_load,
+)
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.health_checks import CHECK_ROLE
+from ropd.reward.ovd import OVDScorer
+from ropd.reward.tjudge import TJudgeScorer
 from ropd.train.config import TrainConfig, trl_class
 from ropd.train.data import TrainPrompt, load_prompts
 
@@ -106,10 +115,7 @@ def build_plan(
         method=section.method,
         num_generations=g,
         k=k,
-        pool=(1 if section.scorer.rubric_mode == "per_pair" else g)
-        + (k if section.scorer.teacher_in_pool else 0),
-        rubric_mode=section.scorer.rubric_mode,
-        rubrics_per_group=g if section.scorer.rubric_mode == "per_pair" else 1,
+        **_judged_shape(section, g, k),
         prompts_per_step=per_step,
         groups_per_reward_call=per_call,
         num_processes=options.num_processes,
@@ -121,25 +127,50 @@ def build_plan(
         answer_tokens_source=answer_source,
         teacher_tokens=teacher_tokens,
         teacher_tokens_source=teacher_source,
-        criteria=(section.scorer.min_criteria + section.scorer.max_criteria) // 2,
     )
     plan = Plan(source=config.source, shape=shape, notes=notes)
     if section.needs_teacher_store:
         plan.teacher_build = store.build_plan(teacher_tokens, teacher_source)
+    given = _Given(config, options, prompts, store, counter)
     if section.method == "ropd":
-        _judge_plan(plan, config, options, prompts, store, counter)
+        _judge_plan(plan, given)
+    elif section.method in SCALAR_METHODS:
+        _scalar_plan(plan, given)
     else:
-        plan.notes.append(
-            f"method {section.method}: no Rubricator or Verifier calls "
-            + (
-                "(the T-Judge baseline's calls are not planned yet)"
-                if section.method == "tjudge"
-                else "(no judge)"
-            )
-        )
+        plan.notes.append(f"method {section.method}: no judge calls")
     store.close()
-    plan.assumptions.extend(_assumptions(plan, options, section.scorer.max_answer_chars))
+    plan.assumptions.extend(_assumptions(plan, options, _judge_settings(section).max_answer_chars))
     return plan
+
+
+SCALAR_METHODS = ("tjudge", "ovd")
+
+
+def _judge_settings(section: Any) -> Any:
+    """The judge settings of the section's method (the ROPD scorer's for the others)."""
+    if section.method == "tjudge":
+        return section.tjudge
+    if section.method == "ovd":
+        return section.ovd
+    return section.scorer
+
+
+def _judged_shape(section: Any, g: int, k: int) -> dict[str, Any]:
+    """The Shape fields saying what one judge call reads, per method."""
+    if section.method == "tjudge":  # one call per answer, the K references in each
+        return {"pool": 1, "rubric_mode": "none", "rubrics_per_group": 0, "criteria": 0}
+    if section.method == "ovd":
+        together = section.ovd.per_call == "group"
+        return {"pool": g if together else 1, "rubric_mode": "none", "rubrics_per_group": 0,
+                "criteria": 0, "per_call": section.ovd.per_call}  # fmt: skip
+    scorer = section.scorer
+    per_pair = scorer.rubric_mode == "per_pair"
+    return {
+        "pool": (1 if per_pair else g) + (k if scorer.teacher_in_pool else 0),
+        "rubric_mode": scorer.rubric_mode,
+        "rubrics_per_group": g if per_pair else 1,
+        "criteria": (scorer.min_criteria + scorer.max_criteria) // 2,
+    }
 
 
 # -- TRL sizes -----------------------------------------------------------------------------------
@@ -242,7 +273,12 @@ class _Store:
             return float(given), "--teacher-tokens"
         texts = self.stored_texts()
         if texts:
-            counter = TokenCounter(self.section.scorer.verifier.tokenizer)
+            reader = (
+                self.section.tjudge.judge
+                if self.section.method == "tjudge"
+                else self.section.scorer.verifier
+            )
+            counter = TokenCounter(reader.tokenizer)  # as the judge reading them counts
             mean = sum(counter.text(t) for t in texts) / len(texts)
             return mean, f"mean of {len(texts)} stored answers in {self.path}"
         role = self.section.teacher.role
@@ -286,47 +322,34 @@ class _Store:
 # -- the judges ----------------------------------------------------------------------------------
 
 
-def _judge_plan(
-    plan: Plan,
-    config: TrainConfig,
-    options: PlanOptions,
-    prompts: list[TrainPrompt] | None,
-    store: _Store,
-    counter: Counter | None,
-) -> None:
+class _Given(NamedTuple):
+    """What every method's judge plan is made from."""
+
+    config: TrainConfig
+    options: PlanOptions
+    prompts: list[TrainPrompt] | None
+    store: _Store
+    counter: Counter | None
+
+
+def _judge_plan(plan: Plan, given: _Given) -> None:
+    """ROPD: the Rubricator, the Verifier and the sampled checks; two phases of calls."""
+    config, options, prompts, store, counter = given
     section = config.ropd
     shape = plan.shape
     scorer = GroupScorer(section.scorer, client=None)
-    chosen = _sample(prompts, options.sample)
-    students_counter = counter or scorer.verifier.counter
-    teacher_text = text_of_tokens(round(shape.teacher_tokens), students_counter, "teacher")
+    chosen = _groups(plan, options, prompts, store, counter or scorer.verifier.counter)
     total = [Load(), Load()]
     chunks: list[int] = []
     problems: list[str] = []
-    for n, prompt in enumerate(chosen):
-        students = [
-            text_of_tokens(shape.answer_tokens, students_counter, f"student {i}")
-            for i in range(shape.num_generations)
-        ]
-        refs = store.references(prompt) if prompt is not None else []
-        refs += [f"{teacher_text} {j}" for j in range(len(refs), shape.k)]
-        messages: Any = prompt.messages if prompt is not None else _assumed_prompt(students_counter)
+    for group_id, messages, refs, students in chosen:
         load = group_load(
-            scorer,
-            prompt.id if prompt is not None else f"group-{n}",
-            messages,
-            refs,
-            students,
-            criteria=shape.criteria,
-            counter=counter,
+            scorer, group_id, messages, refs, students, criteria=shape.criteria, counter=counter
         )
         total = [total[0] + load.rubricator, total[1] + load.verifier]
         chunks.extend(load.verifier_chunks)
         problems.extend(load.problems)
-    shape.groups_planned = len(chosen)
-    plan.notes.extend(store.notes)
-    for problem in dict.fromkeys(problems):
-        plan.notes.append(f"would fail: {problem}")
+    _note_problems(plan, store, problems)
     if chunks and max(chunks) < shape.pool:
         per_group = len(chunks) / len(chosen) / shape.rubrics_per_group
         plan.notes.append(
@@ -352,17 +375,87 @@ def _judge_plan(
             "call (at most twice the figures above); the share of such groups is not known "
             "before the run (ropd/health/reinduced_rate tells it)"
         )
-    plan.throughput = _throughput(plan, section.limits.model_dump(), options)
-    tokens_in = sum(r.per_group.input_tokens for r in plan.judge) * shape.groups_per_reward_call
-    tokens_out = sum(r.per_group.output_expected for r in plan.judge)
-    tokens_out *= shape.groups_per_reward_call
+    # first phase: the Rubricator; second: the Verifier with any sampled checks beside it
+    phases = [plan.judge[:1], plan.judge[1:]]
+    plan.throughput = _throughput(plan, phases, section.limits.model_dump(), options)
+    plan.self_hosted = _self_hosted(plan, len(phases), options)
+
+
+def _scalar_plan(plan: Plan, given: _Given) -> None:
+    """T-Judge or OVD: one role, one phase of calls (all a reward call's at once)."""
+    config, options, prompts, store, counter = given
+    section = config.ropd
+    shape = plan.shape
+    scorer: ScalarScorer
+    if section.method == "tjudge":
+        scorer = TJudgeScorer(section.tjudge, client=None)
+    else:
+        scorer = OVDScorer(section.ovd, client=None)
+    role = scorer.config.judge
+    chosen = _groups(plan, options, prompts, store, counter or TokenCounter(role.tokenizer))
+    windows = ContextWindows()
+    total = Load()
+    problems: list[str] = []
+    for group_id, messages, refs, students in chosen:
+        load = scalar_load(
+            scorer, group_id, messages, refs, students, counter=counter, windows=windows
+        )
+        total += load.judge
+        problems.extend(load.problems)
+    _note_problems(plan, store, problems)
+    per_group = total.scaled(1 / len(chosen))
+    plan.judge.append(_role_plan(role, per_group, shape, windows, counter))
+    plan.throughput = _throughput(plan, [plan.judge], section.limits.model_dump(), options)
+    plan.self_hosted = _self_hosted(plan, 1, options)
+
+
+def _self_hosted(plan: Plan, phases: int, options: PlanOptions) -> SelfHosted:
+    """GPUs to read and write one reward call's judge tokens within its judge latencies."""
+    groups = plan.shape.groups_per_reward_call
+    tokens_in = sum(r.per_group.input_tokens for r in plan.judge) * groups
+    tokens_out = sum(r.per_group.output_expected for r in plan.judge) * groups
     gpu_seconds = tokens_in / options.prefill_tps + tokens_out / options.decode_tps
-    plan.self_hosted = SelfHosted(
+    return SelfHosted(
         prefill_tps=options.prefill_tps,
         decode_tps=options.decode_tps,
         gpu_seconds=gpu_seconds,
-        gpus=max(1, math.ceil(gpu_seconds / (2 * options.latency_s))),
+        gpus=max(1, math.ceil(gpu_seconds / (phases * options.latency_s))),
     )
+
+
+def _groups(
+    plan: Plan,
+    options: PlanOptions,
+    prompts: list[TrainPrompt] | None,
+    store: _Store,
+    counter: Counter,
+) -> list[tuple[str, Any, list[str], list[str]]]:
+    """The sampled groups as (id, prompt messages, teacher answers, student answers): the
+    store's answers where it has them, placeholders of the planned lengths otherwise."""
+    shape = plan.shape
+    teacher_text = (
+        text_of_tokens(round(shape.teacher_tokens), counter, "teacher") if shape.k else ""
+    )
+    out = []
+    for n, prompt in enumerate(_sample(prompts, options.sample)):
+        students = [
+            text_of_tokens(shape.answer_tokens, counter, f"student {i}")
+            for i in range(shape.num_generations)
+        ]
+        refs = store.references(prompt) if prompt is not None else []
+        refs += [f"{teacher_text} {j}" for j in range(len(refs), shape.k)]
+        if prompt is None:
+            out.append((f"group-{n}", _assumed_prompt(counter), refs, students))
+        else:
+            out.append((prompt.id, prompt.messages, refs, students))
+    shape.groups_planned = len(out)
+    return out
+
+
+def _note_problems(plan: Plan, store: _Store, problems: list[str]) -> None:
+    plan.notes.extend(store.notes)
+    for problem in dict.fromkeys(problems):
+        plan.notes.append(f"would fail: {problem}")
 
 
 def _sample(prompts: list[TrainPrompt] | None, size: int) -> list[TrainPrompt | None]:
@@ -415,18 +508,19 @@ def _role_plan(
     )
 
 
-def _throughput(plan: Plan, limits: dict[str, Any], options: PlanOptions) -> Throughput:
-    """Rates needed for one reward call's groups to be judged within two judge latencies."""
+def _throughput(
+    plan: Plan, phases: list[list[RolePlan]], limits: dict[str, Any], options: PlanOptions
+) -> Throughput:
+    """Rates needed for one reward call's groups to be judged within one judge latency per
+    phase (each phase's calls all at once, the next phase waiting for the last)."""
     groups = plan.shape.groups_per_reward_call
-    # first phase: the Rubricator; second: the Verifier with any sampled checks beside it
-    rubricator, *second = plan.judge
-    window_s = 2 * options.latency_s
+    window_s = len(phases) * options.latency_s
     requests = sum(r.per_group.calls for r in plan.judge) * groups
     tokens = sum(r.per_group.tokens_expected for r in plan.judge) * groups
-    in_flight = max(rubricator.per_group.calls, sum(r.per_group.calls for r in second)) * groups
+    in_flight = max(sum(r.per_group.calls for r in phase) for phase in phases) * groups
     rpm, tpm = limits.get("requests_per_minute"), limits.get("tokens_per_minute")
     max_in_flight = int(limits["max_in_flight"])
-    waits = {"two judge latencies": window_s}
+    waits = {"the judge latencies": window_s}
     if in_flight > max_in_flight:
         waits["max_in_flight"] = window_s * math.ceil(in_flight / max_in_flight)
     if rpm:
@@ -437,6 +531,7 @@ def _throughput(plan: Plan, limits: dict[str, Any], options: PlanOptions) -> Thr
     return Throughput(
         groups=round(groups),
         latency_s=options.latency_s,
+        phases=len(phases),
         window_s=window_s,
         requests=requests,
         tokens=tokens,
@@ -458,21 +553,53 @@ def _assumptions(plan: Plan, options: PlanOptions, max_chars: int) -> list[str]:
             f"student answers of {shape.answer_tokens} tokens each ({shape.answer_tokens_source}), "
             "all different (no duplicate judged once)"
         ),
-        f"teacher answers of {shape.teacher_tokens:.0f} tokens ({shape.teacher_tokens_source})",
         (
             f"{options.num_processes} training process(es) (--processes): "
             f"{shape.prompts_per_step:g} prompts per optimizer step, "
             f"{shape.groups_per_reward_call:g} groups per reward call"
         ),
     ]
-    if shape.method != "ropd":
+    if shape.k:
+        out.insert(1, f"teacher answers of {shape.teacher_tokens:.0f} tokens "
+                      f"({shape.teacher_tokens_source})")  # fmt: skip
+    if not plan.judge:
         return out
+    out.append(
+        f"answers over max_answer_chars ({max_chars} characters) are clipped in the middle "
+        "before judging, as the scorer does"
+    )
+    common = [
+        (
+            "structured output accepted by the endpoint (otherwise the JSON schema is added to "
+            "each prompt); no re-asks of malformed replies, no context-length errors"
+        ),
+        (
+            f"self-hosted judge: {options.prefill_tps:g} prefill and {options.decode_tps:g} "
+            "decode tokens/s per GPU (--judge-prefill-tps, --judge-decode-tps)"
+        ),
+    ]
+    if shape.method in SCALAR_METHODS:
+        expected = (
+            f"expected output: T-Judge writes its reasoning, then the score: ~"
+            f"{TJUDGE_OUTPUT_TOKENS} tokens a call"
+            if shape.method == "tjudge"
+            else f"expected output: ~{OVD_TOKENS_PER_SCORE} tokens per score"
+        )
+        return [
+            *out,
+            (
+                f"{expected} (a judge that reasons at length writes more, up to the bound: "
+                "max_tokens per call)"
+            ),
+            common[0],
+            (
+                f"judge latency {options.latency_s:g} s per call (--latency-s); a reward call's "
+                "calls are all sent at once, so its judge work is one judge latency"
+            ),
+            common[1],
+        ]
     return [
         *out,
-        (
-            f"answers over max_answer_chars ({max_chars} characters) are clipped in the middle "
-            "before judging, as the scorer does"
-        ),
         (
             f"rubrics of {shape.criteria} criteria (the middle of min/max_criteria), each about "
             f"{CRITERION_TOKENS} tokens as the Verifier reads it"
@@ -482,18 +609,12 @@ def _assumptions(plan: Plan, options: PlanOptions, max_chars: int) -> list[str]:
             f"verdicts ~{VERDICT_TOKENS_PER_CHECK} tokens per answer and criterion (a judge "
             "that reasons before answering writes more, up to the bound: max_tokens per call)"
         ),
-        (
-            "structured output accepted by the endpoint (otherwise the JSON schema is added to "
-            "each prompt); no re-asks of malformed replies, no context-length errors"
-        ),
+        common[0],
         (
             f"judge latency {options.latency_s:g} s per call (--latency-s); a reward call's "
             "groups all run at once, Rubricator then Verifier"
         ),
-        (
-            f"self-hosted judge: {options.prefill_tps:g} prefill and {options.decode_tps:g} "
-            "decode tokens/s per GPU (--judge-prefill-tps, --judge-decode-tps)"
-        ),
+        common[1],
     ]
 
 

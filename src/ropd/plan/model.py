@@ -55,7 +55,8 @@ class Cost(BaseModel):
 
 
 class RolePlan(BaseModel):
-    """One judge role (Rubricator or Verifier): its model, counting, window, load and cost."""
+    """One judge role (Rubricator, Verifier, a check, or a scalar judge): its model, counting,
+    window, load and cost."""
 
     role: str
     model: str
@@ -74,13 +75,15 @@ class RolePlan(BaseModel):
 class Throughput(BaseModel):
     """What the judge endpoint must sustain for one reward call to finish in `window_s`.
 
-    All groups of a reward call are judged concurrently; per group the Rubricator call comes
-    first, then the Verifier calls, so the call's judge work takes two judge latencies at best.
+    All groups of a reward call are judged concurrently. For ROPD, per group the Rubricator call
+    comes first, then the Verifier calls: two phases, two judge latencies at best. The scalar
+    judges (T-Judge, OVD) send all their calls at once: one phase, one judge latency.
     """
 
     groups: int = Field(description="Groups scored concurrently per reward call.")
     latency_s: float
-    window_s: float = Field(description="Two judge latencies.")
+    phases: int = Field(default=2, description="Rounds of judge calls, one after the other.")
+    window_s: float = Field(description="One judge latency per phase.")
     requests: float
     tokens: float = Field(description="Input plus expected output tokens of the reward call.")
     requests_per_minute: float
@@ -96,7 +99,8 @@ class Throughput(BaseModel):
 
 
 class SelfHosted(BaseModel):
-    """Judge GPUs needed for a reward call's judge tokens within two judge latencies."""
+    """Judge GPUs needed for a reward call's judge tokens within its judge latencies (one per
+    phase of calls, `Throughput.phases`)."""
 
     prefill_tps: float
     decode_tps: float
@@ -127,9 +131,13 @@ class Shape(BaseModel):
     method: str
     num_generations: int = Field(description="G: student answers per group.")
     k: int = Field(description="K: teacher answers per group.")
-    pool: int = Field(description="Answers the Verifier reads per group (per rubric).")
-    rubric_mode: str
+    pool: int = Field(
+        description="Answers one judge reads per group (per rubric); scalar judges: student "
+        "answers scored per call (T-Judge's K references besides)."
+    )
+    rubric_mode: str = Field(description="`shared`, `per_pair`, or `none` (scalar judges).")
     rubrics_per_group: int
+    per_call: str | None = Field(default=None, description="OVD: `one` or `group`.")
     prompts_per_step: float
     groups_per_reward_call: float
     num_processes: int
@@ -141,7 +149,7 @@ class Shape(BaseModel):
     answer_tokens_source: str
     teacher_tokens: float
     teacher_tokens_source: str
-    criteria: int = Field(description="Criteria assumed per rubric.")
+    criteria: int = Field(description="Criteria assumed per rubric (0: no rubric).")
 
 
 class Plan(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ropd.plan.model import Cost, Load, Plan, RolePlan, TeacherBuild, Throughput
+from ropd.plan.model import Cost, Load, Plan, RolePlan, Shape, TeacherBuild, Throughput
 
 
 def _n(value: float | None) -> str:
@@ -58,8 +58,8 @@ def _limit(needed: float, limit: float | None) -> str:
 def _throughput_lines(t: Throughput) -> list[str]:
     lines = [
         (
-            f"throughput (one reward call: {t.groups} groups within 2 x {t.latency_s:g} s judge "
-            "latency)"
+            f"throughput (one reward call: {t.groups} groups within {t.phases} x "
+            f"{t.latency_s:g} s judge latency" + ("; all calls at once)" if t.phases == 1 else ")")
         ),
         (
             f"  requests   {_n(t.requests)} -> {_n(t.requests_per_minute)}/min "
@@ -97,6 +97,28 @@ def _teacher_lines(b: TeacherBuild) -> list[str]:
     return lines
 
 
+def _judging(s: Shape) -> str:
+    """How a group is judged, in the method's own terms."""
+    if s.method == "tjudge":
+        refs = f"with K={s.k} teacher references in each prompt" if s.k else "no references"
+        return (
+            f"G={s.num_generations} students, each scored 0-10 in its own T-Judge call ({refs}; "
+            "no rubric)"
+        )
+    if s.method == "ovd":
+        if s.per_call == "group":
+            how = f"all {s.num_generations} scored 0-9 in one teacher call per group"
+        else:
+            how = "each scored 0-9 in its own teacher call"
+        return f"G={s.num_generations} students, {how} (no teacher answers, no rubric)"
+    if s.rubric_mode == "none":
+        return f"G={s.num_generations} students (no judge)"
+    return (
+        f"G={s.num_generations} students + K={s.k} teachers, rubric {s.rubric_mode}, {s.pool} "
+        "answers verified per rubric"
+    )
+
+
 def render_text(plan: Plan) -> list[str]:
     """The plan, section by section (no endpoint was contacted to make it)."""
     s = plan.shape
@@ -105,12 +127,15 @@ def render_text(plan: Plan) -> list[str]:
         f"plan of {plan.source} (method {s.method}; nothing was sent to any endpoint)",
         (
             f"  groups     {s.prompts_per_step:g} per optimizer step, {s.groups_per_reward_call:g} "
-            f"per reward call; G={s.num_generations} students + K={s.k} teachers, rubric "
-            f"{s.rubric_mode}, {s.pool} answers verified per rubric"
+            f"per reward call; {_judging(s)}"
         ),
         f"  steps      {steps}",
         f"  answers    student {s.answer_tokens} tokens ({s.answer_tokens_source})",
-        f"             teacher {s.teacher_tokens:.0f} tokens ({s.teacher_tokens_source})",
+        (
+            f"             teacher {s.teacher_tokens:.0f} tokens ({s.teacher_tokens_source})"
+            if s.k
+            else "             teacher none (the judge reads no teacher answers)"
+        ),
     ]
     if plan.judge:
         where = (
@@ -121,8 +146,9 @@ def render_text(plan: Plan) -> list[str]:
         lines.append(f"judge tokens (counted on {where})")
         for role in plan.judge:
             lines += _role_lines(role, s.steps is not None)
-        per_step = sum(r.per_step.input_tokens for r in plan.judge)
-        lines.append(f"  both roles: {_n(per_step)} input tokens per step")
+        if len(plan.judge) > 1:
+            per_step = sum(r.per_step.input_tokens for r in plan.judge)
+            lines.append(f"  all roles: {_n(per_step)} input tokens per step")
     if plan.throughput is not None:
         lines += _throughput_lines(plan.throughput)
     if plan.self_hosted is not None:

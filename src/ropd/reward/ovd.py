@@ -183,18 +183,42 @@ class OVDScorer(BaseScorer[OVDConfig]):
         boundary = render.new_boundary([prompt_text, *texts])
         return boundary, render.render_task(boundary, prompt_text)
 
-    async def _score_alone(self, prompt: Prompt, answer: str, book: UsageBook) -> int:
-        """One call for one trajectory (an empty one scores 0 without a call)."""
-        if not answer.strip():
-            return 0
+    def messages_alone(self, prompt: Prompt, answer: str) -> list[dict[str, str]]:
+        """The messages of a `per_call: one` call scoring `answer` (cleaned, non-empty); the
+        run and `ropd plan` both build them here."""
+        self._require("one")
         boundary, task = self._boundary_and_task(prompt, [answer])
         text = self._template.render(
             prompt=task, answer=render.render_block(boundary, "ANSWER", answer)
         )
+        return [{"role": "user", "content": text}]
+
+    def messages_together(self, prompt: Prompt, answers: list[str]) -> list[dict[str, str]]:
+        """The messages of a `per_call: group` call scoring `answers` (cleaned, non-empty),
+        numbered from 1 in this order; the run and `ropd plan` both build them here."""
+        self._require("group")
+        boundary, task = self._boundary_and_task(prompt, answers)
+        numbers = range(1, len(answers) + 1)
+        text = self._template.render(
+            prompt=task,
+            answers=render.render_blocks(boundary, "ANSWER", answers, numbers),
+            keys=", ".join(f'"{answer_key(n)}": <integer 0-9>' for n in numbers),
+        )
+        return [{"role": "user", "content": text}]
+
+    def _require(self, per_call: str) -> None:
+        """The template loaded is the configured `per_call`'s: the other builder cannot run."""
+        if self.config.per_call != per_call:
+            raise ValueError(f"ovd.per_call is {self.config.per_call!r}, not {per_call!r}")
+
+    async def _score_alone(self, prompt: Prompt, answer: str, book: UsageBook) -> int:
+        """One call for one trajectory (an empty one scores 0 without a call)."""
+        if not answer.strip():
+            return 0
         reply = await ask_json(
             self.client,
             self.config.judge,
-            [{"role": "user", "content": text}],
+            self.messages_alone(prompt, answer),
             ovd_schema(max_score=OVD_MAX_SCORE),
             _ScoreReply.model_validate,
             book,
@@ -213,20 +237,14 @@ class OVDScorer(BaseScorer[OVDConfig]):
         if not shown:
             return scores, None
         texts = [answers[i] for i in shown]
-        boundary, task = self._boundary_and_task(prompt, texts)
-        numbers = range(1, len(texts) + 1)
-        text = self._template.render(
-            prompt=task,
-            answers=render.render_blocks(boundary, "ANSWER", texts, numbers),
-            keys=", ".join(f'"{answer_key(n)}": <integer 0-9>' for n in numbers),
-        )
+        messages = self.messages_together(prompt, texts)
         model = _group_reply(len(texts))
         outcomes, error = await score_each(
             [
                 ask_json(
                     self.client,
                     self.config.judge,
-                    [{"role": "user", "content": text}],
+                    messages,
                     ovd_schema(len(texts), OVD_MAX_SCORE),
                     model.model_validate,
                     book,

@@ -99,7 +99,9 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
             settings=self.settings(group),
         )
 
-    def _messages(self, group: Group, answer: str) -> list[dict[str, str]]:
+    def messages(self, group: Group, answer: str) -> list[dict[str, str]]:
+        """The one call's messages for `answer` (already cleaned), with the group's first
+        `num_references` teacher answers as references; `ropd plan` counts these same ones."""
         references = [self.clean(t) for t in group.teacher_responses[: self.config.num_references]]
         prompt_text = render.render_prompt(group.prompt)
         boundary = render.new_boundary([prompt_text, answer, *references])
@@ -123,7 +125,7 @@ class TJudgeScorer(BaseScorer[TJudgeConfig]):
         reply = await ask_json(
             self.client,
             self.config.judge,
-            self._messages(group, self.clean(answer)),
+            self.messages(group, self.clean(answer)),
             scalar_schema(),
             _ScalarReply.model_validate,
             book,
