@@ -7,9 +7,13 @@ The collector and settings tests need no verl; the reward-manager and Ray tests 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ropd.testing import rubric_reply
 
@@ -48,3 +52,31 @@ def traced_groups(path: Path) -> list[tuple[str, int | None, int, str | None]]:
         return conn.execute(
             "SELECT group_id, step, num_student, error FROM groups ORDER BY pk"
         ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An offline byte-level tokenizer (verl tests only: imported when a test asks for it)."""
+    from ropd_dev.bench.verl import byte_tokenizer
+
+    return byte_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir: Path) -> Any:
+    from verl.utils import hf_tokenizer
+
+    return hf_tokenizer(str(tokenizer_dir))
+
+
+async def run_all(manager: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    """`run_single` on every row, arrivals a little apart as rollouts finish, then close."""
+
+    async def one(i: int, row: Any) -> dict[str, Any]:
+        await asyncio.sleep(0.002 * i)
+        return await manager.run_single(row)
+
+    try:
+        return list(await asyncio.gather(*(one(i, row) for i, row in enumerate(rows))))
+    finally:
+        await manager.aclose()

@@ -16,17 +16,17 @@ import pytest
 pytest.importorskip("verl")
 
 import numpy as np
-from ropd_dev.bench.verl import byte_tokenizer, compose_verl_config, rollout_data
+from ropd_dev.bench.verl import compose_verl_config, rollout_data
 from tests.verl.conftest import (
     RUBRIC,
     TEACHER,
     group_answers,
     prompt_of,
+    run_all,
     shuffled,
     traced_groups,
 )
 from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
-from verl.utils import hf_tokenizer
 
 from ropd.errors import ConfigError
 from ropd.integrations.verl.collector import EXTRA_KEYS
@@ -34,16 +34,6 @@ from ropd.integrations.verl.reward_manager import RopdRewardManager
 from ropd.testing import ScriptedChatClient, make_client
 
 G = 4
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return byte_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir: Path) -> Any:
-    return hf_tokenizer(str(tokenizer_dir))
 
 
 def config(tmp_path: Path, tokenizer_dir: Path, *overrides: str) -> Any:
@@ -71,17 +61,6 @@ def ropd_row(tokenizer: Any, g: int, text: str, split: str = "train") -> Any:
     extra = {"index": g, "id": f"q{g}", "split": split, "teacher_responses": np.array(TEACHER)}
     return rollout_data(tokenizer, uid=f"uid-{g}", prompt=prompt_of(g), completion=text,
                         extra_info=extra)  # fmt: skip
-
-
-async def run_all(manager: RopdRewardManager, rows: list[Any]) -> list[dict[str, Any]]:
-    async def one(i: int, row: Any) -> dict[str, Any]:
-        await asyncio.sleep(0.002 * i)
-        return await manager.run_single(row)
-
-    try:
-        return list(await asyncio.gather(*(one(i, row) for i, row in enumerate(rows))))
-    finally:
-        await manager.aclose()
 
 
 def test_verls_hydra_config_resolves_the_manager_through_pkg(

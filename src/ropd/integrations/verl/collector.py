@@ -10,8 +10,10 @@ verl has no per-sample mask: a group that cannot be scored gets one float for al
 (equal rewards: zero GRPO advantage) and `failed` set. A group whose siblings never all arrive
 (an aborted rollout) is scored with what arrived once `timeout_s` has passed since its first
 rollout; a sibling arriving after that gets its group's mean reward (zero advantage), flagged.
-Training groups are numbered into steps as they start scoring (`groups_per_step` per step), so
-the trace store and the metrics carry step numbers.
+Training groups carry verl's step number (`global_steps`, which verl's V1 trainer hands every
+rollout); without it they are numbered into steps as they start scoring (`groups_per_step` per
+step). The trace store and the metrics carry those step numbers, and a completed step's metrics
+go to `step_log` (verl's tracking backends, `tracking.py`) at that step.
 
 Reward health (`reward/health.py`) is judged per step, not per group: a group's answers are
 checked against their gold answers (verl's `ground_truth`) while its judges work (by the
@@ -28,7 +30,7 @@ import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ropd import redact
 from ropd.reward.batch import BatchScorer, Rollout
@@ -45,6 +47,14 @@ EXTRA_KEYS = ("ropd_failed", "ropd_partial", "ropd_group_size", "ropd_step")
 REMEMBERED_GROUPS = 100_000  # finished groups kept to answer late siblings
 
 
+class StepLog(Protocol):
+    """Where a completed step's `ropd/*` metrics go besides the log line."""
+
+    def log(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class VerlRollout:
     """One finished rollout as the collector sees it (plain data: it may travel to an actor)."""
@@ -53,6 +63,7 @@ class VerlRollout:
     rollout: Rollout
     group_size: int
     validation: bool = False
+    global_step: int | None = None  # verl's `global_steps` when it passes one (V1 does)
 
 
 @dataclass(frozen=True)
@@ -107,12 +118,14 @@ class GroupCollector:
         timeout_s: float,
         failure_reward: float = 0.0,
         health: HealthConfig | None = None,
+        step_log: StepLog | None = None,
     ):
         self.scorer = scorer
         self.groups_per_step = max(1, groups_per_step)
         self.timeout_s = timeout_s
         self.failure_reward = failure_reward
         self.stop_message: str | None = None
+        self.step_log = step_log
         self.step_metrics: dict[int, dict[str, float]] = {}  # metrics of each completed step
         self._pending: dict[str, _Pending] = {}
         self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
@@ -160,15 +173,16 @@ class GroupCollector:
                 "group %s: %d of %d rollouts after %.0f s; scoring what arrived",
                 uid, len(group.items), group.size, self.timeout_s,
             )  # fmt: skip
-        step = None if group.validation else self._next_step()
+        step = None if group.validation else self._next_step(group.items[0].global_step)
         task = asyncio.get_running_loop().create_task(self._score(uid, group, step))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _next_step(self) -> int:
-        step = 1 + self._train_groups // self.groups_per_step
+    def _next_step(self, given: int | None) -> int:
+        """verl's step when it passed one, else the count of `groups_per_step` groups."""
+        counted = 1 + self._train_groups // self.groups_per_step
         self._train_groups += 1
-        return step
+        return counted if given is None else given
 
     async def _score(self, uid: str, group: _Pending, step: int | None) -> None:
         rollouts = [item.rollout for item in group.items]
@@ -227,6 +241,8 @@ class GroupCollector:
         while len(self.step_metrics) > 1000:
             del self.step_metrics[min(self.step_metrics)]
         log.info("ropd step %d metrics %s", step, json.dumps(metrics, sort_keys=True))
+        if self.step_log is not None:
+            self.step_log.log(metrics, step)
         self._stop(self.health.stop_message)
 
     async def flush(self) -> None:
@@ -246,4 +262,6 @@ class GroupCollector:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.step_log is not None:
+            self.step_log.close()
         await self.scorer.aclose()

@@ -12,6 +12,7 @@ from ropd import redact
 from ropd.integrations.engine import open_engine
 from ropd.integrations.verl.collector import GroupCollector
 from ropd.integrations.verl.settings import VerlSettings
+from ropd.integrations.verl.tracking import StepTracking
 from ropd.llm.types import ChatClient
 from ropd.reward.batch import BatchScorer, ReferenceSource, Scorer
 from ropd.reward.gate import QualityGate
@@ -61,4 +62,12 @@ def group_collector(
         timeout_s=settings.group_timeout_s,
         failure_reward=failure_reward(settings),
         health=settings.section.health,
+        step_log=step_tracking(settings),
     )
+
+
+def step_tracking(settings: VerlSettings) -> StepTracking | None:
+    """verl's `trainer.logger` backends for the step metrics (None: no logger, or turned off)."""
+    if not settings.loggers:
+        return None
+    return StepTracking(settings.project_name, settings.experiment_name, settings.loggers)

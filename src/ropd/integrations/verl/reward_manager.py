@@ -11,7 +11,8 @@ it to the run's one `GroupCollector` (in this worker when `reward.num_workers=1`
 named actor of `actor.py`), which scores whole groups with ropd's engine. Rows whose
 `data_source` is not ropd's go to verl's default scorer. Every rollout answers with the same
 `reward_extra_info` keys (`collector.EXTRA_KEYS`). The row's `reward_model.ground_truth` becomes
-the rollout's gold answer, which only the reward-health metrics read.
+the rollout's gold answer, which only the reward-health metrics read. verl's `global_steps`
+(V1 puts it into every rollout's row) becomes the step of the rollout's group.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class RopdRewardManager(RewardManagerBase):
         uid = str(_plain(row["uid"]))
         validation = extra.get("split") == VAL_SPLIT
         group_id = extra.get("id", extra.get("index"))
+        step = _plain(row.get("global_steps", data.meta_info.get("global_steps")))
         return VerlRollout(
             uid=uid,
             rollout=Rollout(
@@ -113,6 +115,7 @@ class RopdRewardManager(RewardManagerBase):
             ),
             group_size=self.settings.val_group_size if validation else self.settings.group_size,
             validation=validation,
+            global_step=int(step) if step is not None and int(step) > 0 else None,
         )
 
     async def run_single(self, data: DataProto) -> dict[str, Any]:

@@ -4,7 +4,8 @@ verl hands a reward manager its whole Hydra config. Four things come from there:
 config is (`reward.reward_kwargs.ropd_config`), the group sizes (`actor_rollout_ref.rollout.n`
 and `.val_kwargs.n`), the prompts per step (`data.train_batch_size`, which turns groups scored
 into step numbers) and the reward workers (`reward.num_workers`, which decides where the one
-collector lives). Optional `reward.reward_kwargs.ropd_*` keys tune the adapter itself.
+collector lives); `trainer.project_name`, `.experiment_name` and `.logger` say where the step
+metrics go (`tracking.py`). Optional `reward.reward_kwargs.ropd_*` keys tune the adapter itself.
 
 The `ropd:` section is the one `ropd train` reads (`train/config.py` `RopdSection`); this module
 sits a layer below it, so it validates the same parts with the same models (`ScorerConfig`,
@@ -68,6 +69,20 @@ def _select(config: Any, dotted: str, default: Any = None) -> Any:
     return node
 
 
+def _loggers(config: Any) -> tuple[str, ...]:
+    """`trainer.logger`: one backend name or a list of them (verl accepts both)."""
+    value = _select(config, "trainer.logger", ())
+    names = [value] if isinstance(value, str) else list(value)
+    return tuple(str(name) for name in names)
+
+
+def _flag(value: Any) -> bool:
+    """A Hydra override's boolean (`true`/`false`, also when it arrives as a string)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in {"false", "0", "no", "off", ""}
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class VerlSettings:
     """Everything the adapter reads, resolved once per process (picklable: it goes to the actor)."""
@@ -82,6 +97,11 @@ class VerlSettings:
     group_timeout_s: float = DEFAULT_GROUP_TIMEOUT_S
     data_source: str = DATA_SOURCE
     actor_concurrency: int = DEFAULT_ACTOR_CONCURRENCY
+    # verl's tracking (`trainer.project_name`, `.experiment_name`, `.logger`): where the step
+    # metrics go besides the log line; `+reward.reward_kwargs.ropd_tracking=false` turns it off
+    project_name: str = "ropd"
+    experiment_name: str = "ropd"
+    loggers: tuple[str, ...] = ()
 
     @classmethod
     def from_verl_config(cls, config: Any) -> VerlSettings:
@@ -108,6 +128,9 @@ class VerlSettings:
             group_timeout_s=float(kwargs.get("ropd_group_timeout_s", DEFAULT_GROUP_TIMEOUT_S)),
             data_source=str(kwargs.get("ropd_data_source", DATA_SOURCE)),
             actor_concurrency=int(kwargs.get("ropd_actor_concurrency", DEFAULT_ACTOR_CONCURRENCY)),
+            project_name=str(_select(config, "trainer.project_name", "ropd")),
+            experiment_name=str(_select(config, "trainer.experiment_name", "ropd")),
+            loggers=_loggers(config) if _flag(kwargs.get("ropd_tracking", True)) else (),
         )
 
     @property
