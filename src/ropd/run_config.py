@@ -1,7 +1,7 @@
 """The run configuration: what every command and every training engine's config extends.
 
 One `RunConfig` holds what a run needs to reach its judges and its data: the judge roles
-(`scorer`, `tjudge`, `ovd`), endpoint limits, the teacher store and K, the trace store, the quality
+(`scorer`, `tjudge`, `ovd`, `rar`), endpoint limits, the teacher store and K, the trace store, the quality
 gate, the reward-health alarms, the run id and whether endpoints are probed. It is the `ropd:` section of `ropd.yaml`:
 `ropd train` extends it with the student, data and baselines (`train/config.py` `RopdSection`),
 verl's reward manager with what verl decides (`integrations/verl/settings.py` `VerlSection`),
@@ -18,15 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ropd.config_file import load_section
 from ropd.llm.config import LimitsConfig, RoleConfig
-from ropd.reward.config import DEFAULT_K, OVDConfig, ScorerConfig, TJudgeConfig
+from ropd.reward.config import DEFAULT_K, OVDConfig, RaRConfig, ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig
 from ropd.reward.health import HealthConfig
 from ropd.teacher.config import TeacherConfig
 
-JudgeMethod = Literal["ropd", "tjudge", "ovd"]
+JudgeMethod = Literal["ropd", "tjudge", "ovd", "rar"]
 # The `RunConfig` field holding each judge method's settings.
-JUDGE_FIELDS = {"ropd": "scorer", "tjudge": "tjudge", "ovd": "ovd"}
-JudgeConfig = ScorerConfig | TJudgeConfig | OVDConfig
+JUDGE_FIELDS = {"ropd": "scorer", "tjudge": "tjudge", "ovd": "ovd", "rar": "rar"}
+JudgeConfig = ScorerConfig | TJudgeConfig | OVDConfig | RaRConfig
 # Keys of the `ropd:` section only `ropd train` reads (`train/config.py` `RopdSection`): a
 # command reading the same file with `-c` leaves them alone.
 TRAIN_ONLY_KEYS = ("student", "data", "lopd", "lora", "trl_overrides")
@@ -38,12 +38,13 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field(
-        default="ropd", description="How answers are rewarded: ropd, tjudge or ovd."
+        default="ropd", description="How answers are rewarded: ropd, tjudge, ovd or rar."
     )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     tjudge: TJudgeConfig = Field(default_factory=TJudgeConfig)
     ovd: OVDConfig = Field(default_factory=OVDConfig)
+    rar: RaRConfig = Field(default_factory=RaRConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -68,7 +69,8 @@ class RunConfig(BaseModel):
     def k(self) -> int:
         """K: the teacher answers each group is judged with, answered here and nowhere else.
 
-        T-Judge: its `num_references`. OVD: none. ROPD: `scorer.num_teacher_refs`; unset (null, "all"),
+        T-Judge: its `num_references`. OVD: none. RaR: `rar.num_teacher_refs` (0 unless
+        `rar.mix_induced`). ROPD: `scorer.num_teacher_refs`; unset (null, "all"),
         the number of answers the store is built with (`teacher.num_answers`, default 4).
         SFT trains on every stored answer: `teacher.num_answers`.
         """
@@ -76,6 +78,8 @@ class RunConfig(BaseModel):
             return self.tjudge.num_references
         if self.method == "ovd":
             return 0  # the teacher judges the trajectory from its text alone (docs/training.md)
+        if self.method == "rar":
+            return resolve_k(self.rar.num_teacher_refs, self.teacher.num_answers)
         if self.method == "ropd":
             return resolve_k(self.scorer.num_teacher_refs, self.teacher.num_answers)
         return self.teacher.num_answers
@@ -96,6 +100,8 @@ def method_of(config: JudgeConfig) -> str:
     """The judge method whose settings `config` is."""
     if isinstance(config, TJudgeConfig):
         return "tjudge"
+    if isinstance(config, RaRConfig):  # before ScorerConfig: RaR's settings extend ROPD's
+        return "rar"
     return "ovd" if isinstance(config, OVDConfig) else "ropd"
 
 

@@ -118,7 +118,7 @@ def test_switches_map_to_config_fields() -> None:
             "ropd:bogus",
             r"unknown switch 'bogus'; valid for ropd: num_teacher_refs=<value>.*revealed",
         ),
-        ("rubric", r"unknown method 'rubric'.*valid: ropd, tjudge, ovd, teacher_logprob"),
+        ("rubric", r"unknown method 'rubric'.*valid: ropd, tjudge, ovd, rar, teacher_logprob"),
         ("ropd,ropd", r"ropd is given twice"),
         ("teacher_logprob:k=1", r"takes no switches"),
         ("", r"no method given"),

@@ -3,7 +3,8 @@
 A method is written `ropd`, `ropd:<switch>+<switch>...`, `tjudge[:num_references=N]`,
 `ovd[:per_call=group+reject_below=N]` (on-policy verbal distillation: the teacher's 0-9 score
 of each answer, verbal only: a pool carries correctness labels, not gold answers) or
-`teacher_logprob`. A ropd switch is `field=value` for any ablation field of `ScorerConfig`
+`teacher_logprob`, or `rar[:mix_induced=true+k=N]` (each pool line's own `rubric`, verified by
+the same Verifier; see `reward/rar.py`). A ropd switch is `field=value` for any ablation field of `ScorerConfig`
 (`ablation_settings()`), or a named shortcut (`k=1`, `revealed`, `no_teacher_pool`,
 `per_pair`, ...). Unknown switches are a `ConfigError` naming them and listing the valid ones,
 found before any judge call.
@@ -27,17 +28,22 @@ from ropd.analysis.templates import ChatTemplate
 from ropd.errors import ConfigError, JudgeError, JudgeUnavailable
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
-from ropd.reward.config import OVDConfig, ScorerConfig
+from ropd.reward.config import OVDConfig, RaRConfig, ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.metrics import OTHER_CATEGORY, metric_category
 from ropd.reward.ovd import OVDScorer
+from ropd.reward.rar import RaRScorer
 from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
 from ropd.reward.types import GroupResult
 
-Kind = Literal["ropd", "tjudge", "ovd", "teacher_logprob"]
-KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "teacher_logprob")
-# The `field=value` switches of the single-judge methods.
-JUDGE_SWITCHES = {"tjudge": ["num_references"], "ovd": ["per_call", "reject_below"]}
+Kind = Literal["ropd", "tjudge", "ovd", "rar", "teacher_logprob"]
+KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "rar", "teacher_logprob")
+# The `field=value` switches of the single-judge methods (and of rar).
+JUDGE_SWITCHES = {
+    "tjudge": ["num_references"],
+    "ovd": ["per_call", "reject_below"],
+    "rar": ["mix_induced", "num_teacher_refs", "blind", "teacher_in_pool"],
+}
 
 # Named ropd switches: the paper's ablations by the names people say them.
 SHORTCUTS: dict[str, dict[str, Any]] = {
@@ -49,7 +55,11 @@ SHORTCUTS: dict[str, dict[str, Any]] = {
     "shared": {"rubric_mode": "shared"},
     "no_refs": {"num_teacher_refs": 0},
 }
-ALIASES = {"ropd": {"k": "num_teacher_refs"}, "tjudge": {"refs": "num_references"}}
+ALIASES = {
+    "ropd": {"k": "num_teacher_refs"},
+    "tjudge": {"refs": "num_references"},
+    "rar": {"k": "num_teacher_refs"},
+}
 _NONE_WORDS = ("none", "all", "null")
 
 
@@ -132,6 +142,14 @@ def ovd_config(method: Method, judge: RoleConfig, **settings: Any) -> OVDConfig:
     role = judge.with_name("ovd")
     try:
         return OVDConfig.model_validate({"judge": role, **settings, **method.overrides})
+    except ValidationError as exc:
+        raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
+
+
+def rar_config(method: Method, judge: RoleConfig, **settings: Any) -> RaRConfig:
+    """The RaR config of a rar method: the judge as Verifier (and Rubricator, when mixed)."""
+    try:
+        return RaRConfig.model_validate({"judge": judge, **settings, **method.overrides})
     except ValidationError as exc:
         raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
 
@@ -250,6 +268,9 @@ async def score_method(
     if method.kind == "ropd":
         scorer_class = GroupScorer
         config: Any = ropd_config(method, judges.judge, **judges.settings)
+    elif method.kind == "rar":
+        scorer_class = RaRScorer
+        config = rar_config(method, judges.judge, **judges.settings)
     elif method.kind == "ovd":
         scorer_class = OVDScorer
         config = ovd_config(method, judges.judge, **judges.settings)

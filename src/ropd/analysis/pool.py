@@ -4,7 +4,8 @@ A pool line is `id`, `prompt` (string or chat messages), `responses` (strings), 
 either `correct` (booleans aligned with `responses`) or `answer` (a gold answer; each response
 is checked with math-verify through `ropd.eval.scoring.math`), and optionally
 `teacher_responses` (or a teacher store looks them up, as `ropd score --teacher-store` does) and
-`task` (where the line came from; informational).
+`task` (where the line came from; informational), and `rubric` (the line's own rubric, which
+method `rar` scores with; `ropd.data.rubrics`).
 
 The file is checked whole before any judge call, and every bad line is reported with its line
 and field (`pool.jsonl:3: field 'correct': ...`), by the same rules and messages as a groups
@@ -40,7 +41,16 @@ from ropd.io.groups import (
 from ropd.io.results import ResultWriter, check_writable
 from ropd.reward.types import Group
 
-POOL_FIELDS = ("id", "prompt", "responses", "correct", "answer", "teacher_responses", "task")
+POOL_FIELDS = (
+    "id",
+    "prompt",
+    "responses",
+    "correct",
+    "answer",
+    "teacher_responses",
+    "task",
+    "rubric",
+)
 _BOM = "\ufeff"
 
 
@@ -145,6 +155,7 @@ def _check_line(
                 **fields,
                 "student_responses": responses if isinstance(responses, list) else [""],
                 "teacher_responses": data.get("teacher_responses") or [],
+                "rubric": data.get("rubric"),
             }
         )
     except ValidationError as exc:

@@ -35,6 +35,7 @@ from ropd.analysis.methods import (
     Outcome,
     ovd_config,
     parse_methods,
+    rar_config,
     ropd_config,
     score_method,
     tjudge_config,
@@ -177,6 +178,8 @@ def _config(method: Method, judge: RoleConfig, shared: dict[str, Any]) -> Any:
         return tjudge_config(method, judge, **shared)
     if method.kind == "ovd":
         return ovd_config(method, judge, **shared)
+    if method.kind == "rar":
+        return rar_config(method, judge, **shared)
     return None
 
 
@@ -187,10 +190,19 @@ def _read_items(
     store: Path | None,
     any_fingerprint: bool,
 ) -> list[PoolItem]:
-    """The validated pool, with teacher answers from the store for lines without any."""
-    ks = [configs[m.name].num_teacher_refs for m in methods if m.kind == "ropd"]
+    """The validated pool, with teacher answers from the store for lines without any (and,
+    for rar, a rubric on every line)."""
+    ks = [configs[m.name].num_teacher_refs for m in methods if m.kind in ("ropd", "rar")]
     ks = [k for k in ks if k != 0]
     items = read_pool(pool, require_teacher=bool(ks) and store is None)
+    if any(m.kind == "rar" for m in methods):
+        bare = [
+            LineError(str(pool), i.line, "required field is missing (method rar)", "rubric")
+            for i in items
+            if i.group.rubric is None
+        ]
+        if bare:
+            raise PoolFileError(bare)
     if not ks:
         return items
     if store is not None:
@@ -353,7 +365,7 @@ def _finish(
     for method in methods:
         figures = method_stats(by_method[method.name])
         config = configs[method.name]
-        if method.kind == "ropd":
+        if method.kind in ("ropd", "rar"):
             figures["categories"] = category_pass_rates(by_method[method.name])
             figures["settings"] = config.ablation_settings()
         elif method.kind == "tjudge":

@@ -116,6 +116,19 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
             f"reject_below={o.reject_below} outcome_weight={o.outcome_weight}{gold} "
             f"failure_policy={o.failure_policy}"
         )
+    if section.method == "rar":
+        r = section.rar
+        mix = (
+            f"plus the rubricator's criteria (K={r.num_teacher_refs}, {r.min_criteria}-"
+            f"{r.max_criteria} induced)"
+            if r.mix_induced
+            else f"no rubricator, K={r.num_teacher_refs}"
+        )
+        lines.append(
+            f"rar         needs a rubric on every row (column data.{section.data.rubric_field}: "
+            f"items with description and weight); verifier {r.verifier.model} checks it, {mix}; "
+            f"blind={r.blind} failure_policy={r.failure_policy}"
+        )
     keys = (
         "learning_rate",
         "per_device_train_batch_size",
@@ -152,7 +165,8 @@ def train(
         Path | None, typer.Option("--config", "-c", help="YAML: TRL fields plus a `ropd:` section")
     ] = None,
     method: Annotated[
-        str | None, typer.Option(help="ropd | tjudge | ovd | sft | lopd (overrides ropd.method)")
+        str | None,
+        typer.Option(help="ropd | tjudge | ovd | rar | sft | lopd (overrides ropd.method)"),
     ] = None,
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,

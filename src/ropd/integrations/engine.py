@@ -29,7 +29,7 @@ async def open_engine(
     k: int | None = None,
     gold: Mapping[str, str] | None = None,
 ) -> tuple[Scorer, ReferenceSource | None]:
-    """The scorer (ROPD, T-Judge or OVD, per `run.method`) and the store's answers, closed with
+    """The scorer (ROPD, T-Judge, OVD or RaR, per `run.method`) and the store's answers, closed with
     `stack`. K is `run.k` unless `k` is given; the store is `run.teacher.store` (which must
     exist on this node) unless an open `teacher_store` is passed. `gold` (prompt text key ->
     gold answer) feeds OVD's outcome reward (`ovd.outcome_weight`)."""
@@ -46,6 +46,10 @@ async def open_engine(
         scorer = OVDScorer.from_session(session)
         scorer.gold = gold
         return scorer, session.references(k)
+    if run.method == "rar":
+        from ropd.reward.rar import RaRScorer
+
+        return RaRScorer.from_session(session), session.references(k)
     if run.method == "tjudge":
         from ropd.reward.tjudge import TJudgeScorer as scorer_class
     else:

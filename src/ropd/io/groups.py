@@ -19,6 +19,10 @@ chat roles and content, valid Unicode everywhere); on top of that, the file rule
 - `student_correct` (optional): each student answer checked against the row's gold answer,
   one `true`, `false` or `null` (not checkable) per answer. No judge sees it; the trace store
   keeps it, so `ropd inspect --stats` and the report give the reward's AUC against it.
+- `rubric` (optional): the row's own rubric for `method: rar` (RaR's items `{title,
+  description, weight}`, or ropd's `{criteria: [...]}`; `ropd.data.rubrics`), validated like
+  the rest (`groups.jsonl:3: field 'rubric': item 2: field 'weight': ...`); other methods
+  ignore it.
 - Other keys of a line (ground truth, source ids, metadata…) are ignored: they never reach the
   judge. A required field that is missing while the line has a key spelled close to it says so
   (`student_response` → "did you mean 'student_responses'?").

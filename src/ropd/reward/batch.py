@@ -67,7 +67,9 @@ class Rollout:
 
     `teacher_responses` carries the row's teacher answers when the dataset has them (a
     `teacher_responses` column); otherwise they are looked up by prompt. `gold` is the row's
-    checkable answer (an `answer` column), used only by the reward-health metrics.
+    checkable answer (an `answer` column), used only by the reward-health metrics. `rubric` is
+    the row's own rubric (a `rubric` column; `method: rar`), a `Rubric` or the data's form,
+    validated with the group (a bad one fails its group, not the batch).
     """
 
     group_id: str
@@ -75,6 +77,7 @@ class Rollout:
     completion: str
     teacher_responses: tuple[str, ...] | None = None
     gold: str | None = None
+    rubric: Any = None
 
 
 @dataclass
@@ -195,14 +198,15 @@ class BatchScorer:
                 teacher = []
             # Plain mappings: `score_groups` validates each one, so an answer that is not valid
             # text (a lone surrogate) fails its own group instead of the whole batch.
-            groups.append(
-                {
-                    "id": first.group_id if count == 1 else f"{first.group_id}#{count}",
-                    "prompt": first.prompt,
-                    "student_responses": [rollouts[i].completion for i in indices],
-                    "teacher_responses": teacher,
-                }
-            )
+            group: dict[str, Any] = {
+                "id": first.group_id if count == 1 else f"{first.group_id}#{count}",
+                "prompt": first.prompt,
+                "student_responses": [rollouts[i].completion for i in indices],
+                "teacher_responses": teacher,
+            }
+            if first.rubric is not None:
+                group["rubric"] = first.rubric
+            groups.append(group)
         judged = [g for n, g in enumerate(groups) if n not in refused]
         gold = asyncio.create_task(self._check_gold(rollouts, index_groups))  # beside the judges
         try:

@@ -279,3 +279,65 @@ class OVDConfig(JudgeSettings):
         """A copy using the `ovd` role of `roles` (e.g. resolved to the embedded server)."""
         by_name = {role.name: role for role in roles}
         return self.model_copy(update={"judge": by_name["ovd"]})
+
+
+class RaRConfig(ScorerConfig):
+    """Settings of RaR, the dataset's own rubric as the reward (`reward/rar.py`; Gunjal et al.,
+    2025, arXiv 2507.17746).
+
+    The ROPD scorer's settings, read the same way (`judge`, `verifier`, blind pool, limits,
+    failure policy, sampled checks), because RaR is ROPD with the Rubricator's step replaced by
+    the row's rubric: the same blind Verifier and the same reward formula. `min_criteria` /
+    `max_criteria` bound only the induced part (`mix_induced`); a dataset rubric is taken as it
+    comes. K (`num_teacher_refs`) is 0 unless `mix_induced`, where it defaults to 4.
+    """
+
+    num_teacher_refs: int | None = Field(
+        default=0,
+        ge=0,
+        description="K: teacher answers per group, verified beside the students as anchors "
+        "(teacher_in_pool) and, with mix_induced, shown to the Rubricator. Default 0 (RaR needs "
+        "none); 4 with mix_induced.",
+    )
+    mix_induced: bool = Field(
+        default=False,
+        description="Also ask the Rubricator for criteria from the contrast of the answers and "
+        "verify the union: the dataset's criteria first, then the induced ones (ids renumbered "
+        "C1..Cn, points as given).",
+    )
+
+    @model_validator(mode="after")
+    def _check_rar(self) -> RaRConfig:
+        if self.reinduce_on_bad_anchor:
+            raise ValueError(
+                "reinduce_on_bad_anchor does not apply to rar (the rubric is the data's)"
+            )
+        if self.rubric_mode != "shared":
+            raise ValueError(
+                f"rar verifies one rubric per group: rubric_mode must be shared, not "
+                f"{self.rubric_mode!r}"
+            )
+        if self.mix_induced and "num_teacher_refs" not in self.model_fields_set:
+            self.num_teacher_refs = DEFAULT_K
+        return self
+
+    def roles(self) -> list[RoleConfig]:
+        """The Verifier; the Rubricator only with `mix_induced`; the audit judge when used."""
+        roles = [self.rubricator] if self.mix_induced else []
+        roles.append(self.verifier)
+        if self.audit is not None and self.audit_share > 0:
+            roles.append(self.audit)
+        return roles
+
+    def with_roles(self, roles: list[RoleConfig]) -> RaRConfig:
+        """A copy using `roles` (those this config calls; the others stay as they are)."""
+        by_name = {role.name: role for role in roles}
+        update = {name: by_name[name] for name in (*ROLE_NAMES, AUDIT_ROLE) if name in by_name}
+        return self.model_copy(update=update)
+
+    def ablation_settings(self) -> dict[str, object]:
+        settings = super().ablation_settings()
+        settings["mix_induced"] = self.mix_induced
+        if not self.mix_induced:
+            del settings["rubricator_model"], settings["min_criteria"], settings["max_criteria"]
+        return settings

@@ -105,6 +105,8 @@ def check_rubric(data: dict[str, Any], min_criteria: int, max_criteria: int) -> 
             ]
         }
     rubric = Rubric.model_validate(data)
+    if any(c.pitfall for c in rubric.criteria):  # negative points come only with dataset rubrics
+        raise ValueError("criterion points must be integers from 1 to 5")
     rubric.check_size(min_criteria, max_criteria)
     capped = [_capped(c) for c in rubric.criteria]
     groups: dict[str, list[int]] = {}  # comparable text -> judge positions (0-based), in order

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from ropd.data.rubrics import parse_rubric
 from ropd.llm.tokens import Window
 from ropd.redact import scrub
 from ropd.reward.input_checks import GroupFieldError, Text, check_id, check_prompt
@@ -25,6 +26,8 @@ class Group(BaseModel):
     Validated completely on construction (see the module doc for the rules).
     `student_correct` is each student answer checked against the row's gold answer (None: not
     checkable); no judge sees it, the trace store keeps it for the reward-health numbers.
+    `rubric` is the row's own rubric (RaR, `method: rar`): a `Rubric`, or the data's form
+    (`ropd.data.rubrics.parse_rubric`); other methods ignore it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +37,7 @@ class Group(BaseModel):
     student_responses: list[Text] = Field(min_length=1)
     teacher_responses: list[Text] = Field(default_factory=list)
     student_correct: list[StrictBool | None] | None = None
+    rubric: Rubric | None = None
 
     @field_validator("id", mode="before")
     @classmethod
@@ -44,6 +48,16 @@ class Group(BaseModel):
     @classmethod
     def _check_prompt(cls, value: object) -> object:
         return check_prompt(value)
+
+    @field_validator("rubric", mode="before")
+    @classmethod
+    def _parse_rubric(cls, value: object) -> object:
+        if value is None or isinstance(value, Rubric):
+            return value
+        try:
+            return parse_rubric(value)
+        except ValueError as exc:
+            raise GroupFieldError("rubric", str(exc)) from None
 
     @model_validator(mode="after")
     def _one_check_per_answer(self) -> Group:

@@ -20,17 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from ropd.config_file import Locator, config_error, read_with_overrides
 from ropd.errors import ConfigError
 from ropd.llm.config import LOCAL, RoleConfig
-from ropd.reward.config import OVDConfig, ScorerConfig, TJudgeConfig
+from ropd.reward.config import OVDConfig, RaRConfig, ScorerConfig, TJudgeConfig
 from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
-Method = Literal["ropd", "tjudge", "ovd", "sft", "lopd"]
+Method = Literal["ropd", "tjudge", "ovd", "rar", "sft", "lopd"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
-GRPO_METHODS = ("ropd", "tjudge", "ovd")  # trained by GRPO on a judge's rewards
+GRPO_METHODS = ("ropd", "tjudge", "ovd", "rar")  # trained by GRPO on a judge's rewards
 TRL_CLASS_BY_METHOD = {
     "ropd": "GRPOConfig",
     "tjudge": "GRPOConfig",
     "ovd": "GRPOConfig",
+    "rar": "GRPOConfig",
     "sft": "SFTConfig",
     "lopd": "DistillationConfig",
 }
@@ -55,6 +56,11 @@ class DataConfig(BaseModel):
     prompt_field: str = "prompt"
     answer_field: str | None = "answer"
     id_field: str | None = "id"
+    rubric_field: str = Field(
+        default="rubric",
+        description="The column holding each row's own rubric (RaR layout: items with "
+        "title, description and weight); read by method rar only, which needs it on every row",
+    )
     system_prompt: str | None = None
     limit: int | None = Field(default=None, ge=1)
 
@@ -73,8 +79,9 @@ class RopdSection(RunConfig):
     """The `ropd:` section of a training config: the run configuration (shared with every
     command and verl's reward manager) plus the student, data, baselines and LoRA."""
 
-    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the five
-        default="ropd", description="What trains the student: ropd, tjudge, ovd, sft or lopd."
+    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the six
+        default="ropd",
+        description="What trains the student: ropd, tjudge, ovd, rar, sft or lopd.",
     )
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -104,6 +111,8 @@ class RopdSection(RunConfig):
             return self.scorer.num_teacher_refs != 0
         if self.method == "tjudge":
             return self.tjudge.num_references > 0
+        if self.method == "rar":
+            return self.rar.num_teacher_refs != 0
         return False
 
 
@@ -307,6 +316,7 @@ class _Parts(BaseModel):
     scorer: ScorerConfig | None = None
     tjudge: TJudgeConfig | None = None
     ovd: OVDConfig | None = None
+    rar: RaRConfig | None = None
 
 
 def _valid_parts(raw: dict[str, Any]) -> _Parts:
@@ -314,7 +324,8 @@ def _valid_parts(raw: dict[str, Any]) -> _Parts:
     as a whole has errors elsewhere (every problem in one run)."""
     parts = _Parts()
     for name, model in (("teacher", TeacherConfig), ("scorer", ScorerConfig),
-                        ("tjudge", TJudgeConfig), ("ovd", OVDConfig)):  # fmt: skip
+                        ("tjudge", TJudgeConfig), ("ovd", OVDConfig),
+                        ("rar", RaRConfig)):  # fmt: skip
         try:
             setattr(parts, name, model.model_validate(raw.get(name) or {}))
         except ValidationError:
@@ -334,6 +345,9 @@ def roles_by_path(section: RopdSection | _Parts) -> list[tuple[tuple[str, ...], 
         out.append((("ropd", "tjudge", "judge"), section.tjudge.judge))
     if section.ovd is not None:
         out.append((("ropd", "ovd", "judge"), section.ovd.judge))
+    if section.rar is not None:
+        out.append((("ropd", "rar", "rubricator"), section.rar.rubricator))
+        out.append((("ropd", "rar", "verifier"), section.rar.verifier))
     return out
 
 
@@ -352,10 +366,11 @@ def _role_problems(section: RopdSection | _Parts, raw: dict[str, Any], loc: Loca
         if not model_without_endpoint(role):
             continue
         where = (*path, "model")
-        scorer = raw.get("scorer") if isinstance(raw.get("scorer"), dict) else {}
-        own = scorer.get(path[-1]) if path[1] == "scorer" else None
-        if path[1] == "scorer" and not (isinstance(own, dict) and "model" in own):
-            where = ("ropd", "scorer", "judge", "model")  # set through `judge`
+        two_roles = path[1] in ("scorer", "rar")  # sections whose `judge` sets both roles
+        part = raw.get(path[1]) if two_roles and isinstance(raw.get(path[1]), dict) else {}
+        own = part.get(path[-1]) if two_roles else None
+        if two_roles and not (isinstance(own, dict) and "model" in own):
+            where = ("ropd", path[1], "judge", "model")  # set through `judge`
         problems.append(
             str(
                 loc.error(

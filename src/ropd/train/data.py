@@ -9,6 +9,7 @@ from typing import Any
 from ropd.data import load_records, sample_path, to_prompt_messages
 from ropd.data.gold import gold_text
 from ropd.data.records import unique_ids
+from ropd.data.rubrics import record_rubric
 from ropd.errors import InputError
 from ropd.train.config import DataConfig
 
@@ -16,15 +17,21 @@ from ropd.train.config import DataConfig
 @dataclass(frozen=True)
 class TrainPrompt:
     """One training prompt: its id, the chat messages the student and teacher both see, and
-    its gold answer when the data has one (`data.answer_field`; reward-health metrics only)."""
+    its gold answer when the data has one (`data.answer_field`; reward-health metrics only),
+    and its own rubric under `method: rar` (`data.rubric_field`, a `ropd.rubric.Rubric`)."""
 
     id: str
     messages: list[dict[str, Any]]
     gold: str | None = None
+    rubric: Any = None
 
 
-def load_prompts(data: DataConfig) -> list[TrainPrompt]:
-    """Read the configured data (errors name file, line and field) into chat prompts."""
+def load_prompts(data: DataConfig, *, rubrics: bool = False) -> list[TrainPrompt]:
+    """Read the configured data (errors name file, line and field) into chat prompts.
+
+    With `rubrics` (method rar) every row must carry a valid rubric in `data.rubric_field`:
+    a row without one, or with a bad item, stops here naming its line and field, before any
+    model is loaded."""
     source = str(sample_path()) if data.source == "sample" else data.source
     records = load_records(source, split=data.split, name=data.subset, limit=data.limit)
     prompts = []
@@ -33,7 +40,8 @@ def load_prompts(data: DataConfig) -> list[TrainPrompt]:
             record, prompt_field=data.prompt_field, system_prompt=data.system_prompt
         )
         gold = record.get(data.answer_field) if data.answer_field else None
-        prompts.append(TrainPrompt(pid, messages, gold_text(gold)))
+        rubric = record_rubric(record, data.rubric_field) if rubrics else None
+        prompts.append(TrainPrompt(pid, messages, gold_text(gold), rubric))
     if not prompts:
         raise InputError(f"{source}: no training prompts")
     return prompts

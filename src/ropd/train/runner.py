@@ -433,7 +433,7 @@ def make_reward(
     client: ChatClient | None = None,
     prompts: Sequence[TrainPrompt] = (),
 ) -> Any:
-    """The TRL reward function for a GRPO method (ROPD, T-Judge or OVD), as configured; OVD's
+    """The TRL reward function for a GRPO method (ROPD, T-Judge, OVD or RaR), as configured; OVD's
     outcome reward gets the prompts' gold answers by prompt."""
     from ropd.integrations.trl import RopdReward
 
@@ -547,7 +547,7 @@ def run(
         return _nothing_to_do(plan)
     config, run_id = plan.config, plan.run_id
     check_ready(config, probe=probe, teacher=False, endpoints=client is None)
-    prompts = load_prompts(config.ropd.data)
+    prompts = load_prompts(config.ropd.data, rubrics=config.method == "rar")
     from accelerate import PartialState
 
     with PartialState().main_process_first():  # the main process builds, the others wait

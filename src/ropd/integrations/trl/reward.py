@@ -31,7 +31,7 @@ from ropd.reward.batch import (
     Scorer,
     prompt_text_key,
 )
-from ropd.reward.config import OVDConfig, ScorerConfig, TJudgeConfig
+from ropd.reward.config import OVDConfig, RaRConfig, ScorerConfig, TJudgeConfig
 from ropd.reward.gate import GateConfig, QualityGate
 from ropd.reward.health import HealthConfig, HealthMonitor
 from ropd.run_config import RunConfig, judge_field, method_of
@@ -42,6 +42,7 @@ ID_COLUMN = "ropd_id"
 PLAIN_ID_COLUMN = "id"  # a dataset's own id column, used when there is no `ropd_id`
 TEACHER_COLUMN = "teacher_responses"
 GOLD_COLUMN = "answer"  # a checkable gold answer per row: reward-health gold metrics only
+RUBRIC_COLUMN = "rubric"  # each row's own rubric (RaR layout or ropd's JSON): method rar only
 
 
 def completion_text(completion: Any) -> str:
@@ -112,7 +113,9 @@ class RopdReward:
     inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
     `log_metric`; every rubric and verdict goes to `traces` when given. An `answer` column (a
     gold answer per row) adds the gold-agreement numbers to the `ropd/health/*` metrics, and
-    `health` sets their alarms (a `stop` alarm ends training like the quality gate).
+    `health` sets their alarms (a `stop` alarm ends training like the quality gate). With a
+    `RaRConfig` (method rar) the `rubric` column gives each row's rubric (RaR's items, or ropd's
+    rubric as JSON text); a row without a valid one fails its own group.
 
     Calls may overlap (TRL's async GRPO worker scores groups concurrently, see
     `integrations/trl/async_grpo.py`): the judge is still opened once. The reward pickles as
@@ -122,7 +125,7 @@ class RopdReward:
 
     def __init__(
         self,
-        config: ScorerConfig | TJudgeConfig | OVDConfig | None = None,
+        config: ScorerConfig | TJudgeConfig | OVDConfig | RaRConfig | None = None,
         *,
         teacher_store: str | Path | Any | None = None,
         limits: LimitsConfig | None = None,
@@ -236,6 +239,8 @@ class RopdReward:
         ids = _id_column(columns)
         teacher = columns.get(TEACHER_COLUMN)
         gold = columns.get(GOLD_COLUMN)
+        # read only for RaR: another method's data may use the name for something else
+        rubric = columns.get(RUBRIC_COLUMN) if isinstance(self.config, RaRConfig) else None
         local = [
             Rollout(
                 group_id=str(ids[i]) if ids is not None else _prompt_id(prompts[i]),
@@ -243,6 +248,7 @@ class RopdReward:
                 completion=completion_text(completions[i]),
                 teacher_responses=tuple(teacher[i]) if teacher is not None else None,
                 gold=gold_text(gold[i]) if gold is not None else None,
+                rubric=rubric[i] if rubric is not None else None,
             )
             for i in range(len(prompts))
         ]
