@@ -101,3 +101,52 @@ def test_dry_run_says_what_rar_needs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "needs a rubric on every row (column data.rubric" in result.output
     assert "no rubricator, K=0" in result.output
+
+
+def test_only_the_roles_rar_calls_are_checked_before_training(
+    tiny_overrides: dict[str, Any],
+) -> None:
+    from ropd.train.preflight import used_roles
+
+    plain = load_config(None, rar_overrides(tiny_overrides, rar_sample_path()))
+    assert [r.name for r in used_roles(plain)] == ["verifier"]
+    mixed = load_config(
+        None,
+        {
+            **rar_overrides(tiny_overrides, rar_sample_path()),
+            "ropd.rar.mix_induced": True,
+            "ropd.teacher.store": tiny_overrides["ropd.teacher.store"],
+            "ropd.teacher.build_missing": True,
+        },
+    )
+    assert mixed.ropd.needs_teacher_store  # K = 4 with mix_induced unless set
+    assert [r.name for r in used_roles(mixed, teacher=False)] == ["rubricator", "verifier"]
+
+
+def test_mixed_rar_trains_with_one_rubricator_call_per_group(
+    tiny_overrides: dict[str, Any], tiny_student: Path
+) -> None:
+    overrides = {
+        **rar_overrides(tiny_overrides, rar_sample_path()),
+        "ropd.rar.mix_induced": True,
+        "ropd.rar.num_teacher_refs": 0,
+        "max_steps": 1,
+    }
+    judge = scripted_judge()
+    report = run(load_config(None, overrides), client=judge)
+    assert report.global_step == 1
+    assert len(judge.calls_for("rubricator")) == 2  # two groups in the one step
+    data = {r.get("id"): record_rubric(r) for r in load_records(rar_sample_path())}
+    with sqlite3.connect(report.traces) as db:
+        rows = db.execute("SELECT group_id, step FROM groups").fetchall()
+        (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
+    with TraceStore(report.traces, run_id=run_id) as traces:
+        for gid, step in rows:
+            rubric = traces.get(gid, run_id=run_id, step=step).result.rubric
+            own = data[gid].criteria
+            # the row's criteria first, then the induced ones, renumbered
+            assert [c.criterion for c in rubric.criteria[: len(own)]] == [c.criterion for c in own]
+            assert len(rubric.criteria) > len(own)
+            assert [c.id for c in rubric.criteria] == [
+                f"C{n}" for n in range(1, len(rubric.criteria) + 1)
+            ]

@@ -59,7 +59,7 @@ def used_roles(config: TrainConfig, *, teacher: bool = True) -> list[RoleConfig]
         roles.append(section.teacher.role)
     if section.method == "ropd":
         roles.extend(section.scorer.roles())
-    elif section.method in ("tjudge", "ovd"):
+    elif section.method in ("tjudge", "ovd", "rar"):
         roles.extend(section.judge_config.roles())
     return roles
 
