@@ -227,3 +227,23 @@ def test_analysis_tables_have_readable_headers_and_scroll(
     assert header("some_new_key") == "some new key"
     assert ANALYSIS["methods"]["ropd"]["pair_accuracy"] == 0.7021
     assert 'data-key="pair_accuracy">0.702<' in page
+
+
+def test_a_scalar_judge_run_draws_no_empty_rubric_chart(tmp_path: Path) -> None:
+    """T-Judge and OVD write no rubric: no 'Rubric size' chart on a ±0.045 axis of nothing."""
+    traces = tmp_path / "scalar.db"
+    with TraceStore(traces, run_id="ovd-run") as store:
+        for step in (1, 2):
+            gid = f"g-{step}"
+            store.record(
+                group(gid, ["391", "400"], []),
+                GroupResult(id=gid, rewards=[1.0, 0.0], usage={}, failure_policy="nan"),
+                step=step,
+            )
+    out = tmp_path / "scalar.html"
+    build_report(traces, out)
+    page = out.read_text()
+    assert 'data-chart="reward"' in page and 'data-chart="rubric"' not in page
+    build_store(tmp_path / "rubrics.db")
+    build_report(tmp_path / "rubrics.db", out, run_id=RUN)
+    assert 'data-chart="rubric"' in out.read_text()  # a rubric run keeps it

@@ -370,15 +370,22 @@ def step_charts(
                 percent=True,
             ),
         ),
-        Chart(
-            "rubric",
-            "Rubric size",
-            "mean number of criteria per rubric",
-            line_chart(
-                "rubric", x, {"criteria": column("rubric_size")}, ylabel="criteria", xlabel=xlabel
-            ),
-        ),
     ]
+    if any(v is not None for v in column("rubric_size")):  # scalar judges write no rubric
+        charts.append(
+            Chart(
+                "rubric",
+                "Rubric size",
+                "mean number of criteria per rubric",
+                line_chart(
+                    "rubric",
+                    x,
+                    {"criteria": column("rubric_size")},
+                    ylabel="criteria",
+                    xlabel=xlabel,
+                ),
+            )
+        )
     if categories:
         charts.append(
             Chart(
