@@ -3,7 +3,8 @@
 Nothing here contacts an endpoint. The dataset's real prompts are read (`train/data.py`), the
 teacher store is read when it exists (its real answers, and which prompts still need some), and
 a sample of groups is rendered with the scorer's own message builders (`plan/groups.py`, and
-`plan/scalar.py` for T-Judge and OVD). Per step and per run figures are the sampled groups'
+`plan/scalar.py` for T-Judge and OVD). RaR's Verifier reads each sampled row's own rubric (the
+data's `rubric` column), with the assumed induced criteria added under `mix_induced`. Per step and per run figures are the sampled groups'
 mean times the groups of a step and of the run.
 """
 
@@ -25,6 +26,7 @@ from ropd.plan.groups import (
     VERDICT_TOKENS_PER_CHECK,
     Counter,
     group_load,
+    placeholder_rubric,
     text_of_tokens,
 )
 from ropd.plan.model import (
@@ -46,10 +48,13 @@ from ropd.plan.scalar import (
     ScalarScorer,
     scalar_load,
 )
+from ropd.reward.config import ScorerConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.health_checks import CHECK_ROLE
 from ropd.reward.ovd import OVDScorer
+from ropd.reward.rar import RaRScorer, union
 from ropd.reward.tjudge import TJudgeScorer
+from ropd.rubric import Rubric
 from ropd.train.config import TrainConfig, trl_class
 from ropd.train.data import TrainPrompt, load_prompts
 
@@ -95,7 +100,7 @@ def build_plan(
     per_call = trl.prompts_per_reward_call(options.num_processes)
     if prompts is None:
         try:
-            prompts = load_prompts(section.data)
+            prompts = load_prompts(section.data, rubrics=section.method == "rar")
         except Exception as error:  # noqa: BLE001 - no network, no file: plan without them
             notes.append(
                 f"data {section.data.source}: not read here ({_short(error)}); prompts assumed "
@@ -132,7 +137,7 @@ def build_plan(
     if section.needs_teacher_store:
         plan.teacher_build = store.build_plan(teacher_tokens, teacher_source)
     given = _Given(config, options, prompts, store, counter)
-    if section.method == "ropd":
+    if section.method in RUBRIC_METHODS:
         _judge_plan(plan, given)
     elif section.method in SCALAR_METHODS:
         _scalar_plan(plan, given)
@@ -144,6 +149,10 @@ def build_plan(
 
 
 SCALAR_METHODS = ("tjudge", "ovd")
+RUBRIC_METHODS = ("ropd", "rar")  # a Verifier reading a rubric; rar's comes with each row
+# RaR without readable data: a dataset rubric of this many criteria (RaR-Science/-Medicine rows
+# carry 7 to 20 items)
+ASSUMED_DATASET_CRITERIA = 10
 
 
 def _judge_settings(section: Any) -> Any:
@@ -152,6 +161,8 @@ def _judge_settings(section: Any) -> Any:
         return section.tjudge
     if section.method == "ovd":
         return section.ovd
+    if section.method == "rar":
+        return section.rar
     return section.scorer
 
 
@@ -164,6 +175,11 @@ def _judged_shape(section: Any, g: int, k: int) -> dict[str, Any]:
         return {"pool": g if together else 1, "rubric_mode": "none", "rubrics_per_group": 0,
                 "criteria": 0, "per_call": section.ovd.per_call}  # fmt: skip
     scorer = section.scorer
+    if section.method == "rar":  # one shared rubric a group: the data's (and induced criteria)
+        scorer = section.rar
+        induced = (scorer.min_criteria + scorer.max_criteria) // 2 if scorer.mix_induced else 0
+        return {"pool": g + (k if scorer.teacher_in_pool else 0), "rubric_mode": "shared",
+                "rubrics_per_group": 1, "criteria": induced, "induced_criteria": induced}  # fmt: skip
     per_pair = scorer.rubric_mode == "per_pair"
     return {
         "pool": (1 if per_pair else g) + (k if scorer.teacher_in_pool else 0),
@@ -276,7 +292,9 @@ class _Store:
             reader = (
                 self.section.tjudge.judge
                 if self.section.method == "tjudge"
-                else self.section.scorer.verifier
+                else (
+                    self.section.rar if self.section.method == "rar" else self.section.scorer
+                ).verifier
             )
             counter = TokenCounter(reader.tokenizer)  # as the judge reading them counts
             mean = sum(counter.text(t) for t in texts) / len(texts)
@@ -333,22 +351,30 @@ class _Given(NamedTuple):
 
 
 def _judge_plan(plan: Plan, given: _Given) -> None:
-    """ROPD: the Rubricator, the Verifier and the sampled checks; two phases of calls."""
+    """ROPD, and RaR: the Rubricator (RaR: only with `mix_induced`), the Verifier and the
+    sampled checks; two phases of calls (one for RaR without a Rubricator)."""
     config, options, prompts, store, counter = given
     section = config.ropd
     shape = plan.shape
-    scorer = GroupScorer(section.scorer, client=None)
+    rar = section.method == "rar"
+    scorer_config: ScorerConfig = section.rar if rar else section.scorer
+    scorer = RaRScorer(section.rar, client=None) if rar else GroupScorer(scorer_config, client=None)
+    induce = not rar or section.rar.mix_induced
     chosen = _groups(plan, options, prompts, store, counter or scorer.verifier.counter)
+    rubrics = _DataRubrics(prompts, shape, scorer) if rar else None
     total = [Load(), Load()]
     chunks: list[int] = []
     problems: list[str] = []
     for group_id, messages, refs, students in chosen:
         load = group_load(
-            scorer, group_id, messages, refs, students, criteria=shape.criteria, counter=counter
-        )
+            scorer, group_id, messages, refs, students, criteria=shape.criteria, counter=counter,
+            rubric=rubrics.of(group_id) if rubrics else None, induce=induce,
+        )  # fmt: skip
         total = [total[0] + load.rubricator, total[1] + load.verifier]
         chunks.extend(load.verifier_chunks)
         problems.extend(load.problems)
+    if rubrics is not None:
+        rubrics.describe(plan)
     _note_problems(plan, store, problems)
     if chunks and max(chunks) < shape.pool:
         per_group = len(chunks) / len(chosen) / shape.rubrics_per_group
@@ -357,9 +383,10 @@ def _judge_plan(plan: Plan, given: _Given) -> None:
             f"rubric to fit its context window (each repeats the task and the rubric)"
         )
     windows = ContextWindows()
-    scorer_config = section.scorer
     per_group = [load.scaled(1 / len(chosen)) for load in total]
     for role, load in zip((scorer_config.rubricator, scorer_config.verifier), per_group):
+        if role is scorer_config.rubricator and not induce:
+            continue  # RaR without mix_induced: the rubric is the data's, no Rubricator call
         plan.judge.append(_role_plan(role, load, shape, windows, counter))
     # sampled health checks: one more Verifier pass on their share of groups, each under its
     # own role (the audit judge's prompts counted as the Verifier's: same pool, same rubric)
@@ -376,9 +403,43 @@ def _judge_plan(plan: Plan, given: _Given) -> None:
             "before the run (ropd/health/reinduced_rate tells it)"
         )
     # first phase: the Rubricator; second: the Verifier with any sampled checks beside it
-    phases = [plan.judge[:1], plan.judge[1:]]
+    phases = [plan.judge[:1], plan.judge[1:]] if induce else [plan.judge]
     plan.throughput = _throughput(plan, phases, section.limits.model_dump(), options)
     plan.self_hosted = _self_hosted(plan, len(phases), options)
+
+
+class _DataRubrics:
+    """RaR: the rubric the Verifier reads for each sampled group: the row's own (an assumed
+    one of `ASSUMED_DATASET_CRITERIA` criteria without data), then with `mix_induced` the
+    assumed induced criteria, joined as `reward.rar.union` joins them in the run."""
+
+    def __init__(self, prompts: list[TrainPrompt] | None, shape: Shape, scorer: Any) -> None:
+        self.own = {p.id: p.rubric for p in prompts or [] if isinstance(p.rubric, Rubric)}
+        counter = scorer.verifier.counter
+        self.assumed = placeholder_rubric(ASSUMED_DATASET_CRITERIA, counter, CRITERION_TOKENS)
+        self.induced = (
+            placeholder_rubric(shape.induced_criteria, counter, CRITERION_TOKENS)
+            if shape.induced_criteria
+            else None
+        )
+        self.sizes: list[int] = []  # dataset criteria of each sampled group
+        self.shape = shape
+
+    def of(self, group_id: str) -> Rubric:
+        data = self.own.get(group_id, self.assumed)
+        self.sizes.append(len(data.criteria))
+        return union(data, self.induced) if self.induced is not None else data
+
+    def describe(self, plan: Plan) -> None:
+        """The shape's rubric sizes: the sampled rows' mean, plus the induced criteria."""
+        mean = sum(self.sizes) / len(self.sizes) if self.sizes else float(ASSUMED_DATASET_CRITERIA)
+        self.shape.dataset_criteria = mean
+        self.shape.criteria = round(mean) + self.shape.induced_criteria
+        if not self.own:
+            plan.notes.append(
+                f"no dataset rubric read: each row's rubric assumed {ASSUMED_DATASET_CRITERIA} "
+                f"criteria of about {CRITERION_TOKENS} tokens"
+            )
 
 
 def _scalar_plan(plan: Plan, given: _Given) -> None:
@@ -598,21 +659,34 @@ def _assumptions(plan: Plan, options: PlanOptions, max_chars: int) -> list[str]:
             ),
             common[1],
         ]
+    rubric = (
+        f"rubrics of {shape.criteria} criteria (the middle of min/max_criteria), each about "
+        f"{CRITERION_TOKENS} tokens as the Verifier reads it"
+    )
+    written = f"a rubric ~{RUBRIC_TOKENS_PER_CRITERION} tokens a criterion; "
+    order = "Rubricator then Verifier"
+    if shape.method == "rar":
+        size = f"{shape.dataset_criteria:.3g}" if shape.dataset_criteria is not None else "?"
+        rubric = f"each sampled row's own rubric (~{size} criteria), as the Verifier reads it"
+        if shape.induced_criteria:
+            rubric += (
+                f", plus {shape.induced_criteria} induced criteria (the middle of "
+                f"min/max_criteria) of about {CRITERION_TOKENS} tokens each"
+            )
+        else:
+            written, order = "", "one Verifier phase (no Rubricator)"
     return [
         *out,
+        rubric,
         (
-            f"rubrics of {shape.criteria} criteria (the middle of min/max_criteria), each about "
-            f"{CRITERION_TOKENS} tokens as the Verifier reads it"
-        ),
-        (
-            f"expected output: a rubric ~{RUBRIC_TOKENS_PER_CRITERION} tokens a criterion; "
-            f"verdicts ~{VERDICT_TOKENS_PER_CHECK} tokens per answer and criterion (a judge "
-            "that reasons before answering writes more, up to the bound: max_tokens per call)"
+            f"expected output: {written}verdicts ~{VERDICT_TOKENS_PER_CHECK} tokens per answer "
+            "and criterion (a judge that reasons before answering writes more, up to the bound: "
+            "max_tokens per call)"
         ),
         common[0],
         (
             f"judge latency {options.latency_s:g} s per call (--latency-s); a reward call's "
-            "groups all run at once, Rubricator then Verifier"
+            f"groups all run at once, {order}"
         ),
         common[1],
     ]

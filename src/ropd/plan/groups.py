@@ -89,12 +89,14 @@ def group_load(
     criterion_tokens: int = CRITERION_TOKENS,
     counter: Counter | None = None,
     rubric: Rubric | None = None,
+    induce: bool = True,
 ) -> GroupLoad:
     """The judge calls and tokens of one group as `scorer` would judge it.
 
     `counter` counts the prompts (default: each role's own counter, as the scorer sizes them);
     windows, fitting and splitting always use the scorer's own counters. `rubric` is the one
     the Verifier reads (default: `criteria` made-up criteria of `criterion_tokens` each).
+    `induce=False` (RaR without `mix_induced`: the rubric is the data's) asks no Rubricator.
     """
     cfg = scorer.config
     refs = [scorer.clean(t) for t in (references if cfg.num_teacher_refs is None
@@ -110,8 +112,9 @@ def group_load(
     else:  # one rubric per distinct student answer, each verified with the references
         rounds = [([s], f"{group_id}:{n}") for n, s in enumerate(distinct)]
     for shown_students, shuffle_key in rounds:
-        load.rubricator += _rubricator(scorer, prompt_text, refs, shown_students, criteria,
-                                       counter, load.problems)  # fmt: skip
+        if induce:
+            load.rubricator += _rubricator(scorer, prompt_text, refs, shown_students, criteria,
+                                           counter, load.problems)  # fmt: skip
         pool = [PoolEntry("student", i, t) for i, t in enumerate(shown_students)]
         if cfg.teacher_in_pool:
             pool += [PoolEntry("teacher", j, t) for j, t in enumerate(refs)]

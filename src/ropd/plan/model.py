@@ -150,6 +150,12 @@ class Shape(BaseModel):
     teacher_tokens: float
     teacher_tokens_source: str
     criteria: int = Field(description="Criteria assumed per rubric (0: no rubric).")
+    induced_criteria: int = Field(
+        default=0, description="RaR with mix_induced: induced criteria assumed per group."
+    )
+    dataset_criteria: float | None = Field(
+        default=None, description="RaR: mean criteria of the sampled rows' own rubrics."
+    )
 
 
 class Plan(BaseModel):

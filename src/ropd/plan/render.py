@@ -111,6 +111,14 @@ def _judging(s: Shape) -> str:
         else:
             how = "each scored 0-9 in its own teacher call"
         return f"G={s.num_generations} students, {how} (no teacher answers, no rubric)"
+    if s.method == "rar":
+        teachers = f" + K={s.k} teachers" if s.k else ""
+        induced = f" + {s.induced_criteria} induced" if s.induced_criteria else ""
+        size = f"{s.dataset_criteria:.3g}" if s.dataset_criteria is not None else "?"
+        return (
+            f"G={s.num_generations} students{teachers}, dataset rubric of ~{size} "
+            f"criteria{induced}, {s.pool} answers verified"
+        )
     if s.rubric_mode == "none":
         return f"G={s.num_generations} students (no judge)"
     return (
