@@ -13,6 +13,11 @@ and synced the moment its group finishes, so a killed run loses nothing: `resume
 ids already judged and appends; groups whose line holds a failure are taken out of the output
 and judged again (`ScoreFileStats.retried_failed`).
 
+The judge settings say the method (`run_config.method_of`): ROPD's `ScorerConfig` scores with
+`GroupScorer`, `RaRConfig` with `RaRScorer` (each group's own `rubric`), `TJudgeConfig` with
+`TJudgeScorer` and `OVDConfig` with `OVDScorer`, each as `ropd train` would reward the same
+answers.
+
 One writer per output: for its whole duration a run holds an advisory lock (`ropd.io.lock`) on
 the output and on the trace database, so a second run on either refuses at once (`InputError`,
 naming the holder) instead of judging everything again and interleaving lines. The lock is taken
@@ -27,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ropd.errors import InputError, JudgeError, StoreError
 from ropd.io import (
@@ -43,12 +49,11 @@ from ropd.io import (
 from ropd.io.groups import NO_TEACHER_ANSWERS
 from ropd.llm.config import LimitsConfig
 from ropd.llm.types import ChatClient, UsageBook
-from ropd.reward.base import GroupScoringError
-from ropd.reward.config import ScorerConfig
-from ropd.reward.group_scorer import GroupScorer
+from ropd.reward.base import BaseScorer, GroupScoringError
+from ropd.reward.config import OVDConfig, TJudgeConfig
 from ropd.reward.traces import TraceStore, TraceStoreError, new_run_id
 from ropd.reward.types import Group, GroupResult
-from ropd.run_config import RunConfig, resolve_k
+from ropd.run_config import JudgeConfig, RunConfig, judge_field, method_of, resolve_k
 from ropd.session import Session
 
 
@@ -163,7 +168,7 @@ def fill_teacher_answers(
 def plan_score_file(
     groups_file: Path,
     output: Path,
-    config: ScorerConfig,
+    config: JudgeConfig,
     *,
     teacher_store: Path | None = None,
     any_teacher_fingerprint: bool = False,
@@ -193,7 +198,7 @@ def plan_score_file(
         raise InputError(
             f"{output} exists; pass --resume to continue it or --overwrite to start over"
         )
-    k = config.num_teacher_refs
+    k = judge_k(config)
     numbered = read_numbered_groups(groups_file, require_teacher=teacher_store is None and k != 0)
     if teacher_store is not None and k != 0:
         groups = fill_teacher_answers(
@@ -223,6 +228,44 @@ def plan_score_file(
     todo = [g for g in groups if g.id not in done_ids]
     retried = sum(1 for g in todo if g.id in failed_ids)
     return ScoreFilePlan(groups=groups, todo=todo, dropped_bytes=dropped, retried_failed=retried)
+
+
+def judge_k(config: JudgeConfig) -> int | None:
+    """The teacher answers a group needs under `config` (None: all the store has; 0: none)."""
+    if isinstance(config, TJudgeConfig):
+        return config.num_references
+    if isinstance(config, OVDConfig):
+        return 0  # the teacher judges the answer from its text alone
+    return config.num_teacher_refs
+
+
+def scorer_class(config: JudgeConfig) -> type[BaseScorer[Any]]:
+    """The scorer of the method whose settings `config` is."""
+    method = method_of(config)
+    if method == "rar":
+        from ropd.reward.rar import RaRScorer
+
+        return RaRScorer
+    if method == "tjudge":
+        from ropd.reward.tjudge import TJudgeScorer
+
+        return TJudgeScorer
+    if method == "ovd":
+        from ropd.reward.ovd import OVDScorer
+
+        return OVDScorer
+    from ropd.reward.group_scorer import GroupScorer
+
+    return GroupScorer
+
+
+def _settings(config: JudgeConfig) -> dict[str, Any]:
+    """The switches recorded with the run (the rubric scorers' own list; the scalar judges'
+    fields but their role, recorded under `roles`)."""
+    own = getattr(config, "ablation_settings", None)
+    if own is not None:
+        return dict(own())
+    return config.model_dump(mode="json", exclude={"judge"})
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -267,7 +310,7 @@ def _resumed_run(traces_path: Path, output: Path, resume: bool) -> str:
 def score_file(
     groups_file: str | Path,
     output: str | Path,
-    config: ScorerConfig,
+    config: JudgeConfig,
     *,
     limits: LimitsConfig | None = None,
     traces: str | Path | None = None,
@@ -319,7 +362,7 @@ def score_file(
 def _run(
     groups_file: Path,
     output: Path,
-    config: ScorerConfig,
+    config: JudgeConfig,
     *,
     limits: LimitsConfig | None,
     traces_path: Path,
@@ -355,7 +398,8 @@ def _run(
             {"name": r.name, "base_url": r.base_url, "model": r.model, "api_key_env": r.api_key_env}
             for r in config.roles()
         ],
-        "settings": config.ablation_settings(),
+        "method": method_of(config),
+        "settings": _settings(config),
     }
     stats = ScoreFileStats(
         total=len(plan.groups),
@@ -364,8 +408,10 @@ def _run(
         dropped_bytes=plan.dropped_bytes,
         traces=traces_path,
     )
+    method = method_of(config)
     run = RunConfig(
-        scorer=config,
+        method=method,
+        **{judge_field(method): config},
         limits=limits or LimitsConfig(),
         run_id=run_id or _resumed_run(traces_path, output, resume),
         probe=probe and client is None,
@@ -383,7 +429,7 @@ def _run(
                 on_start(stats)
             with ResultWriter(output, append=resume) as writer:
                 if plan.todo:
-                    scorer = GroupScorer.from_session(session)
+                    scorer = scorer_class(config).from_session(session)
                     await _score_into(plan.todo, scorer, writer, stats, batch_size, on_result)
 
     asyncio.run(in_session())
@@ -392,7 +438,7 @@ def _run(
 
 async def _score_into(
     todo: list[Group],
-    scorer: GroupScorer,
+    scorer: BaseScorer[Any],
     writer: ResultWriter,
     stats: ScoreFileStats,
     batch_size: int,

@@ -1,5 +1,10 @@
 """`ropd score`: score a JSONL file of groups with the ROPD reward, resumably.
 
+With `-c ropd.yaml` the file's `method` decides the judge: `ropd` (the flags' default),
+`rar` (each group's own `rubric`, the `rar:` section), `tjudge` or `ovd` (their sections);
+`sft` and `lopd` have no judge and are refused. The judge flags and switches set `scorer.*`,
+so with another method they are refused too (its section is set with `--set`).
+
 Only flags and printing live here; the work is `ropd.score_file.score_file`. Progress goes to
 stderr (`ropd.cli.progress`); Ctrl-C ends with what is saved and the command that resumes (exit
 130); a run in which every group failed ends with `AllGroupsFailed` (exit 1).
@@ -36,13 +41,20 @@ from ropd.cli.options import (
     role_from_flags,
 )
 from ropd.cli.progress import RunProgress, resume_command
-from ropd.cli.run_options import LIMIT_FIELDS, ConfigFile, Sets, judge_fields, run_config
+from ropd.cli.run_options import (
+    LIMIT_FIELDS,
+    ConfigFile,
+    Sets,
+    given_on_command_line,
+    judge_fields,
+    run_config,
+)
 from ropd.errors import InputError, Interrupted, JudgeError
 from ropd.llm.config import LOCAL, Price, RoleConfig
 from ropd.progress import judge_activity
 from ropd.reward.config import ScorerConfig
 from ropd.reward.types import GroupResult
-from ropd.run_config import RunConfig
+from ropd.run_config import JUDGE_FIELDS, RunConfig
 from ropd.score_file import AllGroupsFailed, ScoreFileStats, default_traces_path, score_file
 from ropd.teacher.config import TeacherConfig
 
@@ -200,7 +212,8 @@ def score(
     except ValidationError as exc:
         raise InputError(flag_errors(exc)) from None
     run = run_config(ctx, config_file, sets, flagged, SCORE_FIELDS, typed=typed)
-    config, limits, traces, run_id = run.scorer, run.limits, run.traces, run.run_id
+    _check_method(ctx, run, typed)
+    config, limits, traces, run_id = run.judge_config, run.limits, run.traces, run.run_id
     teacher_store, any_teacher_fingerprint = run.teacher.store, run.teacher.accept_any_fingerprint
     err = Console(stderr=True, soft_wrap=True)
     seen: list[ScoreFileStats] = []  # the run's live stats, once the plan is done
@@ -275,6 +288,28 @@ def score(
             f"`ropd inspect --traces {stats.traces} --list --failed` lists them)",
             markup=False,
             highlight=False,
+        )
+
+
+def _check_method(ctx: typer.Context, run: RunConfig, typed: dict[str, Any]) -> None:
+    """A method without a judge, or ROPD-scorer flags given for another method, is refused."""
+    if run.method not in JUDGE_FIELDS:
+        raise InputError(
+            f"method: {run.method} trains without a judge, so `ropd score` has nothing to score "
+            f"with; set method to one of {', '.join(JUDGE_FIELDS)} (--set method=ropd)"
+        )
+    if run.method == "ropd":
+        return
+    flags = sorted(
+        {f"--{name.replace('_', '-')}" for name, path in SCORE_FIELDS.items()
+         if path.startswith("scorer.") and given_on_command_line(ctx, name)}
+        | {path for path in typed}
+    )  # fmt: skip
+    if flags:
+        section = JUDGE_FIELDS[run.method]
+        raise InputError(
+            f"{', '.join(flags)} set the ROPD scorer (`scorer:`), which method {run.method} does "
+            f"not read; set its judge with --set {section}.<field> or in the `{section}:` section"
         )
 
 
