@@ -129,6 +129,13 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
             f"items with description and weight); verifier {r.verifier.model} checks it, {mix}; "
             f"blind={r.blind} failure_policy={r.failure_policy}"
         )
+    if section.method == "exopd":
+        x = section.exopd
+        lines.append(
+            f"exopd       white-box teacher {x.teacher_model} (must share the student's "
+            f"tokenizer; checked) scores every sampled token; reward "
+            f"lambda_={x.lambda_} x (log p_teacher - log p_ref), reference {x.reference}"
+        )
     keys = (
         "learning_rate",
         "per_device_train_batch_size",
@@ -150,6 +157,11 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
     return lines
 
 
+def _no_judge_plan(config: Any) -> list[str]:
+    """The white-box methods' plan: a local teacher model scores every token, no endpoint."""
+    return [f"plan        method {config.method} calls no judge: nothing to plan or spend"]
+
+
 def _folder_line(config: Any, plan: Any, moved: bool) -> str:
     if plan is None and config.output_dir_default:
         return "runs/<run id> (chosen when the run starts)"
@@ -166,7 +178,7 @@ def train(
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(help="ropd | tjudge | ovd | rar | sft | lopd (overrides ropd.method)"),
+        typer.Option(help="ropd | tjudge | ovd | rar | sft | lopd | exopd (overrides ropd.method)"),
     ] = None,
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,
@@ -217,9 +229,13 @@ def train(
 
         for line in _describe(cfg, moved=moved is not None):
             typer.echo(line)
-        from ropd.cli.plan import plan_lines
         from ropd.errors import ConfigError
+        from ropd.train.config import WHITE_BOX_METHODS
 
+        if cfg.method in WHITE_BOX_METHODS:  # no judge, no teacher store: nothing to plan
+            plan_lines = _no_judge_plan
+        else:
+            from ropd.cli.plan import plan_lines
         try:
             check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
         except ConfigError:

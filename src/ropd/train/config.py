@@ -24,7 +24,7 @@ from ropd.reward.config import OVDConfig, RaRConfig, ScorerConfig, TJudgeConfig
 from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
-Method = Literal["ropd", "tjudge", "ovd", "rar", "sft", "lopd"]
+Method = Literal["ropd", "tjudge", "ovd", "rar", "sft", "lopd", "exopd"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
 GRPO_METHODS = ("ropd", "tjudge", "ovd", "rar")  # trained by GRPO on a judge's rewards
 TRL_CLASS_BY_METHOD = {
@@ -34,7 +34,9 @@ TRL_CLASS_BY_METHOD = {
     "rar": "GRPOConfig",
     "sft": "SFTConfig",
     "lopd": "DistillationConfig",
+    "exopd": "DistillationConfig",  # TRL's on-policy distillation, with ExOPD's loss
 }
+WHITE_BOX_METHODS = ("lopd", "exopd")  # a local teacher model scores the student's tokens
 # Fields whose meaning differs between trainers: never forwarded across them implicitly.
 # (GRPO's `beta` is a KL coefficient; the distillation trainer's `beta` picks the divergence.)
 NOT_SHARED = {"beta"}
@@ -75,17 +77,43 @@ class LopdConfig(BaseModel):
     )
 
 
+class ExopdConfig(BaseModel):
+    """ExOPD (Yang et al., arXiv 2602.12125): on-policy distillation as KL-constrained RL with
+    the per-token reward λ (log π_teacher − log π_ref), λ > 1 extrapolating past the teacher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher_model: str | None = Field(
+        default=None,
+        description="HF id or folder (or `embedded`) of the white-box teacher; it must share "
+        "the student's tokenizer",
+    )
+    lambda_: float = Field(
+        default=1.25,
+        gt=0,
+        description="reward scale λ: 1 is plain on-policy distillation, above 1 extrapolates "
+        "(the paper's ExOPD), between 0 and 1 interpolates toward the reference",
+    )
+    reference: str = Field(
+        default="student_init",
+        min_length=1,
+        description="the reference model π_ref: `student_init` (the student's initial weights, "
+        "frozen), `teacher` (no extrapolation), or an HF id / folder / `embedded`",
+    )
+
+
 class RopdSection(RunConfig):
     """The `ropd:` section of a training config: the run configuration (shared with every
     command and verl's reward manager) plus the student, data, baselines and LoRA."""
 
-    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the six
+    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the seven
         default="ropd",
-        description="What trains the student: ropd, tjudge, ovd, rar, sft or lopd.",
+        description="What trains the student: ropd, tjudge, ovd, rar, sft, lopd or exopd.",
     )
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
     lopd: LopdConfig = Field(default_factory=LopdConfig)
+    exopd: ExopdConfig = Field(default_factory=ExopdConfig)
     lora: dict[str, Any] | None = Field(
         default=None,
         description="train LoRA adapters: keyword arguments of peft.LoraConfig (e.g. {r: 16})",
@@ -233,7 +261,7 @@ def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) ->
         overrides = raw_ropd.get("trl_overrides")
         overrides = overrides if isinstance(overrides, dict) else {}
 
-    known_any = set().union(*(trl_fields(m) for m in ("ropd", "sft", "lopd")))
+    known_any = set().union(*(trl_fields(m) for m in ("ropd", "sft", *WHITE_BOX_METHODS)))
     target = trl_fields(method)
     trl_values: dict[str, Any] = {}
     dropped: dict[str, str] = {}
@@ -244,7 +272,7 @@ def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) ->
             message = f"unknown field: not a TRL training field nor 'ropd'{hint}"
             problems.append(str(loc.error((name,), message)))
             continue
-        if name not in target or (name in NOT_SHARED and method in ("sft", "lopd")):
+        if name not in target or (name in NOT_SHARED and method in ("sft", *WHITE_BOX_METHODS)):
             dropped[name] = f"not used by {TRL_CLASS_BY_METHOD[method]}"
             continue
         try:
@@ -305,7 +333,7 @@ def _apply_defaults(method: str, values: dict[str, Any]) -> None:
         values.setdefault("bf16", False)
     if method == "lopd":
         values.setdefault("beta", 1.0)  # reverse KL: LOPD's per-token objective
-    if method in (*GRPO_METHODS, "lopd"):
+    if method in (*GRPO_METHODS, *WHITE_BOX_METHODS):
         values.setdefault("remove_unused_columns", False)
 
 
@@ -391,6 +419,14 @@ def _consistency_problems(config: TrainConfig, loc: Locator, *, check_paths: boo
             loc.error(
                 ("ropd", "lopd", "teacher_model"),
                 "the lopd baseline needs a white-box teacher model (HF id, folder or `embedded`)",
+            )
+        )
+    if section.method == "exopd" and not section.exopd.teacher_model:
+        problems.append(
+            loc.error(
+                ("ropd", "exopd", "teacher_model"),
+                "exopd needs a white-box teacher model sharing the student's tokenizer "
+                "(HF id, folder or `embedded`)",
             )
         )
     if section.needs_teacher_store:

@@ -100,10 +100,41 @@ def dependency_problems(config: TrainConfig, roles: Sequence[RoleConfig] = ()) -
     models = [("ropd.student", section.student)]
     if section.method == "lopd" and section.lopd.teacher_model:
         models.append(("ropd.lopd.teacher_model", section.lopd.teacher_model))
+    if section.method == "exopd" and section.exopd.teacher_model:
+        models.append(("ropd.exopd.teacher_model", section.exopd.teacher_model))
+        if section.exopd.reference not in ("student_init", "teacher"):
+            models.append(("ropd.exopd.reference", section.exopd.reference))
     for field, name in models:
         problems.extend(_embedded_student_problems(source, field, name))
+    if section.method == "exopd" and not problems:
+        problems.extend(tokenizer_problems(config))
     if any(role.base_url is None for role in roles):
         problems.extend(_embedded_server_problems(source, roles))
+    return problems
+
+
+def tokenizer_problems(config: TrainConfig) -> list[str]:
+    """ExOPD's teacher (and a named reference) must share the student's tokenizer: checked
+    from folders and the Hugging Face cache only (nothing is downloaded; the run checks again)."""
+    from ropd.integrations.trl import student as students
+    from ropd.integrations.trl.exopd import tokenizer_mismatch
+
+    section = config.ropd
+
+    def local(name: str) -> str:
+        embedded = students.cache_root() / "models" / students.EMBEDDED_DIRNAME
+        return str(embedded) if name == students.EMBEDDED else name
+
+    others = [("ropd.exopd.teacher_model", "teacher", section.exopd.teacher_model)]
+    if section.exopd.reference not in ("student_init", "teacher"):
+        others.append(("ropd.exopd.reference", "reference", section.exopd.reference))
+    problems = []
+    for field, role, name in others:
+        if name is None or local(name) == local(section.student):
+            continue
+        mismatch = tokenizer_mismatch(local(section.student), local(name), role, local_only=True)
+        if mismatch:
+            problems.append(f"{config.source}: field '{field}': {mismatch}")
     return problems
 
 

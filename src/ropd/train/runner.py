@@ -491,6 +491,24 @@ def build_trainer(
             student, teacher, args, prompts, lora=section.lora
         )
         return trainer, None
+    if section.method == "exopd":
+        from ropd.integrations.trl.exopd import STUDENT_INIT, TEACHER, tokenizer_mismatch
+
+        ex = section.exopd
+        teacher = resolve_student(ex.teacher_model)  # type: ignore[arg-type]
+        mismatch = tokenizer_mismatch(student, teacher)
+        if mismatch:
+            raise ConfigError(f"{config.source}: field 'ropd.exopd.teacher_model': {mismatch}")
+        own = ex.reference in (STUDENT_INIT, TEACHER)
+        reference = ex.reference if own else resolve_student(ex.reference)
+        mismatch = None if own else tokenizer_mismatch(student, reference, "reference")
+        if mismatch:
+            raise ConfigError(f"{config.source}: field 'ropd.exopd.reference': {mismatch}")
+        trainer = trl_trainer.exopd_trainer(
+            student, teacher, args, prompts,
+            lambda_=ex.lambda_, reference=reference, lora=section.lora,
+        )  # fmt: skip
+        return trainer, None
     raise ConfigError(f"unknown method {section.method!r}")
 
 

@@ -1,7 +1,7 @@
 """Building TRL trainers for ropd's methods, and finding their checkpoints.
 
 GRPO with the ROPD (or T-Judge) reward, SFT on stored teacher answers, and TRL's on-policy
-distillation trainer for the logit baseline. The choice of method and its settings is the
+distillation trainer for the logit baseline (and, with ExOPD's loss, for `exopd`). The choice of method and its settings is the
 recipe's (`ropd.train.runner`); this module only knows how TRL wants them.
 """
 
@@ -139,6 +139,33 @@ def distillation_trainer(
         teacher_model=teacher,
         args=args,
         train_dataset=rl_dataset(prompts),
+        **_peft(lora),
+    )
+    return name_student_in_card(trainer, base_model or base_model_name(student))
+
+
+def exopd_trainer(
+    student: Any,
+    teacher: Any,
+    args: Any,
+    prompts: Sequence[TrainPrompt],
+    *,
+    lambda_: float,
+    reference: str,
+    lora: dict[str, Any] | None = None,
+    base_model: str | None = None,
+) -> Any:
+    """TRL's on-policy DistillationTrainer with ExOPD's extrapolated per-token loss
+    (`ropd.integrations.trl.exopd`): same sampling and logging, another objective."""
+    from ropd.integrations.trl.exopd import exopd_trainer_class
+
+    trainer = exopd_trainer_class()(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=rl_dataset(prompts),
+        lambda_=lambda_,
+        reference=reference,
         **_peft(lora),
     )
     return name_student_in_card(trainer, base_model or base_model_name(student))
