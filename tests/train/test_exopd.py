@@ -183,3 +183,25 @@ def test_the_run_refuses_a_teacher_with_another_tokenizer(
     config = load_config(None, _overrides(tiny_overrides, other_tokenizer))
     with pytest.raises(ConfigError, match="teacher's tokenizer differs"):
         build_trainer(config, [], None, "run-1")
+
+
+def test_exopd_with_lora_uses_the_adapterless_student_as_reference(
+    tiny_overrides: dict[str, Any], tiny_teacher: Path
+) -> None:
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    overrides = _overrides(tiny_overrides, tiny_teacher, **{"ropd.lora": lora})
+    report = run(load_config(None, overrides))
+    assert report.global_step == 2
+    assert (report.final_model / "adapter_config.json").is_file()
+    first, second = step_logs(report.checkpoints[-1])
+    # LoRA's B starts at zero: at step 1 the student equals its adapter-less reference
+    assert first["exopd/advantage"] == pytest.approx(first["exopd/reward"], abs=1e-6)
+    assert second["exopd/advantage"] != pytest.approx(second["exopd/reward"], abs=1e-6)
+
+
+def test_a_run_config_reads_a_training_file_with_an_exopd_section(tmp_path: Path) -> None:
+    from ropd.run_config import RunConfig
+
+    path = tmp_path / "train.yaml"
+    path.write_text("ropd:\n  method: exopd\n  exopd:\n    teacher_model: t\n    lambda_: 2\n")
+    assert RunConfig.load(path).method == "exopd"
