@@ -205,3 +205,26 @@ def test_a_run_config_reads_a_training_file_with_an_exopd_section(tmp_path: Path
     path = tmp_path / "train.yaml"
     path.write_text("ropd:\n  method: exopd\n  exopd:\n    teacher_model: t\n    lambda_: 2\n")
     assert RunConfig.load(path).method == "exopd"
+
+
+def test_cli_dry_run_says_what_exopd_needs_and_refuses_another_tokenizer(
+    tmp_path: Path, tiny_student: Path, tiny_teacher: Path, other_tokenizer: Path
+) -> None:
+    from tests.train.test_preflight import dry_run
+
+    def config(teacher: Path) -> Path:
+        path = tmp_path / f"{teacher.name}.yaml"
+        path.write_text(
+            f"report_to: none\nropd:\n  method: exopd\n  student: {tiny_student}\n"
+            f"  exopd:\n    teacher_model: {teacher}\n    lambda_: 1.5\n"
+        )
+        return path
+
+    done = dry_run(config(tiny_teacher), "--no-probe")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "must share the student's tokenizer" in done.stdout
+    assert "lambda_=1.5" in done.stdout and "reference student_init" in done.stdout
+    assert "calls no judge" in done.stdout
+    refused = dry_run(config(other_tokenizer), "--no-probe")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "field 'ropd.exopd.teacher_model': the teacher's tokenizer differs" in refused.stderr
