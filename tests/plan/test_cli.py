@@ -67,3 +67,20 @@ def test_the_run_folder_gets_plan_json(small_config: Path) -> None:
     plan = Plan.model_validate_json((config.output_dir / PLAN_FILE).read_text())
     assert plan.shape.dataset_prompts == 3
     assert plan.judge[0].per_group.calls == 1
+
+
+def test_methods_without_a_judge_plan_the_teacher_build_only() -> None:
+    """SFT, LOPD and ExOPD have no num_generations and no judge: the plan says so, no crash."""
+    base = ["plan", "-c", "examples/embedded.yaml", "--json"]
+    for extra in (
+        ["--set", "ropd.method=sft"],
+        ["--set", "ropd.method=lopd", "--set", "ropd.lopd.teacher_model=embedded"],
+        ["--set", "ropd.method=exopd", "--set", "ropd.exopd.teacher_model=embedded"],
+    ):
+        done = ropd_in_process([*base, *extra])
+        assert done.returncode == 0, done.stderr
+        plan = Plan.model_validate_json(done.stdout)
+        assert plan.judge == [] and plan.shape.num_generations == 1
+        assert plan.shape.prompts_per_step == 2  # batch 2 x accumulation 1, no groups of G
+    text = ropd_in_process(["plan", "-c", "examples/embedded.yaml", "--set", "ropd.method=sft"])
+    assert "no judge: the student is trained on K=2 stored teacher answers" in text.stdout

@@ -224,7 +224,7 @@ def test_cli_dry_run_says_what_exopd_needs_and_refuses_another_tokenizer(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "must share the student's tokenizer" in done.stdout
     assert "lambda_=1.5" in done.stdout and "reference student_init" in done.stdout
-    assert "calls no judge" in done.stdout
+    assert "no judge: a local white-box teacher scores every token" in done.stdout
     refused = dry_run(config(other_tokenizer), "--no-probe")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "field 'ropd.exopd.teacher_model': the teacher's tokenizer differs" in refused.stderr

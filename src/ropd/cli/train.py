@@ -157,11 +157,6 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
     return lines
 
 
-def _no_judge_plan(config: Any) -> list[str]:
-    """The white-box methods' plan: a local teacher model scores every token, no endpoint."""
-    return [f"plan        method {config.method} calls no judge: nothing to plan or spend"]
-
-
 def _folder_line(config: Any, plan: Any, moved: bool) -> str:
     if plan is None and config.output_dir_default:
         return "runs/<run id> (chosen when the run starts)"
@@ -229,13 +224,9 @@ def train(
 
         for line in _describe(cfg, moved=moved is not None):
             typer.echo(line)
+        from ropd.cli.plan import plan_lines
         from ropd.errors import ConfigError
-        from ropd.train.config import WHITE_BOX_METHODS
 
-        if cfg.method in WHITE_BOX_METHODS:  # no judge, no teacher store: nothing to plan
-            plan_lines = _no_judge_plan
-        else:
-            from ropd.cli.plan import plan_lines
         try:
             check_ready(cfg, probe=not no_probe)  # every problem at once, as one ConfigError
         except ConfigError:

@@ -55,7 +55,7 @@ from ropd.reward.ovd import OVDScorer
 from ropd.reward.rar import RaRScorer, union
 from ropd.reward.tjudge import TJudgeScorer
 from ropd.rubric import Rubric
-from ropd.train.config import TrainConfig, trl_class
+from ropd.train.config import GRPO_METHODS, TrainConfig, trl_class
 from ropd.train.data import TrainPrompt, load_prompts
 
 DEFAULT_SAMPLE = 32
@@ -95,7 +95,7 @@ def build_plan(
     section = config.ropd
     notes: list[str] = []
     trl = _TrlValues(config)
-    g = int(trl.get("num_generations"))
+    g = trl.group_size()
     per_step = trl.prompts_per_step(options.num_processes)
     per_call = trl.prompts_per_reward_call(options.num_processes)
     if prompts is None:
@@ -197,6 +197,7 @@ class _TrlValues:
 
     def __init__(self, config: TrainConfig) -> None:
         self.values = config.trl
+        self.method = config.method
         self.defaults = {
             f.name: f.default
             for f in dataclasses.fields(trl_class(config.method))
@@ -223,6 +224,13 @@ class _TrlValues:
         return int(size) / self._g()
 
     def _g(self) -> int:
+        return self.group_size()
+
+    def group_size(self) -> int:
+        """G: answers sampled per prompt (GRPO); 1 for the trainers without groups (SFT trains
+        on stored answers, LOPD/ExOPD on one sampled answer a prompt)."""
+        if self.method not in GRPO_METHODS:
+            return 1
         return int(self.get("num_generations") or 8)
 
 

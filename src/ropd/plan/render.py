@@ -97,6 +97,9 @@ def _teacher_lines(b: TeacherBuild) -> list[str]:
     return lines
 
 
+NO_JUDGE_METHODS = ("sft", "lopd", "exopd")  # trained without a judge: no reward call
+
+
 def _judging(s: Shape) -> str:
     """How a group is judged, in the method's own terms."""
     if s.method == "tjudge":
@@ -119,6 +122,10 @@ def _judging(s: Shape) -> str:
             f"G={s.num_generations} students{teachers}, dataset rubric of ~{size} "
             f"criteria{induced}, {s.pool} answers verified"
         )
+    if s.method == "sft":
+        return f"no judge: the student is trained on K={s.k} stored teacher answers a prompt"
+    if s.method in ("lopd", "exopd"):
+        return "no judge: a local white-box teacher scores every token of one answer a prompt"
     if s.rubric_mode == "none":
         return f"G={s.num_generations} students (no judge)"
     return (
@@ -134,8 +141,13 @@ def render_text(plan: Plan) -> list[str]:
     lines = [
         f"plan of {plan.source} (method {s.method}; nothing was sent to any endpoint)",
         (
-            f"  groups     {s.prompts_per_step:g} per optimizer step, {s.groups_per_reward_call:g} "
-            f"per reward call; {_judging(s)}"
+            f"  groups     {s.prompts_per_step:g} per optimizer step"
+            + (
+                f", {s.groups_per_reward_call:g} per reward call"
+                if s.method not in NO_JUDGE_METHODS
+                else ""
+            )
+            + f"; {_judging(s)}"
         ),
         f"  steps      {steps}",
         f"  answers    student {s.answer_tokens} tokens ({s.answer_tokens_source})",
