@@ -150,3 +150,16 @@ def test_mixed_rar_trains_with_one_rubricator_call_per_group(
             assert [c.id for c in rubric.criteria] == [
                 f"C{n}" for n in range(1, len(rubric.criteria) + 1)
             ]
+
+
+def test_the_bundled_rar_example_reads_its_rows_and_their_rubrics() -> None:
+    """examples/embedded-rar.yaml: `data.source: sample-rar` names the bundled RaR-layout rows."""
+    from ropd.train.data import load_prompts
+
+    config = load_config("examples/embedded-rar.yaml", check_paths=False)
+    assert config.method == "rar"
+    prompts = load_prompts(config.ropd.data, rubrics=True)
+    rows = load_records(str(rar_sample_path()))
+    assert len(prompts) == min(4, len(rows))
+    assert prompts[0].messages[-1]["content"] == rows[0].data["question"]
+    assert all(p.rubric is not None and p.rubric.criteria for p in prompts)

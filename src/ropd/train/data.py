@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ropd.data import load_records, sample_path, to_prompt_messages
+from ropd.data import load_records, rar_sample_path, sample_path, to_prompt_messages
 from ropd.data.gold import gold_text
 from ropd.data.records import unique_ids
 from ropd.data.rubrics import record_rubric
@@ -26,13 +26,17 @@ class TrainPrompt:
     rubric: Any = None
 
 
+# data.source names of the bundled sets: math with gold answers, and RaR-layout rows with rubrics
+BUNDLED = {"sample": sample_path, "sample-rar": rar_sample_path}
+
+
 def load_prompts(data: DataConfig, *, rubrics: bool = False) -> list[TrainPrompt]:
     """Read the configured data (errors name file, line and field) into chat prompts.
 
     With `rubrics` (method rar) every row must carry a valid rubric in `data.rubric_field`:
     a row without one, or with a bad item, stops here naming its line and field, before any
     model is loaded."""
-    source = str(sample_path()) if data.source == "sample" else data.source
+    source = str(BUNDLED.get(data.source, lambda: data.source)())
     records = load_records(source, split=data.split, name=data.subset, limit=data.limit)
     prompts = []
     for pid, record in unique_ids(records, data.id_field):
