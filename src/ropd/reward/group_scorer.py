@@ -172,7 +172,7 @@ class GroupScorer(BaseScorer[ScorerConfig]):
         if cfg.rubric_mode == "shared":
             pool = self._pool(students, distinct, references)
             rubric, verdicts, sums = await self._induce_and_verify(
-                prompt_text, references, [students[i] for i in distinct], pool, book, group.id,
+                group, prompt_text, references, [students[i] for i in distinct], pool, book,
                 record, checks,
             )  # fmt: skip
             reasons = self._bad_anchor(rubric, pool, verdicts) if cfg.reinduce_on_bad_anchor else ()
@@ -181,8 +181,8 @@ class GroupScorer(BaseScorer[ScorerConfig]):
                 record = ContextRecord()  # settings["context"]: the pass that gives the rewards
                 _CONTEXT.set(record)
                 rubric, verdicts, sums = await self._induce_and_verify(
-                    prompt_text, references, [students[i] for i in distinct], pool, book,
-                    group.id, record, checks, reasons,
+                    group, prompt_text, references, [students[i] for i in distinct], pool, book,
+                    record, checks, reasons,
                 )  # fmt: skip
                 sums = {**sums, "reinduced": 1.0}
             rubrics = [rubric]
@@ -206,24 +206,37 @@ class GroupScorer(BaseScorer[ScorerConfig]):
 
     async def _induce_and_verify(
         self,
+        group: Group,
         prompt_text: str,
         references: list[str],
         students: list[str],
         pool: list[PoolEntry],
         book: UsageBook,
-        group_id: str,
         record: ContextRecord,
         checks: tuple[str, ...],
         reasons: tuple[str, ...] = (),
     ) -> tuple[Rubric, list[Verdict], dict[str, float]]:
         """One rubric for the group and the pool's verdicts (sampled checks beside them)."""
-        rubric = await self.inducer.induce(
-            self.client, prompt_text, references, students, book, record, reasons
-        )
+        rubric = await self._rubric(group, prompt_text, references, students, book, record, reasons)
         verdicts, sums = await self.checks.verify(
-            self.verifier, self.client, prompt_text, rubric, pool, book, group_id, record, checks
+            self.verifier, self.client, prompt_text, rubric, pool, book, group.id, record, checks
         )
         return rubric, verdicts, sums
+
+    async def _rubric(
+        self,
+        group: Group,
+        prompt_text: str,
+        references: list[str],
+        students: list[str],
+        book: UsageBook,
+        record: ContextRecord,
+        reasons: tuple[str, ...],
+    ) -> Rubric:
+        """The rubric the pool is verified against: the Rubricator's (RaR's comes with the group)."""
+        return await self.inducer.induce(
+            self.client, prompt_text, references, students, book, record, reasons
+        )
 
     def _bad_anchor(
         self, rubric: Rubric, pool: list[PoolEntry], verdicts: list[Verdict]

@@ -17,21 +17,16 @@ failure policy applies); `ropd train` refuses such data before training instead.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 from ropd.llm.types import UsageBook
-from ropd.reward.base import GroupInputError, GroupLike
+from ropd.reward.base import GroupInputError
 from ropd.reward.config import RaRConfig
 from ropd.reward.group_scorer import GroupScorer
 from ropd.reward.induction import comparable_text
 from ropd.reward.types import ContextRecord, Group, GroupResult
-from ropd.reward.verification import PoolEntry, Verdict
 from ropd.rubric import Rubric
 
-# The dataset rubric of the group being scored in this task (`_score` sets it, the induction
-# step reads it; `settings` reads it for a group that failed half-way too).
-_DATA_RUBRIC: ContextVar[Rubric | None] = ContextVar("ropd_rar_rubric", default=None)
 NO_RUBRIC = (
     "the group has no rubric of its own (method rar needs one per row: a `rubric` column or "
     "group field)"
@@ -70,52 +65,37 @@ class RaRScorer(GroupScorer):
         return {t.name: t.version for t in templates}
 
     def settings(self, group: Group) -> dict[str, Any]:
-        data = _DATA_RUBRIC.get()
+        data = group.rubric
         return {
             "scorer": "rar",
             **super().settings(group),
             "dataset_criteria": None if data is None else len(data.criteria),
         }
 
-    async def score_group(self, group: GroupLike, *, step: int | None = None) -> GroupResult:
-        token = _DATA_RUBRIC.set(None)  # nothing of this group outlives it
-        try:
-            return await super().score_group(group, step=step)
-        finally:
-            _DATA_RUBRIC.reset(token)
-
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         if group.rubric is None:
             raise GroupInputError(NO_RUBRIC)
-        _DATA_RUBRIC.set(group.rubric)
         return await super()._score(group, book)
 
-    async def _induce_and_verify(
+    async def _rubric(
         self,
+        group: Group,
         prompt_text: str,
         references: list[str],
         students: list[str],
-        pool: list[PoolEntry],
         book: UsageBook,
-        group_id: str,
         record: ContextRecord,
-        checks: tuple[str, ...],
-        reasons: tuple[str, ...] = (),
-    ) -> tuple[Rubric, list[Verdict], dict[str, float]]:
-        """The group's rubric (the data's, or its union with the induced criteria) and the
-        pool's verdicts (sampled checks beside them)."""
-        rubric = _DATA_RUBRIC.get()
-        if rubric is None:  # pragma: no cover - `_score` checked it
+        reasons: tuple[str, ...],
+    ) -> Rubric:
+        """The group's own rubric, or its union with the induced criteria (`mix_induced`)."""
+        if group.rubric is None:  # pragma: no cover - `_score` checked it
             raise GroupInputError(NO_RUBRIC)
-        if self.config.mix_induced:
-            induced = await self.inducer.induce(
-                self.client, prompt_text, references, students, book, record, reasons
-            )
-            rubric = union(rubric, induced)
-        verdicts, sums = await self.checks.verify(
-            self.verifier, self.client, prompt_text, rubric, pool, book, group_id, record, checks
+        if not self.config.mix_induced:
+            return group.rubric
+        induced = await self.inducer.induce(
+            self.client, prompt_text, references, students, book, record, reasons
         )
-        return rubric, verdicts, sums
+        return union(group.rubric, induced)
 
 
 __all__ = ["NO_RUBRIC", "RaRConfig", "RaRScorer", "union"]
