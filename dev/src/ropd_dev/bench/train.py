@@ -64,9 +64,6 @@ def _overrides(
 
 def _arm(args: argparse.Namespace) -> None:
     """One measured arm (runs in a subprocess); prints one JSON line."""
-    from transformers import TrainerCallback
-
-    from ropd.integrations.trl.trainer import close_reward
     from ropd.train.config import load_config
     from ropd.train.data import load_prompts
     from ropd.train.runner import build_trainer, prepare_teacher
@@ -86,6 +83,17 @@ def _arm(args: argparse.Namespace) -> None:
         trainer.reward_funcs = [constant]
         trainer.reward_func_names = ["constant"]
 
+    times, peak_mb = timed_training(trainer, reward)
+    print(json.dumps({"arm": args.arm, "step_s": times, "peak_rss_mb": peak_mb}))
+
+
+def timed_training(trainer: Any, reward: Any) -> tuple[list[float], float]:
+    """Train to the end, closing the reward: each step's wall time, and the process's peak
+    resident memory in MB (an arm runs in its own process, so the peak is the arm's)."""
+    from transformers import TrainerCallback
+
+    from ropd.integrations.trl.trainer import close_reward
+
     times: list[float] = []
 
     class Timer(TrainerCallback):
@@ -98,8 +106,7 @@ def _arm(args: argparse.Namespace) -> None:
     trainer.add_callback(Timer())
     trainer.train()
     close_reward(trainer, reward)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"arm": args.arm, "step_s": times, "peak_rss_mb": peak_kb / 1024}))
+    return times, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_arm(

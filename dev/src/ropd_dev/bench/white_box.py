@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,32 +54,18 @@ def _overrides(work: Path, arm: str, steps: int) -> dict[str, Any]:
 
 def _arm(arm: str, work: Path, steps: int) -> None:
     """One measured arm (in a subprocess); prints one JSON line."""
-    from transformers import TrainerCallback
-
-    from ropd.integrations.trl.trainer import close_reward
     from ropd.testing import scripted_judge
     from ropd.train.config import load_config
     from ropd.train.data import load_prompts
     from ropd.train.runner import build_trainer, prepare_teacher
+    from ropd_dev.bench.train import timed_training
 
     client = scripted_judge()
     config = load_config(None, _overrides(work, arm, steps))
     prompts = load_prompts(config.ropd.data)
     store = prepare_teacher(config, prompts, client) if arm == "ropd" else None
     trainer, reward = build_trainer(config, prompts, store, f"bench-{arm}", client)
-    times: list[float] = []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, *a: Any, **k: Any) -> None:
-            self.start = time.perf_counter()
-
-        def on_step_end(self, *a: Any, **k: Any) -> None:
-            times.append(time.perf_counter() - self.start)
-
-    trainer.add_callback(Timer())
-    trainer.train()
-    close_reward(trainer, reward)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times, peak_mb = timed_training(trainer, reward)
     print(json.dumps({"arm": arm, "step_s": times, "peak_rss_mb": round(peak_mb, 1)}))
 
 
