@@ -19,9 +19,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ropd.analysis.pool import PoolItem
 from ropd.analysis.templates import ChatTemplate
@@ -36,6 +36,7 @@ from ropd.reward.rar import RaRScorer
 from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
 from ropd.reward.types import GroupResult
 
+C = TypeVar("C", bound=BaseModel)  # a method's judge settings
 Kind = Literal["ropd", "tjudge", "ovd", "rar", "teacher_logprob"]
 KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "rar", "teacher_logprob")
 # The `field=value` switches of the single-judge methods (and of rar).
@@ -122,34 +123,29 @@ def parse_method(name: str) -> Method:
 
 def ropd_config(method: Method, judge: RoleConfig, **settings: Any) -> ScorerConfig:
     """The scorer config of a ropd method: the judge, shared settings, then its switches."""
-    try:
-        return ScorerConfig.model_validate({"judge": judge, **settings, **method.overrides})
-    except ValidationError as exc:
-        raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
+    return _validated(ScorerConfig, method, judge, settings)
 
 
 def tjudge_config(method: Method, judge: RoleConfig, **settings: Any) -> TJudgeConfig:
     """The T-Judge config of a tjudge method."""
-    role = judge.with_name("tjudge")
-    try:
-        return TJudgeConfig.model_validate({"judge": role, **settings, **method.overrides})
-    except ValidationError as exc:
-        raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
+    return _validated(TJudgeConfig, method, judge.with_name("tjudge"), settings)
 
 
 def ovd_config(method: Method, judge: RoleConfig, **settings: Any) -> OVDConfig:
     """The OVD config of an ovd method (the judge in the teacher's place)."""
-    role = judge.with_name("ovd")
-    try:
-        return OVDConfig.model_validate({"judge": role, **settings, **method.overrides})
-    except ValidationError as exc:
-        raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
+    return _validated(OVDConfig, method, judge.with_name("ovd"), settings)
 
 
 def rar_config(method: Method, judge: RoleConfig, **settings: Any) -> RaRConfig:
     """The RaR config of a rar method: the judge as Verifier (and Rubricator, when mixed)."""
+    return _validated(RaRConfig, method, judge, settings)
+
+
+def _validated(model: type[C], method: Method, judge: RoleConfig, settings: dict[str, Any]) -> C:
+    """`model` from the judge, the shared settings, then the method's switches; a bad value is
+    a ConfigError naming the method."""
     try:
-        return RaRConfig.model_validate({"judge": judge, **settings, **method.overrides})
+        return model.model_validate({"judge": judge, **settings, **method.overrides})
     except ValidationError as exc:
         raise ConfigError(f"method {method.name!r}: {_first_problem(exc)}") from None
 
