@@ -144,7 +144,7 @@ def build_plan(
     else:
         plan.notes.append(f"method {section.method}: no judge calls")
     store.close()
-    plan.assumptions.extend(_assumptions(plan, options, _judge_settings(section).max_answer_chars))
+    plan.assumptions.extend(_assumptions(plan, options, section.judge_config.max_answer_chars))
     return plan
 
 
@@ -153,17 +153,6 @@ RUBRIC_METHODS = ("ropd", "rar")  # a Verifier reading a rubric; rar's comes wit
 # RaR without readable data: a dataset rubric of this many criteria (RaR-Science/-Medicine rows
 # carry 7 to 20 items)
 ASSUMED_DATASET_CRITERIA = 10
-
-
-def _judge_settings(section: Any) -> Any:
-    """The judge settings of the section's method (the ROPD scorer's for the others)."""
-    if section.method == "tjudge":
-        return section.tjudge
-    if section.method == "ovd":
-        return section.ovd
-    if section.method == "rar":
-        return section.rar
-    return section.scorer
 
 
 def _judged_shape(section: Any, g: int, k: int) -> dict[str, Any]:
