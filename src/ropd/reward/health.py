@@ -277,8 +277,9 @@ def _checks(results: Sequence[GroupResult]) -> dict[str, float | int | None]:
 class GoldChecker:
     """Checks student answers against gold answers (math-verify), saying once when it cannot."""
 
-    def __init__(self) -> None:
+    def __init__(self, purpose: str = "reward health") -> None:
         self._told: set[str] = set()
+        self.purpose = purpose  # what the checks are for, named in the warning
 
     def check(self, completion: str, gold: str | None) -> bool | None:
         """True / False, or None when there is no gold or it cannot be checked."""
@@ -296,7 +297,7 @@ class GoldChecker:
     def _tell(self, why: str) -> None:
         if why not in self._told:
             self._told.add(why)
-            log.warning("reward health: some answers not checked against gold: %s", why)
+            log.warning("%s: some answers not checked against gold: %s", self.purpose, why)
 
 
 # --- the alarm policy ------------------------------------------------------------------------

@@ -26,8 +26,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 
-from ropd import redact
-from ropd.data.gold import check_math
 from ropd.llm.config import RoleConfig
 from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import load_template
@@ -35,12 +33,11 @@ from ropd.reward import render
 from ropd.reward.base import BaseScorer
 from ropd.reward.batch import prompt_text_key
 from ropd.reward.config import OVD_MAX_SCORE, OVDConfig
+from ropd.reward.health import GoldChecker
 from ropd.reward.judge_call import ask_json
 from ropd.reward.schemas import answer_key, ovd_schema
 from ropd.reward.tjudge import score_each
 from ropd.reward.types import Group, GroupResult, Prompt
-
-log = redact.logger(__name__)
 
 
 class _ScoreReply(BaseModel):
@@ -99,6 +96,7 @@ class OVDScorer(BaseScorer[OVDConfig]):
     ):
         super().__init__(config, client, traces, run_id=run_id)
         self.gold = gold
+        self._gold_checker = GoldChecker("ovd outcome reward")
         name = "ovd_group" if config.per_call == "group" else "ovd"
         self._template = load_template(name, config.prompts_dir)
 
@@ -167,14 +165,7 @@ class OVDScorer(BaseScorer[OVDConfig]):
             return [None] * len(group.student_responses)
 
         def check() -> list[bool | None]:
-            out: list[bool | None] = []
-            for text in group.student_responses:
-                try:
-                    out.append(check_math(text, gold).correct)
-                except Exception as exc:  # noqa: BLE001 - an unreadable gold answer, a timeout
-                    log.warning("group %s: gold check failed: %s", group.id, exc)
-                    out.append(None)
-            return out
+            return [self._gold_checker.check(text, gold) for text in group.student_responses]
 
         return await asyncio.to_thread(check)
 
