@@ -18,7 +18,14 @@ from ropd.llm.types import JsonSchema
 from ropd.reward.schemas import RUBRIC_SCHEMA_NAME, VERDICTS_SCHEMA_NAME
 from ropd.reward.traces import TraceStore
 from ropd.rubric import weighted_score
-from ropd.testing import ReplyError, ReplyPolicy, StubJudgeServer, content_policy, rubric_reply
+from ropd.testing import (
+    ReplyError,
+    ReplyPolicy,
+    StubJudgeServer,
+    content_policy,
+    held_until,
+    rubric_reply,
+)
 
 WORDS = [("391", 5), ("because", 2), ("check", 1), ("units", 2)]
 OUTPUT_FIELDS = {"id", "rewards", "teacher_scores", "rubric", "verdicts", "usage", "error"}
@@ -148,7 +155,7 @@ def test_a_bad_price_is_refused_before_any_call(stub, three_groups, tmp_path, va
 
 
 def test_options_reach_the_scorer(stub, three_groups, tmp_path):
-    stub.latency_s = 0.2  # long enough for every allowed request to be in flight at once
+    stub.policy = held_until(3, stub.policy)  # each request waits until 3 are in flight
     stub.models = ["m1", "m2"]  # what /v1/models lists: both pass the probe
     out = tmp_path / "o.jsonl"
     result = run(
@@ -192,7 +199,9 @@ def test_by_default_256_groups_are_judged_at_once(tmp_path):
     rows = [group_row(f"m{i}", [f"391 because of {i}"]) for i in range(300)]
     groups = write_jsonl(tmp_path / "groups.jsonl", rows)
     policy = content_policy(rubric_reply(WORDS))
-    with StubJudgeServer(latency_s=0.5, policy=policy) as slow:
+    # every request waits at the stub until 256 have arrived: a client sending fewer at once
+    # is held to the timeout and leaves max_concurrent below 256; counted, not timed
+    with StubJudgeServer(latency_s=0.0, policy=held_until(256, policy)) as slow:
         result = run("score", groups, "-o", tmp_path / "scores.jsonl", "-k", "1", *judge(slow))
     assert result.exit_code == 0, result.output
     assert slow.max_concurrent == 256  # 300 groups ready, the window lets 256 through

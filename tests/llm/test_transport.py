@@ -9,15 +9,16 @@ import pytest
 from ropd.llm.client import OpenAIChatClient
 from ropd.llm.config import LimitsConfig, RoleConfig
 from ropd.llm.transport import pool_size
-from ropd.testing import StubJudgeServer
+from ropd.testing import StubJudgeServer, held_until
 from ropd.testing.stub_server import STUB_MODEL
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "openai"])
 async def test_every_allowed_request_is_in_flight_at_once(transport: str) -> None:
     """150 requests under a limit of 150: the server holds all of them together (the SDK's
-    own default pool keeps 100 connections alive, and aiohttp's default connector opens 100)."""
-    with StubJudgeServer(latency_s=0.5) as stub:
+    own default pool keeps 100 connections alive, and aiohttp's default connector opens 100).
+    Each request waits at the stub until all 150 are there: counted, not raced against a latency."""
+    with StubJudgeServer(latency_s=0.0, policy=held_until(150)) as stub:
         role = RoleConfig(base_url=stub.base_url, model=STUB_MODEL)
         limits = LimitsConfig(max_in_flight=150, http_transport=transport)
         async with OpenAIChatClient(limits) as client:

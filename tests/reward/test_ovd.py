@@ -25,13 +25,18 @@ GROUP = Group(
 SCORE_BY_WORD = {"42": 9, "41": 3, "40": 1}
 
 
+def shown_answer(messages) -> str:
+    """The one answer block of an OVD call (the boundary around it is random, so tests match
+    on the answer, never on the whole message)."""
+    text = messages[0]["content"]
+    return re.search(r"ANSWER>>>\n(.*?)\n<<<", text, re.DOTALL).group(1)
+
+
 def by_answer(messages, schema):
     """Scores the one shown answer by its number; the schema must be OVD's single form."""
     assert schema is not None and schema.name == OVD_SCHEMA_NAME
     assert schema.schema["required"] == ["score"]
-    text = messages[0]["content"]
-    answer = re.search(r"ANSWER>>>\n(.*?)\n<<<", text, re.DOTALL).group(1)
-    number = re.search(r"4[0-2]", answer).group(0)
+    number = re.search(r"4[0-2]", shown_answer(messages)).group(0)
     return json.dumps({"score": SCORE_BY_WORD[number]})
 
 
@@ -73,7 +78,7 @@ async def test_adversarial_replies_are_refused_and_asked_again(bad: str) -> None
 
 async def test_a_judge_that_keeps_failing_fails_the_answer_not_the_group() -> None:
     def reply(messages, schema):
-        if "41" in messages[0]["content"]:
+        if "41" in shown_answer(messages):
             return json.dumps({"score": 10})
         return by_answer(messages, schema)
 

@@ -8,6 +8,8 @@ real HTTP (`StubJudgeServer`, latency, failures and format quirks of real endpoi
   `scripted_judge()` is an in-memory client answering every role with it.
 - `content_policy(rubric)`: "answer mentions W" criteria and verdicts that follow answer content,
   so a test knows every right verdict (engine tests); `make_client` is its in-memory client.
+- `held_until(n, policy)`: holds every request until n have arrived, so a test counts how many
+  requests a client keeps in flight at once without racing a latency.
 
 The fault-injecting stub (`FaultJudgeServer`, for robustness tests) and the benchmarks are
 development tools, not part of this package: they live in the development package `ropd_dev`
@@ -24,6 +26,7 @@ from ropd.testing.replies import (
     answers_in,
     content_policy,
     content_verifier,
+    held_until,
     rubric_reply,
     schema_reply,
 )
@@ -39,6 +42,7 @@ __all__ = [
     "answers_in",
     "content_policy",
     "content_verifier",
+    "held_until",
     "make_client",
     "rubric_reply",
     "schema_reply",

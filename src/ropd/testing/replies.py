@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -177,3 +178,26 @@ def content_policy(rubric: str) -> ReplyPolicy:
         return schema_reply(messages, json_schema)
 
     return policy
+
+
+def held_until(
+    count: int, policy: ReplyPolicy = schema_reply, timeout_s: float = 25.0
+) -> ReplyPolicy:
+    """`policy`, but every request waits until `count` requests have arrived in all (or
+    `timeout_s` passed); later ones pass at once. With it a test counts how many requests a
+    client holds in flight (the stub's `max_concurrent`) without racing a latency: a client
+    that sends fewer than `count` at once is held to the timeout and caught by the count."""
+    lock = threading.Lock()
+    everyone = threading.Event()
+    arrived = 0
+
+    def held(messages: list[dict[str, Any]], json_schema: JsonSchema | None) -> str:
+        nonlocal arrived
+        with lock:
+            arrived += 1
+            if arrived >= count:
+                everyone.set()
+        everyone.wait(timeout=timeout_s)
+        return policy(messages, json_schema)
+
+    return held
