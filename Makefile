@@ -72,6 +72,9 @@ $(VENV_VERL)/.installed: pyproject.toml dev/pyproject.toml
 	python3 -m venv $(VENV_VERL)
 	$(INSTALL_TORCH)
 	$(PIP) install -q -e ".[verl,eval,dev]"
+	# fastapi and uvicorn run verl's own reward-model router in the tests (vLLM brings them on a
+	# GPU cluster)
+	$(PIP) install -q fastapi uvicorn
 	$(PIP) install -q --no-deps -e dev/
 	$(VENV_VERL)/bin/python -c "import verl.experimental.reward_loop"
 	touch $@

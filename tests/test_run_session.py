@@ -246,3 +246,12 @@ def test_a_bad_set_names_itself(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "--set 'no-equals-sign': expected key=value" in result.stderr
+
+
+async def test_base_url_verl_is_refused_outside_a_verl_run(tmp_path: Path) -> None:
+    config = RunConfig.model_validate({"scorer": {"judge": {"base_url": "verl"}}})
+    with pytest.raises(ConfigError, match="base_url: verl .* only works inside one"):
+        async with Session.open(config, scripted_judge()):
+            pass
+    with pytest.raises(ValueError, match="list no base_urls"):
+        RunConfig.model_validate({"scorer": {"judge": {"base_url": "verl,http://a/v1"}}})

@@ -111,6 +111,12 @@ class Session:
             for lock in held:
                 stack.enter_context(lock)
             for role in wanted:
+                if role.on_verl:
+                    raise ConfigError(
+                        f"role {role.name!r}: base_url: verl names the reward-model servers of a "
+                        "verl run; it only works inside one (the verl reward manager resolves "
+                        "it). Here, give the endpoint's URL instead."
+                    )
                 role.check_api_key()
             resolved = wanted
             if client is None:

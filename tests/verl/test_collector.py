@@ -133,3 +133,53 @@ async def test_the_quality_gate_stops_the_run_with_its_message(tmp_path: Path) -
     with pytest.raises(QualityGateTripped, match="quality gate"):
         await collector.submit(item(9, "42"))
     await collector.aclose()
+
+
+async def test_a_rollout_of_a_group_being_scored_gets_its_result_without_a_wait(
+    tmp_path: Path,
+) -> None:
+    """verl's padding and REMAX rows repeat a row of a full group: they get the group's mean
+    (zero advantage) once the group is scored, and never open a group that waits out the timeout."""
+    release = asyncio.Event()
+    judge = make_client(RUBRIC)
+
+    async def held_chat(*args, **kwargs):
+        await release.wait()
+        return await judge_chat(*args, **kwargs)
+
+    judge_chat, judge.chat = judge.chat, held_chat  # type: ignore[method-assign]
+    collector = group_collector(settings(tmp_path, group_timeout_s=600.0), client=judge)
+    answers = group_answers(0, G)
+    whole = [asyncio.ensure_future(collector.submit(item(0, t))) for t, _ in answers]
+    await asyncio.sleep(0.05)  # the group is complete and its judge call is waiting
+    extra = asyncio.ensure_future(collector.submit(item(0, answers[0][0])))
+    await asyncio.sleep(0.05)
+    assert not extra.done() and collector.waiting == 0  # no new group was opened for it
+    release.set()
+    scores = await asyncio.wait_for(asyncio.gather(*whole, extra), timeout=30)
+    await collector.aclose()
+    assert [s.reward for s in scores[:G]] == pytest.approx([r for _, r in answers])
+    assert scores[G].failed and scores[G].reward == pytest.approx(sum(r for _, r in answers) / G)
+    assert [n for _, _, n, _ in traced_groups(tmp_path / "traces.db")] == [G]
+
+
+async def test_an_aborted_rollout_waits_what_complete_groups_took_not_the_ceiling(
+    tmp_path: Path,
+) -> None:
+    """Before any group completes, a group waits the ceiling; once groups have completed, a
+    group missing a sibling waits spread_factor x their longest spread (here the floor)."""
+    collector = group_collector(
+        settings(tmp_path, group_timeout_s=600.0), client=make_client(RUBRIC)
+    )
+    collector.min_timeout_s = 0.2
+    assert collector.wait_s == 600.0
+    for g in range(8):  # complete groups whose siblings arrive together
+        await asyncio.gather(*(collector.submit(item(g, t)) for t, _ in group_answers(g, G)))
+    assert collector.wait_s == pytest.approx(0.2)
+    answers = group_answers(9, G)[:3]  # the fourth rollout was aborted
+    scores = await asyncio.wait_for(
+        asyncio.gather(*(collector.submit(item(9, t)) for t, _ in answers)), timeout=30
+    )
+    await collector.aclose()
+    assert all(s.partial and s.group_size == 3 for s in scores)
+    assert [r.reward for r in scores] == pytest.approx([r for _, r in answers])

@@ -184,3 +184,14 @@ def test_the_health_section_reaches_the_managers_collector(
     assert (manager.collector.health.config.alarm, manager.collector.health.config.min_groups) == (
         "stop", 2,
     )  # fmt: skip
+
+
+def test_validating_on_the_training_file_is_warned_about(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    same = ["data.train_files=t.parquet", "data.val_files=t.parquet"]
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir, *same), tokenizer)
+    assert any("data.val_files is data.train_files" in w for w in manager.settings.warnings())
+    other = ["data.train_files=t.parquet", "data.val_files=v.parquet"]
+    manager = load_reward_manager(config(tmp_path, tokenizer_dir, *other), tokenizer)
+    assert manager.settings.warnings() == []

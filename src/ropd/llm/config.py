@@ -18,6 +18,9 @@ from ropd.errors import ConfigError
 
 # `base_url: local` (or `--base-url local`) asks for the embedded model explicitly.
 LOCAL = "local"
+# `base_url: verl`: the reward-model servers a verl run launches, reached through the router verl
+# hands its reward manager (`integrations/verl/judge_servers.py` replaces it before any call).
+VERL = "verl"
 # The only host `OPENAI_API_KEY` is sent to without being named: a key set for OpenAI must not
 # leak to whatever other endpoint a role points at.
 OPENAI_HOST = "api.openai.com"
@@ -43,8 +46,10 @@ class Price(BaseModel):
 class RoleConfig(BaseModel):
     """Where and how to call the model that plays one role.
 
-    `base_url=None` (or "local") means the embedded local server (started on demand). The API key
-    itself is never stored here: only the name of the environment variable that holds it.
+    `base_url=None` (or "local") means the embedded local server (started on demand);
+    `base_url: verl` means verl's reward-model servers, inside a verl run only (the model, when
+    not named, is the one they serve). The API key itself is never stored here: only the name
+    of the environment variable that holds it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,7 +58,7 @@ class RoleConfig(BaseModel):
     base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible endpoint (…/v1); none or 'local' = the embedded local "
-        "model.",
+        "model; 'verl' = the reward-model servers of the verl run (verl adapter only).",
     )
     base_urls: list[str] = Field(
         default_factory=list,
@@ -129,10 +134,20 @@ class RoleConfig(BaseModel):
     def _endpoints_are_distinct_and_remote(self) -> RoleConfig:
         if self.base_urls and self.base_url is None:
             raise ValueError("base_urls needs base_url (the embedded model is one endpoint)")
+        if self.base_urls and self.on_verl:
+            raise ValueError(
+                "base_url: verl is one router in front of all of verl's reward-model servers: "
+                "list no base_urls beside it"
+            )
         urls = [u.rstrip("/") for u in self.endpoints]
         if len(set(urls)) != len(urls):
             raise ValueError(f"the same endpoint is listed twice: {', '.join(urls)}")
         return self
+
+    @property
+    def on_verl(self) -> bool:
+        """Judged by the verl run's reward-model servers (resolved by the verl adapter)."""
+        return self.base_url is not None and self.base_url.strip().lower() == VERL
 
     @property
     def endpoints(self) -> list[str]:

@@ -7,9 +7,18 @@ with its own reward. Groups are therefore judged while other rollouts of the sam
 generating.
 
 verl has no per-sample mask: a group that cannot be scored gets one float for all its members
-(equal rewards: zero GRPO advantage) and `failed` set. A group whose siblings never all arrive
-(an aborted rollout) is scored with what arrived once `timeout_s` has passed since its first
-rollout; a sibling arriving after that gets its group's mean reward (zero advantage), flagged.
+(equal rewards: zero GRPO advantage) and `failed` set.
+
+No rollout waits longer than it must:
+- A rollout whose group is already being scored or scored (verl's padding rows, duplicates of a
+  real row; REMAX's extra greedy rollout; V1's per-prompt `__rollout_n__`) gets its group's mean
+  reward (zero advantage), flagged, as soon as the group's score is known: it never opens a new
+  group that would wait out a timeout.
+- A group whose siblings never all arrive (an aborted rollout) is scored with what arrived once
+  its wait is over. verl sends no abort signal to the reward manager, so the wait is learned:
+  `spread_factor` times the longest first-to-last arrival spread of the last complete groups,
+  at least `min_timeout_s`, at most `timeout_s` (the ceiling, also the wait before any group has
+  completed).
 Training groups carry verl's step number (`global_steps`, which verl's V1 trainer hands every
 rollout); without it they are numbered into steps as they start scoring (`groups_per_step` per
 step). The trace store and the metrics carry those step numbers, and a completed step's metrics
@@ -28,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +54,8 @@ log = redact.logger(__name__)
 # by the keys of its first sample.
 EXTRA_KEYS = ("ropd_failed", "ropd_partial", "ropd_group_size", "ropd_step")
 REMEMBERED_GROUPS = 100_000  # finished groups kept to answer late siblings
+SPREADS_KEPT = 256  # complete groups whose arrival spread sets the wait of new groups
+MIN_SPREADS = 8  # complete groups seen before the learned wait replaces the ceiling
 
 
 class StepLog(Protocol):
@@ -89,6 +100,7 @@ class RolloutScore:
 class _Pending:
     size: int
     validation: bool
+    opened: float  # loop time of the first rollout
     items: list[VerlRollout] = field(default_factory=list)
     futures: list[asyncio.Future[RolloutScore]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
@@ -103,8 +115,13 @@ class _Scored:
     correct: list[bool | None] | None  # gold checks, in answer order (None: no gold answers)
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class GroupCollector:
-    """Parks rollouts per group id and scores each group once, whole or after `timeout_s`.
+    """Parks rollouts per group id and scores each group once, whole or after its wait.
 
     One collector must see every sibling of a group, so a run has exactly one: in verl's only
     reward worker, or in the named actor (`actor.py`). It lives on one event loop.
@@ -119,16 +136,22 @@ class GroupCollector:
         failure_reward: float = 0.0,
         health: HealthConfig | None = None,
         step_log: StepLog | None = None,
+        min_timeout_s: float = 30.0,
+        spread_factor: float = 3.0,
     ):
         self.scorer = scorer
         self.groups_per_step = max(1, groups_per_step)
         self.timeout_s = timeout_s
+        self.min_timeout_s = min(min_timeout_s, timeout_s)
+        self.spread_factor = spread_factor
+        self._spreads: deque[float] = deque(maxlen=SPREADS_KEPT)
         self.failure_reward = failure_reward
         self.stop_message: str | None = None
         self.step_log = step_log
         self.step_metrics: dict[int, dict[str, float]] = {}  # metrics of each completed step
         self._pending: dict[str, _Pending] = {}
         self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._scoring: dict[str, asyncio.Future[tuple[float, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._train_groups = 0
         self._step_groups: dict[int, list[_Scored]] = {}
@@ -141,21 +164,34 @@ class GroupCollector:
         if self.stop_message is not None:
             raise QualityGateTripped(self.stop_message)
         late = self._finished.get(item.uid)
+        scoring = self._scoring.get(item.uid)
+        if late is None and scoring is not None:
+            late = await asyncio.shield(scoring)
         if late is not None:
             reward, step = late
-            log.warning("rollout of group %s arrived after its group was scored", item.uid)
+            log.warning("rollout of group %s arrived after its group was closed", item.uid)
             return RolloutScore(reward, failed=True, partial=True, step=step)
         loop = asyncio.get_running_loop()
         group = self._pending.get(item.uid)
         if group is None:
-            group = self._pending[item.uid] = _Pending(max(1, item.group_size), item.validation)
-            group.timer = loop.call_later(self.timeout_s, self._close, item.uid)
+            size = max(1, item.group_size)
+            group = self._pending[item.uid] = _Pending(size, item.validation, loop.time())
+            group.timer = loop.call_later(self.wait_s, self._close, item.uid)
         future: asyncio.Future[RolloutScore] = loop.create_future()
         group.items.append(item)
         group.futures.append(future)
         if len(group.items) >= group.size:
             self._close(item.uid)
         return await future
+
+    @property
+    def wait_s(self) -> float:
+        """How long a new group waits for its siblings: learned from the spreads of complete
+        groups (`spread_factor` x the longest, within [`min_timeout_s`, `timeout_s`])."""
+        if len(self._spreads) < MIN_SPREADS:
+            return self.timeout_s
+        learned = self.spread_factor * max(self._spreads)
+        return min(self.timeout_s, max(self.min_timeout_s, learned))
 
     @property
     def waiting(self) -> int:
@@ -168,11 +204,17 @@ class GroupCollector:
             return
         if group.timer is not None:
             group.timer.cancel()
+        loop = asyncio.get_running_loop()
+        waited = loop.time() - group.opened
         if len(group.items) < group.size:
             log.warning(
                 "group %s: %d of %d rollouts after %.0f s; scoring what arrived",
-                uid, len(group.items), group.size, self.timeout_s,
+                uid, len(group.items), group.size, waited,
             )  # fmt: skip
+        else:
+            self._spreads.append(waited)
+        closed = self._scoring[uid] = loop.create_future()
+        closed.add_done_callback(_retrieve)  # late siblings may be none: no "never retrieved"
         step = None if group.validation else self._next_step(group.items[0].global_step)
         task = asyncio.get_running_loop().create_task(self._score(uid, group, step))
         self._tasks.add(task)
@@ -192,8 +234,11 @@ class GroupCollector:
             for future in group.futures:
                 if not future.done():
                     future.set_exception(exc)
+            closed = self._scoring.pop(uid)
             if isinstance(exc, asyncio.CancelledError):
+                closed.cancel()
                 raise
+            closed.set_exception(exc)
             return
         result = outcome.results[0]
         rewards = outcome.rewards
@@ -201,6 +246,7 @@ class GroupCollector:
         values = [self.failure_reward] * len(rewards) if failed else [float(r) for r in rewards]  # type: ignore[arg-type]
         shown_step = -1 if step is None else step
         self._finished[uid] = (math.fsum(values) / len(values), shown_step)
+        self._scoring.pop(uid).set_result(self._finished[uid])
         while len(self._finished) > REMEMBERED_GROUPS:
             self._finished.popitem(last=False)
         partial = len(rollouts) < group.size

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 from ropd import redact
 from ropd.integrations.engine import open_engine
+from ropd.integrations.verl import judge_servers
 from ropd.integrations.verl.collector import GroupCollector
 from ropd.integrations.verl.settings import VerlSettings
 from ropd.integrations.verl.tracking import StepTracking
@@ -34,6 +35,7 @@ def batch_scorer(
 
     async def opener(stack: AsyncExitStack) -> tuple[Scorer, ReferenceSource | None]:
         run = section.model_copy(update={"probe": section.probe and probe and client is None})
+        run = await judge_servers.resolve(run, settings.judge_servers)
         return await open_engine(
             stack,
             run,
@@ -60,6 +62,7 @@ def group_collector(
         batch_scorer(settings, client=client, probe=probe),
         groups_per_step=settings.groups_per_step,
         timeout_s=settings.group_timeout_s,
+        min_timeout_s=settings.group_timeout_floor_s,
         failure_reward=failure_reward(settings),
         health=settings.section.health,
         step_log=step_tracking(settings),

@@ -13,6 +13,12 @@ named actor of `actor.py`), which scores whole groups with ropd's engine. Rows w
 `reward_extra_info` keys (`collector.EXTRA_KEYS`). The row's `reward_model.ground_truth` becomes
 the rollout's gold answer, which only the reward-health metrics read. verl's `global_steps`
 (V1 puts it into every rollout's row) becomes the step of the rollout's group.
+
+With verl's reward-model servers on (`reward.reward_model.enable`, the judge on the cluster,
+`judge_servers.py`), verl calls a reward manager only when a custom reward function is set:
+`+reward.custom_reward_function.path=pkg://ropd.integrations.verl.reward_manager` names this
+module, whose `compute_score` is verl's own default scorer (it scores the rows that are not
+ropd's, as without the setting).
 """
 
 from __future__ import annotations
@@ -59,6 +65,14 @@ def _teacher(extra: dict[str, Any]) -> tuple[str, ...] | None:
     return None if answers is None else tuple(str(a) for a in list(answers))
 
 
+def compute_score(*args: Any, **kwargs: Any) -> Any:
+    """verl's default scorer, under the name `reward.custom_reward_function` looks for: the
+    setting only makes verl call the reward manager when reward-model servers are on."""
+    from verl.utils.reward_score import default_compute_score
+
+    return default_compute_score(*args, **kwargs)
+
+
 class RopdRewardManager(RewardManagerBase):
     """verl's reward manager for ROPD: one reward per rollout, each group judged once, whole.
 
@@ -77,7 +91,7 @@ class RopdRewardManager(RewardManagerBase):
         client: ChatClient | None = None,
     ):
         super().__init__(config, tokenizer, compute_score)
-        self.settings = VerlSettings.from_verl_config(config)
+        self.settings = VerlSettings.from_verl_config(config, reward_router_address)
         if client is not None and self.settings.workers > 1:
             raise ConfigError("a `client` can only be passed with reward.num_workers=1")
         self.default = NaiveRewardManager(
@@ -87,8 +101,7 @@ class RopdRewardManager(RewardManagerBase):
         if self.settings.workers == 1:
             self.collector = group_collector(self.settings, client=client)
         self._actor: Any = None
-        warning = self.settings.concurrency_warning()
-        if warning is not None:
+        for warning in self.settings.warnings():
             log.warning("%s", warning)
 
     def rollout(self, data: DataProto) -> VerlRollout:

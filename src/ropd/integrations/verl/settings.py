@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -24,9 +24,13 @@ from ropd.config_file import load_section
 from ropd.errors import ConfigError
 from ropd.run_config import RunConfig
 
+if TYPE_CHECKING:
+    from ropd.integrations.verl.judge_servers import JudgeServers
+
 DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
 VAL_SPLIT = "val"  # `extra_info.split` of validation rows
-DEFAULT_GROUP_TIMEOUT_S = 900.0
+DEFAULT_GROUP_TIMEOUT_S = 900.0  # the ceiling of a group's wait for its siblings
+DEFAULT_GROUP_TIMEOUT_FLOOR_S = 30.0  # the least a learned wait can be (collector.py)
 # Ray's default `max_concurrency` of an async actor (verl's RewardLoopWorker keeps it)
 RAY_ASYNC_CONCURRENCY = 1000
 DEFAULT_ACTOR_CONCURRENCY = 100_000
@@ -56,7 +60,7 @@ def read_section(path: str | Path) -> VerlSection:
     return load_section(VerlSection, path)
 
 
-def _select(config: Any, dotted: str, default: Any = None) -> Any:
+def select(config: Any, dotted: str, default: Any = None) -> Any:
     """`config.a.b.c` of a DictConfig or nested dicts, or `default` when any part is missing."""
     node = config
     for part in dotted.split("."):
@@ -71,16 +75,29 @@ def _select(config: Any, dotted: str, default: Any = None) -> Any:
 
 def _loggers(config: Any) -> tuple[str, ...]:
     """`trainer.logger`: one backend name or a list of them (verl accepts both)."""
-    value = _select(config, "trainer.logger", ())
+    value = select(config, "trainer.logger", ())
     names = [value] if isinstance(value, str) else list(value)
     return tuple(str(name) for name in names)
 
 
-def _flag(value: Any) -> bool:
+def flag(value: Any) -> bool:
     """A Hydra override's boolean (`true`/`false`, also when it arrives as a string)."""
     if isinstance(value, str):
         return value.strip().lower() not in {"false", "0", "no", "off", ""}
     return bool(value)
+
+
+def _same_files(config: Any) -> bool:
+    """`data.val_files` names the training files (verl's default recipe does)."""
+
+    def names(key: str) -> list[str]:
+        value = select(config, key)
+        if value is None:
+            return []
+        return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+    train, val = names("data.train_files"), names("data.val_files")
+    return bool(train) and sorted(train) == sorted(val)
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,9 @@ class VerlSettings:
     workers: int  # reward.num_workers
     traces: Path | None
     group_timeout_s: float = DEFAULT_GROUP_TIMEOUT_S
+    group_timeout_floor_s: float = DEFAULT_GROUP_TIMEOUT_FLOOR_S
+    # `data.val_files` is `data.train_files`: validation rows say split=train (see warnings())
+    validates_on_training_rows: bool = False
     data_source: str = DATA_SOURCE
     actor_concurrency: int = DEFAULT_ACTOR_CONCURRENCY
     # verl's tracking (`trainer.project_name`, `.experiment_name`, `.logger`): where the step
@@ -102,10 +122,15 @@ class VerlSettings:
     project_name: str = "ropd"
     experiment_name: str = "ropd"
     loggers: tuple[str, ...] = ()
+    # verl's reward-model servers when the run launches them (roles with `base_url: verl`)
+    judge_servers: JudgeServers | None = None
 
     @classmethod
-    def from_verl_config(cls, config: Any) -> VerlSettings:
-        kwargs = _select(config, "reward.reward_kwargs", {}) or {}
+    def from_verl_config(cls, config: Any, router_address: str | None = None) -> VerlSettings:
+        """Read and check; `router_address` is the reward router verl hands the manager."""
+        from ropd.integrations.verl import judge_servers
+
+        kwargs = select(config, "reward.reward_kwargs", {}) or {}
         path = kwargs.get("ropd_config")
         if not path:
             raise ConfigError(
@@ -113,29 +138,48 @@ class VerlSettings:
                 "+reward.reward_kwargs.ropd_config=ropd.yaml to the verl command"
             )
         section = read_section(path)
+        servers = judge_servers.JudgeServers.from_verl_config(config, router_address)
+        judge_servers.check(section, config, servers)
         traces = section.traces
         if traces is None:
-            run_dir = _select(config, "trainer.default_local_dir")
+            run_dir = select(config, "trainer.default_local_dir")
             traces = Path(run_dir) / "traces.db" if run_dir else Path("traces.db")
         return cls(
             section=section,
             config_path=str(path),
-            group_size=int(_select(config, "actor_rollout_ref.rollout.n", 1)),
-            val_group_size=int(_select(config, "actor_rollout_ref.rollout.val_kwargs.n", 1)),
-            groups_per_step=int(_select(config, "data.train_batch_size", 1)),
-            workers=int(_select(config, "reward.num_workers", 1)),
+            group_size=int(select(config, "actor_rollout_ref.rollout.n", 1)),
+            val_group_size=int(select(config, "actor_rollout_ref.rollout.val_kwargs.n", 1)),
+            groups_per_step=int(select(config, "data.train_batch_size", 1)),
+            workers=int(select(config, "reward.num_workers", 1)),
             traces=traces,
             group_timeout_s=float(kwargs.get("ropd_group_timeout_s", DEFAULT_GROUP_TIMEOUT_S)),
+            group_timeout_floor_s=float(
+                kwargs.get("ropd_group_timeout_floor_s", DEFAULT_GROUP_TIMEOUT_FLOOR_S)
+            ),
+            validates_on_training_rows=_same_files(config),
             data_source=str(kwargs.get("ropd_data_source", DATA_SOURCE)),
             actor_concurrency=int(kwargs.get("ropd_actor_concurrency", DEFAULT_ACTOR_CONCURRENCY)),
-            project_name=str(_select(config, "trainer.project_name", "ropd")),
-            experiment_name=str(_select(config, "trainer.experiment_name", "ropd")),
-            loggers=_loggers(config) if _flag(kwargs.get("ropd_tracking", True)) else (),
+            project_name=str(select(config, "trainer.project_name", "ropd")),
+            experiment_name=str(select(config, "trainer.experiment_name", "ropd")),
+            loggers=_loggers(config) if flag(kwargs.get("ropd_tracking", True)) else (),
+            judge_servers=servers,
         )
 
     @property
     def rollouts_per_step(self) -> int:
         return self.groups_per_step * self.group_size
+
+    def warnings(self) -> list[str]:
+        """What the reward manager warns about once, at start."""
+        found = [w for w in (self.concurrency_warning(),) if w is not None]
+        if self.validates_on_training_rows:
+            found.append(
+                "ropd: data.val_files is data.train_files: validation rows carry split=train, so "
+                "ropd groups them as training groups of actor_rollout_ref.rollout.n and traces "
+                "them as training. Write a validation split (`ropd verl prepare-data "
+                "--val-output val.parquet --val-size N`) and set data.val_files to it."
+            )
+        return found
 
     def concurrency_warning(self) -> str | None:
         """Why rollouts of one step might not all be able to wait for their siblings at once.
