@@ -432,6 +432,41 @@ def compare(
         Path | None, typer.Option(help="The teacher's result (default: a folder named 'teacher').")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    study: Annotated[
+        bool | None,
+        typer.Option(
+            "--study/--no-study",
+            help="One table in the paper's shape: a row per method (read from the training "
+            "run each model came from), base first, teacher last, the task average and the gap "
+            "closed. Default: on when some row's method is known.",
+            show_default=False,
+        ),
+    ] = None,
+    methods: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            metavar="LABEL=METHOD",
+            help="The method of a row whose training run cannot be found from its summary "
+            "(a served model name, a moved checkpoint); LABEL is the result folder's name. "
+            "Repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
+    as_given: Annotated[
+        bool,
+        typer.Option(
+            "--as-given",
+            help="Study rows in the order given (base still first, teacher last) instead of "
+            "the paper's method order.",
+        ),
+    ] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the study table as Markdown.")
+    ] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print the study table as CSV (fractions, 6 decimals).")
+    ] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -444,13 +479,19 @@ def compare(
     """Side-by-side pass@1 table, and the share of the base-to-teacher gap each model closes.
 
     Rows must share their generation settings (only the model may differ); otherwise the
-    command stops and lists the differences, unless --force.
+    command stops and lists the differences, unless --force. When a model is a training run's
+    output (its folder, final/ or a checkpoint), the row's method is read from the run, and one
+    study table shows every method in the paper's order (--markdown, --csv, --json for files).
 
     Example: ropd eval compare results/base results/teacher results/ropd results/lopd
     """
     from ropd.eval.compare import build_comparison, render_gap_table, render_table
+    from ropd.eval.study import build_study, parse_methods, render_study, study_csv, study_markdown
 
+    if sum((as_json, as_markdown, as_csv)) > 1:
+        raise InputError("--json, --markdown and --csv: choose one")
     comparison = build_comparison(results, base=base, teacher=teacher)
+    table = build_study(comparison, methods=parse_methods(methods or []), as_given=as_given)
     check = comparison.settings_check
     if (unchecked := check.unchecked_warning()) is not None:
         _err.print(unchecked, markup=False, highlight=False, soft_wrap=True)
@@ -458,7 +499,13 @@ def compare(
     if check.differences:
         _err.print(check.force_warning(), markup=False, highlight=False, soft_wrap=True)
     if as_json:
-        typer.echo(json.dumps(comparison.as_dict(), indent=2))
+        typer.echo(json.dumps({**comparison.as_dict(), "study": table.as_dict()}, indent=2))
+        return
+    if as_markdown or as_csv:
+        typer.echo(study_markdown(table) if as_markdown else study_csv(table), nl=False)
+        return
+    if table.knows_methods if study is None else study:
+        _console.print(render_study(table))
         return
     _console.print(render_table(comparison))
     gap_table = render_gap_table(comparison)

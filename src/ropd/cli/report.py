@@ -8,7 +8,7 @@ as named. The work is in `ropd.report`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -95,6 +95,7 @@ def report(
         run_id=run,
         run_dir=run_dir,
         evals=evals or [],
+        study=_study(evals or []),
         analysis=analysis,
         max_groups=max_groups,
         max_answer_chars=max_answer_chars,
@@ -110,6 +111,17 @@ def report(
     steps = len(data.steps)
     kind = "a scoring run" if data.is_score else f"{steps} step{'s' * (steps != 1)}"
     typer.echo(f"report: {output} ({kind}, {len(data.groups)} of {data.groups_total} groups)")
+
+
+def _study(evals: list[Path]) -> dict[str, Any] | None:
+    """Several evals: every method side by side (`ropd eval compare`'s study table); base and
+    teacher are the folders named base/ and teacher/."""
+    if len(evals) < 2:
+        return None
+    from ropd.eval.compare import build_comparison
+    from ropd.eval.study import build_study
+
+    return build_study(build_comparison(evals)).as_dict()
 
 
 def register(app: typer.Typer) -> None:

@@ -222,22 +222,24 @@ class Comparison:
             )
         return gap_closed(run.score(task), self.base.score(task), self.teacher.score(task))
 
+    def row(self, run: RunSummary) -> dict[str, Any]:
+        """One row's numbers as JSON: pass@1 and its spread per task, average, gap closed."""
+        gaps = None
+        if self.base is not None and self.teacher is not None:
+            gaps = {t: self.gap(run, t) for t in self.tasks}
+            gaps["average"] = self.gap(run, None)
+        return {
+            "path": str(run.path),
+            "model": run.data.get("model"),
+            "settings": run.settings() or None,
+            "pass_at_1": {t: run.score(t) for t in self.tasks},
+            "pass_at_1_std": {t: run.std(t) for t in self.tasks},
+            "average": self.average(run),
+            "gap_closed": gaps,
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        rows = {}
-        for run in self.runs:
-            gaps = None
-            if self.base is not None and self.teacher is not None:
-                gaps = {t: self.gap(run, t) for t in self.tasks}
-                gaps["average"] = self.gap(run, None)
-            rows[run.label] = {
-                "path": str(run.path),
-                "model": run.data.get("model"),
-                "settings": run.settings() or None,
-                "pass_at_1": {t: run.score(t) for t in self.tasks},
-                "pass_at_1_std": {t: run.std(t) for t in self.tasks},
-                "average": self.average(run),
-                "gap_closed": gaps,
-            }
+        rows = {run.label: self.row(run) for run in self.runs}
         return {
             "base": self.base.label if self.base else None,
             "teacher": self.teacher.label if self.teacher else None,

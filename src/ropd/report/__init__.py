@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ropd.report.data import (
     DEFAULT_MAX_ANSWER_CHARS,
@@ -34,6 +35,7 @@ def build_report(
     run_id: str | None = None,
     run_dir: Path | None = None,
     evals: Iterable[Path] = (),
+    study: dict[str, Any] | None = None,
     analysis: Path | None = None,
     max_groups: int = DEFAULT_MAX_GROUPS,
     max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
@@ -41,6 +43,7 @@ def build_report(
 ) -> ReportData:
     """Collect, render and write the page to `output`; returns what it shows.
 
+    `study` is `ropd.eval.study.build_study(...).as_dict()`: every method side by side.
     Without `analysis`, `RUN_DIR/analysis/analysis.json` is used when `ropd analyze` wrote one.
     """
     data = collect(
@@ -48,6 +51,7 @@ def build_report(
         run_id=run_id,
         run_dir=run_dir,
         evals=evals,
+        study=study,
         analysis=analysis if analysis is not None else default_analysis(run_dir),
         max_groups=max_groups,
         max_answer_chars=max_answer_chars,

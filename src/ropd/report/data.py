@@ -105,6 +105,7 @@ class ReportData:
     groups_total: int = 0
     groups_note: str = ""
     evals: list[dict[str, Any]] = field(default_factory=list)
+    study: dict[str, Any] | None = None  # every method side by side (`study_view`)
     analysis: dict[str, Any] | None = None
     scored: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None  # planned against spent (`report/plan_compare.py`)
@@ -471,6 +472,38 @@ def load_eval(path: Path) -> dict[str, Any]:
     }
 
 
+def study_view(study: dict[str, Any]) -> dict[str, Any]:
+    """The study table (`ropd.eval.study.Study.as_dict`: a row per method, base first, teacher
+    last) as page cells: pass@1 % per task, the average and the gap closed on it."""
+    tasks = [str(t) for t in study.get("tasks", [])]
+    has_gap = study.get("base") is not None and study.get("teacher") is not None
+    rows = []
+    for row in study.get("rows", []):
+        scores = row.get("pass_at_1") or {}
+        gaps = row.get("gap_closed") or {}
+        gap = number(gaps.get("average"))
+        rows.append(
+            {
+                "method": scrub(str(row.get("method", "-"))),
+                "name": scrub(str(row.get("run") or row.get("label", ""))),
+                "model": scrub(str(row.get("model") or "")),
+                "access": row.get("access"),
+                "scores": [pct(number(scores.get(t))) for t in tasks],
+                "average": pct(number(row.get("average"))),
+                "gap": "n/a" if gap is None else f"{100 * gap:.1f}%",
+            }
+        )
+    differences = (study.get("settings_check") or {}).get("differences") or {}
+    return {
+        "tasks": [scrub(t) for t in tasks],
+        "has_gap": has_gap,
+        "base": scrub(str(study.get("base"))),
+        "teacher": scrub(str(study.get("teacher"))),
+        "rows": rows,
+        "differences": [scrub(str(name)) for name in differences],
+    }
+
+
 def _plain(value: Any) -> str:
     """A settings value or an unknown analysis field as short text."""
     if isinstance(value, float):
@@ -682,12 +715,16 @@ def collect(
     run_id: str | None = None,
     run_dir: Path | None = None,
     evals: Iterable[Path] = (),
+    study: dict[str, Any] | None = None,
     analysis: Path | None = None,
     max_groups: int = DEFAULT_MAX_GROUPS,
     max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ReportData:
     """Read the trace store (one run of it), eval summaries and analysis into `ReportData`.
+
+    `study` is `ropd.eval.study.Study.as_dict()` of several evals (the caller builds it: the
+    study reads training run files, which this layer does not import).
 
     Eval and analysis files are read first, so a wrong path fails before the store is read.
     """
@@ -723,6 +760,7 @@ def collect(
         groups_total=total,
         groups_note=note,
         evals=eval_data,
+        study=study_view(study) if study is not None else None,
         analysis=analysis_data,
         scored=scored_summary(traced) if traced else {},
         plan=plan_vs_actual(plan, steps) if plan is not None and steps else None,
