@@ -161,3 +161,22 @@ def test_the_order_covers_every_training_method() -> None:
     from ropd.train.config import METHODS
 
     assert set(METHODS) <= set(STUDY_ORDER)
+
+
+def test_a_relative_model_path_is_read_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, study
+) -> None:
+    """`ropd eval --model runs/x/final` recorded the path as typed; compare run from there."""
+    monkeypatch.chdir(tmp_path)
+    training_run(tmp_path / "runs" / "ovd-math", "ovd")
+    ovd = evaluate(tmp_path / "results" / "ovd", "runs/ovd-math/final", KNOWS["ropd"])
+    result = ropd("eval", "compare", *args(study, "base", "teacher"), str(ovd), "--markdown")
+    assert "| ovd | ovd-math | 66.7 | 50.0 | 58.3 | 50.0% |" in result.stdout.splitlines()
+    monkeypatch.chdir(tmp_path / "results")  # elsewhere the path names nothing: unknown
+    result = ropd("eval", "compare", *args(study, "base", "teacher"), str(ovd), "--markdown")
+    assert "| - | ovd | 66.7 | 50.0 | 58.3 | 50.0% |" in result.stdout.splitlines()
+
+
+def test_one_output_form_at_a_time(study) -> None:
+    result = ropd("eval", "compare", *args(study, "base", "teacher"), "--json", "--csv")
+    assert result.returncode == 2 and "choose one" in result.stderr
