@@ -29,7 +29,7 @@ JUDGE_FIELDS = {"ropd": "scorer", "tjudge": "tjudge", "ovd": "ovd", "rar": "rar"
 JudgeConfig = ScorerConfig | TJudgeConfig | OVDConfig | RaRConfig
 # Keys of the `ropd:` section only `ropd train` reads (`train/config.py` `RopdSection`): a
 # command reading the same file with `-c` leaves them alone.
-TRAIN_ONLY_KEYS = ("student", "data", "lopd", "exopd", "lora", "trl_overrides")
+TRAIN_ONLY_KEYS = ("student", "data", "lopd", "exopd", "gad", "lora", "trl_overrides")
 
 
 class RunConfig(BaseModel):

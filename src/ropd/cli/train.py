@@ -136,6 +136,10 @@ def _describe(config: Any, plan: Any = None, moved: bool = False) -> list[str]:
             f"tokenizer; checked) scores every sampled token; reward "
             f"lambda_={x.lambda_} x (log p_teacher - log p_ref), reference {x.reference}"
         )
+    if section.method == "gad":
+        from ropd.train.preflight import gad_line
+
+        lines.append(gad_line(config))
     keys = (
         "learning_rate",
         "per_device_train_batch_size",
@@ -173,7 +177,9 @@ def train(
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(help="ropd | tjudge | ovd | rar | sft | lopd | exopd (overrides ropd.method)"),
+        typer.Option(
+            help="ropd | tjudge | ovd | rar | sft | lopd | exopd | gad (overrides ropd.method)"
+        ),
     ] = None,
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="overrides max_steps")] = None,

@@ -55,7 +55,7 @@ from ropd.reward.ovd import OVDScorer
 from ropd.reward.rar import RaRScorer, union
 from ropd.reward.tjudge import TJudgeScorer
 from ropd.rubric import Rubric
-from ropd.train.config import GRPO_METHODS, TrainConfig, trl_class
+from ropd.train.config import ADVERSARIAL_METHODS, GRPO_METHODS, TrainConfig, trl_class
 from ropd.train.data import TrainPrompt, load_prompts
 
 DEFAULT_SAMPLE = 32
@@ -218,7 +218,7 @@ class _TrlValues:
     def group_size(self) -> int:
         """G: answers sampled per prompt (GRPO); 1 for the trainers without groups (SFT trains
         on stored answers, LOPD/ExOPD on one sampled answer a prompt)."""
-        if self.method not in GRPO_METHODS:
+        if self.method not in (*GRPO_METHODS, *ADVERSARIAL_METHODS):
             return 1
         return int(self.get("num_generations") or 8)
 

@@ -97,7 +97,7 @@ def _teacher_lines(b: TeacherBuild) -> list[str]:
     return lines
 
 
-NO_JUDGE_METHODS = ("sft", "lopd", "exopd")  # trained without a judge: no reward call
+NO_JUDGE_METHODS = ("sft", "lopd", "exopd", "gad")  # trained without a judge: no judge call
 
 
 def _judging(s: Shape) -> str:
@@ -124,6 +124,11 @@ def _judging(s: Shape) -> str:
         )
     if s.method == "sft":
         return f"no judge: the student is trained on K={s.k} stored teacher answers a prompt"
+    if s.method == "gad":
+        return (
+            f"no judge: G={s.num_generations} students scored by the trained discriminator, "
+            f"which ranks K={s.k} stored teacher answers above them"
+        )
     if s.method in ("lopd", "exopd"):
         return "no judge: a local white-box teacher scores every token of one answer a prompt"
     if s.rubric_mode == "none":

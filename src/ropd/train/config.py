@@ -24,7 +24,7 @@ from ropd.reward.config import OVDConfig, RaRConfig, ScorerConfig, TJudgeConfig
 from ropd.run_config import RunConfig
 from ropd.teacher.config import TeacherConfig
 
-Method = Literal["ropd", "tjudge", "ovd", "rar", "sft", "lopd", "exopd"]
+Method = Literal["ropd", "tjudge", "ovd", "rar", "sft", "lopd", "exopd", "gad"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
 GRPO_METHODS = ("ropd", "tjudge", "ovd", "rar")  # trained by GRPO on a judge's rewards
 TRL_CLASS_BY_METHOD = {
@@ -35,7 +35,9 @@ TRL_CLASS_BY_METHOD = {
     "sft": "SFTConfig",
     "lopd": "DistillationConfig",
     "exopd": "DistillationConfig",  # TRL's on-policy distillation, with ExOPD's loss
+    "gad": "GRPOConfig",  # GRPO on a trained discriminator's scores (no judge)
 }
+ADVERSARIAL_METHODS = ("gad",)  # GRPO on a discriminator trained alongside the student
 WHITE_BOX_METHODS = ("lopd", "exopd")  # a local teacher model scores the student's tokens
 # Fields whose meaning differs between trainers: never forwarded across them implicitly.
 # (GRPO's `beta` is a KL coefficient; the distillation trainer's `beta` picks the divergence.)
@@ -102,18 +104,72 @@ class ExopdConfig(BaseModel):
     )
 
 
+class GadConfig(BaseModel):
+    """GAD (Ye et al., arXiv 2511.10643): a discriminator trained by a Bradley-Terry loss to rank
+    the teacher's answer above the student's; the student's GRPO reward is its score.
+
+    Defaults follow the paper's public scripts where they say (learning rate 1e-6, gradient
+    clipping 0.2); the rest is chosen here and documented in docs/training.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discriminator_model: str | None = Field(
+        default=None,
+        description="HF id or folder (or `embedded`) the discriminator starts from (a scalar "
+        "head on a causal LM's body); null: the student model, as in the paper",
+    )
+    discriminator_checkpoint: str | None = Field(
+        default=None,
+        description="a saved discriminator folder (`<checkpoint>/discriminator`) to start from "
+        "instead (e.g. after a warm-up run); a resumed run takes its checkpoint's own",
+    )
+    lora: bool = Field(
+        default=True,
+        description="train LoRA adapters and the head only (false: the whole model, as the "
+        "paper's full fine-tune)",
+    )
+    lora_r: int = Field(default=16, ge=1, description="LoRA rank of the discriminator")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha of the discriminator")
+    learning_rate: float = Field(
+        default=1e-6, gt=0, description="the discriminator's AdamW learning rate (paper: 1e-6)"
+    )
+    max_grad_norm: float | None = Field(
+        default=0.2, gt=0, description="gradient clipping of the discriminator (paper: 0.2)"
+    )
+    max_length: int = Field(
+        default=4096,
+        ge=16,
+        description="tokens of prompt + answer the discriminator reads "
+        "(longer texts lose their beginning; the scored last token is kept)",
+    )
+    batch_size: int = Field(default=8, ge=1, description="texts per discriminator forward pass")
+    warmup_sft_steps: int = Field(
+        default=0,
+        ge=0,
+        description="student SFT steps on the teacher's answers before the adversarial stage "
+        "(saved to <output_dir>/warmup-sft; 0: none, e.g. when `student` is already warmed up)",
+    )
+    warmup_discriminator_steps: int = Field(
+        default=10,
+        ge=0,
+        description="first training steps whose reward is 0 (the student does not move) while "
+        "the discriminator learns on the initial student's answers (paper's critic warm-up: 10)",
+    )
+
+
 class RopdSection(RunConfig):
     """The `ropd:` section of a training config: the run configuration (shared with every
     command and verl's reward manager) plus the student, data, baselines and LoRA."""
 
-    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the seven
+    method: Method = Field(  # type: ignore[assignment] - RunConfig's, narrowed to the eight
         default="ropd",
-        description="What trains the student: ropd, tjudge, ovd, rar, sft, lopd or exopd.",
+        description="What trains the student: ropd, tjudge, ovd, rar, sft, lopd, exopd or gad.",
     )
     student: str = Field(default="embedded", description="HF id, model folder, or `embedded`")
     data: DataConfig = Field(default_factory=DataConfig)
     lopd: LopdConfig = Field(default_factory=LopdConfig)
     exopd: ExopdConfig = Field(default_factory=ExopdConfig)
+    gad: GadConfig = Field(default_factory=GadConfig)
     lora: dict[str, Any] | None = Field(
         default=None,
         description="train LoRA adapters: keyword arguments of peft.LoraConfig (e.g. {r: 16})",
@@ -133,7 +189,7 @@ class RopdSection(RunConfig):
 
     @property
     def needs_teacher_store(self) -> bool:
-        if self.method == "sft":
+        if self.method in ("sft", "gad"):
             return True
         if self.method == "ropd":
             return self.scorer.num_teacher_refs != 0
@@ -292,7 +348,7 @@ def validate(data: dict[str, Any], loc: Locator, *, check_paths: bool = True) ->
             except ValidationError as exc:
                 problems.append(_trl_problem(loc, path, value, exc))
 
-    if method in GRPO_METHODS:
+    if method in (*GRPO_METHODS, *ADVERSARIAL_METHODS):
         g = trl_values.get("num_generations", 8)
         if isinstance(g, int) and g < 2:
             message = "GRPO needs at least 2 generations per prompt"
@@ -333,7 +389,7 @@ def _apply_defaults(method: str, values: dict[str, Any]) -> None:
         values.setdefault("bf16", False)
     if method == "lopd":
         values.setdefault("beta", 1.0)  # reverse KL: LOPD's per-token objective
-    if method in (*GRPO_METHODS, *WHITE_BOX_METHODS):
+    if method in (*GRPO_METHODS, *ADVERSARIAL_METHODS, *WHITE_BOX_METHODS):
         values.setdefault("remove_unused_columns", False)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from ropd.errors import ConfigError, RopdError
 from ropd.llm.config import RoleConfig
@@ -104,6 +105,17 @@ def dependency_problems(config: TrainConfig, roles: Sequence[RoleConfig] = ()) -
         models.append(("ropd.exopd.teacher_model", section.exopd.teacher_model))
         if section.exopd.reference not in ("student_init", "teacher"):
             models.append(("ropd.exopd.reference", section.exopd.reference))
+    if section.method == "gad":
+        if section.gad.discriminator_model:
+            models.append(("ropd.gad.discriminator_model", section.gad.discriminator_model))
+        if section.gad.lora and not _importable("peft"):
+            problems.append(f"{source}: field 'ropd.gad.lora' needs peft: {TRAIN_EXTRA}")
+        saved = section.gad.discriminator_checkpoint
+        if saved and not (Path(saved) / "gad_state.json").is_file():
+            problems.append(
+                f"{source}: field 'ropd.gad.discriminator_checkpoint': {saved} holds no saved "
+                "discriminator (gad_state.json)"
+            )
     for field, name in models:
         problems.extend(_embedded_student_problems(source, field, name))
     if section.method == "exopd" and not problems:
@@ -136,6 +148,51 @@ def tokenizer_problems(config: TrainConfig) -> list[str]:
         if mismatch:
             problems.append(f"{config.source}: field '{field}': {mismatch}")
     return problems
+
+
+def gad_line(config: TrainConfig) -> str:
+    """GAD's dry-run line: the discriminator it trains (model, size, LoRA or not) and what it
+    ranks (the stored teacher answers against the student's)."""
+    section = config.ropd
+    gad = section.gad
+    if gad.discriminator_checkpoint:
+        model = f"saved discriminator {gad.discriminator_checkpoint}"
+        name = None
+    else:
+        name = gad.discriminator_model or section.student
+        model = f"discriminator on {name}" + ("" if gad.discriminator_model else " (the student)")
+    size = model_size(name) if name else None
+    sized = f", {size / 1e6:,.1f}M parameters" if size else ""
+    how = f"LoRA r={gad.lora_r} alpha={gad.lora_alpha}" if gad.lora else "full fine-tune"
+    warm = (
+        f"warm-up {gad.warmup_sft_steps} SFT steps, then {gad.warmup_discriminator_steps} "
+        "discriminator-only steps (reward 0)"
+    )
+    return (
+        f"gad         {model}{sized} ({how}, lr {gad.learning_rate:g}), trained by "
+        f"Bradley-Terry: K={section.k} teacher answers from the store outrank each student "
+        f"answer; reward = its score; {warm}; no judge"
+    )
+
+
+def model_size(name: str) -> int | None:
+    """Parameters of a model (as a one-label sequence scorer), from its config alone (read from a
+    folder or the Hugging Face cache; nothing downloaded, no weights loaded); None if unknown."""
+    from ropd.integrations.trl import student as students
+
+    if name == students.EMBEDDED:
+        name = str(students.cache_root() / "models" / students.EMBEDDED_DIRNAME)
+    try:
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        model_config = AutoConfig.from_pretrained(name, local_files_only=True)
+        model_config.num_labels = 1
+        with init_empty_weights():
+            model = AutoModelForSequenceClassification.from_config(model_config)
+        return sum(p.numel() for p in model.parameters())
+    except (OSError, ValueError, KeyError, ImportError):
+        return None
 
 
 def _embedded_student_problems(source: str, field: str, name: str) -> list[str]:

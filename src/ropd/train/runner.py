@@ -465,8 +465,10 @@ def build_trainer(
     store: Any | None,
     run_id: str,
     client: ChatClient | None = None,
+    resume_from: Path | None = None,
 ) -> tuple[Any, Any | None]:
-    """The TRL trainer for the configured method (and the reward function, for GRPO methods)."""
+    """The TRL trainer for the configured method (and the reward function, for GRPO methods);
+    `resume_from` (the checkpoint a run continues) gives GAD its saved discriminator."""
     from ropd.integrations.trl import trainer as trl_trainer
     from ropd.integrations.trl.student import resolve_student
 
@@ -509,7 +511,108 @@ def build_trainer(
             lambda_=ex.lambda_, reference=reference, lora=section.lora,
         )  # fmt: skip
         return trainer, None
+    if section.method == "gad":
+        reward = make_gad_reward(config, store, resume_from)
+        student = warmup_student(config, prompts, store, student)
+        trainer = trl_trainer.gad_trainer(student, args, prompts, reward, lora=section.lora)
+        return trainer, reward
     raise ConfigError(f"unknown method {section.method!r}")
+
+
+# -- GAD ------------------------------------------------------------------------------------------
+
+
+def make_gad_reward(config: TrainConfig, store: Any, resume_from: Path | None = None) -> Any:
+    """GAD's discriminator reward: the resumed checkpoint's discriminator, else a saved one named
+    by `gad.discriminator_checkpoint`, else a fresh one on `gad.discriminator_model` (default:
+    the initial student). Teacher answers (K = `teacher.num_answers`) come from the store."""
+    import torch
+
+    from ropd.integrations.trl.gad import DISCRIMINATOR_DIR, Discriminator, GadReward
+    from ropd.integrations.trl.student import resolve_student
+    from ropd.teacher.references import StoreReferences
+
+    section = config.ropd
+    gad = section.gad
+    dtype = torch.bfloat16 if config.trl.get("bf16") else torch.float32
+    options = {
+        "max_grad_norm": gad.max_grad_norm,
+        "max_length": gad.max_length,
+        "batch_size": gad.batch_size,
+        "dtype": dtype,
+    }
+    saved = resume_from / DISCRIMINATOR_DIR if resume_from is not None else None
+    if saved is None or not saved.is_dir():
+        saved = Path(gad.discriminator_checkpoint) if gad.discriminator_checkpoint else None
+    if saved is not None:
+        if not saved.is_dir():
+            raise ConfigError(
+                f"{config.source}: field 'ropd.gad.discriminator_checkpoint': no folder {saved}"
+            )
+        discriminator = Discriminator.load(saved, learning_rate=gad.learning_rate, **options)
+    else:
+        lora = {"r": gad.lora_r, "lora_alpha": gad.lora_alpha} if gad.lora else None
+        discriminator = Discriminator.build(
+            resolve_student(gad.discriminator_model or section.student),
+            lora=lora,
+            learning_rate=gad.learning_rate,
+            **options,
+        )
+    answers = StoreReferences.from_config(store, section.teacher, section.k)
+    return GadReward(discriminator, answers.lookup, warmup_steps=gad.warmup_discriminator_steps)
+
+
+WARMUP_DIR = "warmup-sft"
+# TRL fields of the main run that the warm-up SFT does not take over (its own folder, length
+# and saving; GRPO-only meanings)
+_WARMUP_OWN = {"output_dir", "max_steps", "num_train_epochs", "save_steps", "save_strategy",
+               "run_name", "remove_unused_columns", "logging_dir"}  # fmt: skip
+
+
+def warmup_student(
+    config: TrainConfig, prompts: Sequence[TrainPrompt], store: Any, student: str
+) -> str:
+    """GAD's warm-up: `gad.warmup_sft_steps` of SFT on the teacher's answers, saved (merged, with
+    LoRA) to `<output_dir>/warmup-sft/final` and used as the adversarial stage's student. A
+    finished warm-up (a resumed run) is reused, never trained again."""
+    steps = config.ropd.gad.warmup_sft_steps
+    if steps == 0:
+        return student
+    final = config.output_dir / WARMUP_DIR / "final"
+    if (final / "config.json").is_file():
+        return str(final)
+    import trl
+
+    from ropd.integrations.trl import trainer as trl_trainer
+    from ropd.teacher.references import StoreReferences
+    from ropd.train.config import NOT_SHARED, trl_fields
+
+    section = config.ropd
+    sft_fields = trl_fields("sft")
+    shared = {
+        k: v for k, v in config.trl.items()
+        if k in sft_fields and k not in _WARMUP_OWN and k not in NOT_SHARED
+    }  # fmt: skip
+    args = trl.SFTConfig(
+        **shared,
+        output_dir=str(config.output_dir / WARMUP_DIR),
+        max_steps=steps,
+        save_strategy="no",
+    )
+    answers = StoreReferences.from_config(store, section.teacher, section.k)
+    pairs = [(p, answer) for p in prompts for answer in answers.lookup(p.messages)]
+    if not pairs:
+        raise ConfigError(f"{config.source}: GAD's warm-up SFT found no teacher answer to learn")
+    trainer = trl_trainer.sft_trainer(student, args, pairs, lora=section.lora)
+    trainer.train()
+    model = trainer.model
+    if section.lora is not None:
+        model = model.merge_and_unload()
+    if _is_main_process():
+        model.save_pretrained(str(final))
+        trainer.processing_class.save_pretrained(str(final))
+    trainer.accelerator.wait_for_everyone()
+    return str(final)
 
 
 def _nothing_to_do(plan: RunPlan) -> RunReport:
@@ -579,7 +682,7 @@ def run(
     if _is_main_process():  # plan.json: what this run was planned to spend (`ropd plan`)
         write_plan_file(config, prompts)
 
-    trainer, reward = build_trainer(config, prompts, store, run_id, client)
+    trainer, reward = build_trainer(config, prompts, store, run_id, client, resume_from)
     from ropd.integrations.trl.run_log import leave_out_unjudged_metrics, log_ropd_config
 
     log_ropd_config(trainer, {**_scrubbed_section(config), "run_id": run_id})
@@ -594,6 +697,10 @@ def run(
     trainer.save_model(str(final))
     if _is_main_process() and getattr(trainer, "processing_class", None) is not None:
         trainer.processing_class.save_pretrained(str(final))
+    if _is_main_process() and hasattr(reward, "discriminator"):  # GAD: its discriminator too
+        from ropd.integrations.trl.gad import DISCRIMINATOR_DIR
+
+        reward.discriminator.save(final / DISCRIMINATOR_DIR)
     stopped = reward.stop_message if reward is not None else None
     step = trainer.state.global_step
     _write_run_file(config, run_id, finished=stopped is None, global_step=step)

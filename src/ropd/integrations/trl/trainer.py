@@ -1,7 +1,8 @@
 """Building TRL trainers for ropd's methods, and finding their checkpoints.
 
 GRPO with the ROPD (or T-Judge) reward, SFT on stored teacher answers, and TRL's on-policy
-distillation trainer for the logit baseline (and, with ExOPD's loss, for `exopd`). The choice of method and its settings is the
+distillation trainer for the logit baseline (and, with ExOPD's loss, for `exopd`), and GRPO on
+GAD's discriminator (`gad`). The choice of method and its settings is the
 recipe's (`ropd.train.runner`); this module only knows how TRL wants them.
 """
 
@@ -171,10 +172,33 @@ def exopd_trainer(
     return name_student_in_card(trainer, base_model or base_model_name(student))
 
 
+def gad_trainer(
+    student: Any,
+    args: Any,
+    prompts: Sequence[TrainPrompt],
+    reward: Any,
+    *,
+    lora: dict[str, Any] | None = None,
+    base_model: str | None = None,
+) -> Any:
+    """`grpo_trainer` on GAD's discriminator reward (`ropd.integrations.trl.gad.GadReward`):
+    the discriminator moves to the trainer's device, steps only while the student trains, and
+    is saved into every checkpoint."""
+    from ropd.integrations.trl.gad import SaveDiscriminatorCallback
+
+    trainer = grpo_trainer(student, args, prompts, reward, lora=lora, base_model=base_model)
+    trainer.add_callback(SaveDiscriminatorCallback(reward.discriminator))
+    reward.discriminator.model.to(trainer.accelerator.device)
+    reward.training = lambda: bool(trainer.model.training)
+    return trainer
+
+
 def close_reward(trainer: Any, reward: RopdReward | None) -> None:
     """Close the reward's judge on the event loop TRL scored it on."""
     if reward is None:
         return
+    if not isinstance(reward, RopdReward):
+        return  # GAD's reward holds no judge
     loop = getattr(trainer, "async_loop", None)
     if loop is not None and loop.is_running():
         asyncio.run_coroutine_threadsafe(reward.aclose(), loop).result(timeout=60)
