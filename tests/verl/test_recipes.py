@@ -35,7 +35,13 @@ from ropd.teacher import TeacherFingerprint, TeacherStore
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src" / "ropd" / "data" / "sample_math.jsonl"
-RECIPES = {"paper-math.sh": "sync", "paper-math-async.sh": "colocate_async"}
+RECIPES = {
+    "paper-math.sh": "sync",
+    "paper-math-async.sh": "colocate_async",
+    "judge-on-verl.sh": "sync",
+}
+# the ropd config each recipe hands the reward manager
+ROPD_CONFIGS = {"judge-on-verl.sh": "examples/verl/ropd-judge-on-verl.yaml"}
 VAL_SIZE = 8
 K = 4  # scorer.num_teacher_refs of examples/verl/ropd.yaml
 # keys verl's validate_config refuses to go without (no dynamic batch size in the recipes)
@@ -81,7 +87,8 @@ def run_recipe(recipe: str, folder: Path) -> Launch:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"MODE", "NAME", "ROPD_CONFIG", "NODES", "GPUS"}
+        if key not in {"MODE", "NAME", "ROPD_CONFIG", "NODES", "GPUS", "RUN"}
+        and not key.startswith("JUDGE_")
     }
     run = folder / "run"
     env |= {
@@ -158,11 +165,17 @@ def test_recipe_passes_verls_config_validation(
 
     # the reward side reads the shipped ropd.yaml (relative to the repository, as the script runs)
     monkeypatch.chdir(REPO)
-    settings = VerlSettings.from_verl_config(config)
-    assert settings.config_path == "examples/verl/ropd.yaml"
+    settings = VerlSettings.from_verl_config(config, "10.0.0.1:30000")
+    assert settings.config_path == ROPD_CONFIGS.get(launch.recipe, "examples/verl/ropd.yaml")
     assert settings.section.k == K
     assert (settings.group_size, settings.groups_per_step) == (8, 32)
     assert settings.warnings() == []  # enough concurrency, validation on its own rows
+    servers = settings.judge_servers
+    if launch.recipe == "judge-on-verl.sh":  # two replicas of the judge (8 GPUs, tensor parallel 4)
+        assert servers is not None and (servers.replicas, servers.max_in_flight) == (2, 512)
+        assert all(role.on_verl for role in settings.section.judge_roles())
+    else:
+        assert servers is None
 
 
 def test_recipe_trains_and_validates_on_disjoint_prompts(launch: Launch) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ropd import redact
 from ropd.errors import ConfigError
-from ropd.integrations.verl.settings import flag, select
+from ropd.integrations.verl.verl_config import flag, select
 from ropd.llm.config import LOCAL, RoleConfig
 from ropd.run_config import RunConfig, judge_field
 

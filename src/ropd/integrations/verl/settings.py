@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ropd.config_file import load_section
 from ropd.errors import ConfigError
+from ropd.integrations.verl.judge_servers import JudgeServers
+from ropd.integrations.verl.judge_servers import check as check_judge_servers
+from ropd.integrations.verl.verl_config import flag, select
 from ropd.run_config import RunConfig
-
-if TYPE_CHECKING:
-    from ropd.integrations.verl.judge_servers import JudgeServers
 
 DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
 VAL_SPLIT = "val"  # `extra_info.split` of validation rows
@@ -60,31 +60,11 @@ def read_section(path: str | Path) -> VerlSection:
     return load_section(VerlSection, path)
 
 
-def select(config: Any, dotted: str, default: Any = None) -> Any:
-    """`config.a.b.c` of a DictConfig or nested dicts, or `default` when any part is missing."""
-    node = config
-    for part in dotted.split("."):
-        try:
-            node = node.get(part) if hasattr(node, "get") else getattr(node, part)
-        except (AttributeError, KeyError):
-            return default
-        if node is None:
-            return default
-    return node
-
-
 def _loggers(config: Any) -> tuple[str, ...]:
     """`trainer.logger`: one backend name or a list of them (verl accepts both)."""
     value = select(config, "trainer.logger", ())
     names = [value] if isinstance(value, str) else list(value)
     return tuple(str(name) for name in names)
-
-
-def flag(value: Any) -> bool:
-    """A Hydra override's boolean (`true`/`false`, also when it arrives as a string)."""
-    if isinstance(value, str):
-        return value.strip().lower() not in {"false", "0", "no", "off", ""}
-    return bool(value)
 
 
 def _same_files(config: Any) -> bool:
@@ -128,8 +108,6 @@ class VerlSettings:
     @classmethod
     def from_verl_config(cls, config: Any, router_address: str | None = None) -> VerlSettings:
         """Read and check; `router_address` is the reward router verl hands the manager."""
-        from ropd.integrations.verl import judge_servers
-
         kwargs = select(config, "reward.reward_kwargs", {}) or {}
         path = kwargs.get("ropd_config")
         if not path:
@@ -138,8 +116,8 @@ class VerlSettings:
                 "+reward.reward_kwargs.ropd_config=ropd.yaml to the verl command"
             )
         section = read_section(path)
-        servers = judge_servers.JudgeServers.from_verl_config(config, router_address)
-        judge_servers.check(section, config, servers)
+        servers = JudgeServers.from_verl_config(config, router_address)
+        check_judge_servers(section, config, servers)
         traces = section.traces
         if traces is None:
             run_dir = select(config, "trainer.default_local_dir")
