@@ -136,3 +136,30 @@ def test_prepare_data_writes_the_gold_answer_as_ropd_train_reads_it(tmp_path: Pa
     assert result.exit_code == 0, result.output
     truths = [row["reward_model"]["ground_truth"] for row in pq.read_table(out).to_pylist()]
     assert truths == ["42", "0.5", "", ""]
+
+
+def test_prepare_data_carries_the_datasets_rubric(tmp_path: Path) -> None:
+    from ropd.data.rubrics import parse_rubric
+
+    sample = Path(__file__).resolve().parents[2] / "src" / "ropd" / "data" / "sample_rar.jsonl"
+    records = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines()]
+    records.append({"id": "plain", "question": "Name a prime.", "reference_answer": "2"})
+    data = write_jsonl(tmp_path / "rar.jsonl", records)
+    out = tmp_path / "rar.parquet"
+    fields = ["--prompt-field", "question", "--answer-field", "reference_answer"]
+    result = CliRunner().invoke(app, ["verl", "prepare-data", str(data), "-o", str(out), *fields])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out).to_pylist()
+    carried = [row["extra_info"]["rubric"] for row in rows]
+    assert carried[-1] is None  # a record without a rubric gets none
+    for record, text in zip(records[:-1], carried, strict=False):
+        assert parse_rubric(json.loads(text)) == parse_rubric(record["rubric"])
+
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl", [{"id": "x", "prompt": "q", "rubric": [{"weight": 2}]}]
+    )
+    result = CliRunner().invoke(
+        app, ["verl", "prepare-data", str(bad), "-o", str(tmp_path / "b.pq")]
+    )
+    assert result.exit_code != 0
+    assert f"{bad}:1: field 'rubric'" in result.output + (result.stderr or "")

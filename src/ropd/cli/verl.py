@@ -63,6 +63,13 @@ def prepare_data(
         str | None, typer.Option(help="Field copied to reward_model.ground_truth, if present.")
     ] = "answer",
     id_field: Annotated[str | None, typer.Option(help="Field with the prompt id.")] = "id",
+    rubric_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Field with the dataset's own rubric (RaR's `rubric`), checked and copied to "
+            "extra_info.rubric when a record has it."
+        ),
+    ] = "rubric",
     system_prompt: Annotated[
         str | None, typer.Option(help="System message put before every prompt.")
     ] = None,
@@ -113,6 +120,7 @@ def prepare_data(
         answer_field=answer_field,
         id_field=id_field,
         system_prompt=system_prompt,
+        rubric_field=rubric_field,
     )
     with ExitStack() as stack:
         references = None

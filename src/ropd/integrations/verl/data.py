@@ -3,8 +3,11 @@
 One row per prompt: `data_source` (ropd's, so `RopdRewardManager` scores it), `prompt` (chat
 messages), `ability`, `reward_model` (`ground_truth` from the answer field: verl's default
 scorers and ropd's reward-health gold checks read it) and `extra_info` (`index`, the record's
-`id`, `split`: `val` makes the adapter use the validation group size, and `teacher_responses`
-when the record has them or a teacher store is given).
+`id`, `split`: `val` makes the adapter use the validation group size, `teacher_responses`
+when the record has them or a teacher store is given, and `rubric` when the record carries the
+dataset's own rubric, as RaR-Science / RaR-Medicine rows do: checked with the parser `method:
+rar` uses and written in ropd's form, as JSON text, so rows with and without one share a
+Parquet schema).
 
 `hold_out` draws a validation split from the same prompts, so a recipe validates on prompts it
 never trains on.
@@ -20,6 +23,7 @@ from typing import Any
 
 from ropd.data.gold import gold_text
 from ropd.data.records import DataError, Record, to_prompt_messages, unique_ids
+from ropd.data.rubrics import RUBRIC_FIELD, record_rubric
 from ropd.errors import InputError
 from ropd.integrations.verl.settings import DATA_SOURCE
 
@@ -37,6 +41,7 @@ class RowOptions:
     answer_field: str | None = "answer"
     id_field: str | None = "id"
     system_prompt: str | None = None
+    rubric_field: str | None = RUBRIC_FIELD
 
 
 def _teacher_field(record: Record) -> list[str] | None:
@@ -86,6 +91,8 @@ def verl_rows(
             teacher = references.lookup(messages) or None
         if teacher is not None:
             extra[TEACHER_FIELD] = teacher
+        if options.rubric_field and record.get(options.rubric_field) is not None:
+            extra[RUBRIC_FIELD] = record_rubric(record, options.rubric_field).model_dump_json()
         rows.append(
             {
                 "data_source": options.data_source,
