@@ -4,7 +4,8 @@ A method is written `ropd`, `ropd:<switch>+<switch>...`, `tjudge[:num_references
 `ovd[:per_call=group+reject_below=N]` (on-policy verbal distillation: the teacher's 0-9 score
 of each answer, verbal only: a pool carries correctness labels, not gold answers) or
 `teacher_logprob`, or `rar[:mix_induced=true+k=N]` (each pool line's own `rubric`, verified by
-the same Verifier; see `reward/rar.py`). A ropd switch is `field=value` for any ablation field of `ScorerConfig`
+the same Verifier; see `reward/rar.py`), or `gad:checkpoint=<folder>` (the score of a GAD
+discriminator saved by `ropd train --method gad`, `<run>/final/discriminator`; no judge). A ropd switch is `field=value` for any ablation field of `ScorerConfig`
 (`ablation_settings()`), or a named shortcut (`k=1`, `revealed`, `no_teacher_pool`,
 `per_pair`, ...). Unknown switches are a `ConfigError` naming them and listing the valid ones,
 found before any judge call.
@@ -37,13 +38,15 @@ from ropd.reward.tjudge import TJudgeConfig, TJudgeScorer
 from ropd.reward.types import GroupResult
 
 C = TypeVar("C", bound=BaseModel)  # a method's judge settings
-Kind = Literal["ropd", "tjudge", "ovd", "rar", "teacher_logprob"]
-KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "rar", "teacher_logprob")
+Kind = Literal["ropd", "tjudge", "ovd", "rar", "teacher_logprob", "gad"]
+KINDS: tuple[str, ...] = ("ropd", "tjudge", "ovd", "rar", "teacher_logprob", "gad")
+NO_JUDGE_KINDS = ("teacher_logprob", "gad")  # scored without the judge endpoint
 # The `field=value` switches of the single-judge methods (and of rar).
 JUDGE_SWITCHES = {
     "tjudge": ["num_references"],
     "ovd": ["per_call", "reject_below"],
     "rar": ["mix_induced", "num_teacher_refs", "blind", "teacher_in_pool"],
+    "gad": ["checkpoint"],
 }
 
 # Named ropd switches: the paper's ablations by the names people say them.
@@ -118,7 +121,25 @@ def parse_method(name: str) -> Method:
             raise ConfigError(
                 f"method {name!r}: unknown switch {switch!r}; valid for {kind}: {', '.join(forms)}"
             )
+    if kind == "gad" and not overrides.get("checkpoint"):
+        raise ConfigError(
+            f"method {name!r}: gad needs its discriminator: gad:checkpoint=<folder> (saved by "
+            "ropd train --method gad as <run>/final/discriminator or checkpoint-N/discriminator)"
+        )
     return Method(name=name, kind=kind, overrides=overrides)  # type: ignore[arg-type]
+
+
+def gad_checkpoint(method: Method) -> str:
+    """The discriminator folder of a gad method; a folder without a saved one is refused now,
+    before any group is scored."""
+    from pathlib import Path
+
+    folder = str(method.overrides["checkpoint"])
+    if not (Path(folder) / "gad_state.json").is_file():
+        raise ConfigError(
+            f"method {method.name!r}: {folder} holds no saved GAD discriminator (gad_state.json)"
+        )
+    return folder
 
 
 def ropd_config(method: Method, judge: RoleConfig, **settings: Any) -> ScorerConfig:
@@ -260,6 +281,10 @@ async def score_method(
         async for outcome in _teacher_logprob(method, items, judges, traces, window):
             yield outcome
         return
+    if method.kind == "gad":
+        async for outcome in _gad(method, items, traces):
+            yield outcome
+        return
     scorer_class: Any
     if method.kind == "ropd":
         scorer_class = GroupScorer
@@ -329,6 +354,25 @@ async def _teacher_logprob(
 
     async for outcome in _windowed(items, one, window):
         yield outcome
+
+
+async def _gad(method: Method, items: Sequence[PoolItem], traces: Any) -> AsyncIterator[Outcome]:
+    """Each response's score by a saved GAD discriminator (its reward when training), the prompt
+    read as one user turn when it is a plain string, as training prompts are conversations."""
+    from ropd.integrations.trl.gad import Discriminator
+
+    folder = gad_checkpoint(method)
+    discriminator = await asyncio.to_thread(Discriminator.load, folder)
+    settings = {"scorer": "gad", "discriminator": folder}
+    for item in items:
+        prompt = item.group.prompt
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        texts = [discriminator.text(messages, r) for r in item.group.student_responses]
+        scores = await asyncio.to_thread(discriminator.score, texts)
+        rewards: list[float | None] = [float(x) for x in scores]
+        result = GroupResult(id=item.group.id, rewards=rewards, settings=settings)
+        traces.record(item.group, result.scrubbed(), run_id=traces.run_id)
+        yield Outcome(method.name, item.group.id, rewards, list(item.correct))
 
 
 async def _mean_logprob(client: Any, prefix: str, text: str, book: UsageBook) -> float | None:

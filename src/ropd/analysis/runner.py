@@ -30,9 +30,11 @@ from typing import Any
 
 from ropd import redact
 from ropd.analysis.methods import (
+    NO_JUDGE_KINDS,
     Judges,
     Method,
     Outcome,
+    gad_checkpoint,
     ovd_config,
     parse_methods,
     rar_config,
@@ -180,6 +182,8 @@ def _config(method: Method, judge: RoleConfig, shared: dict[str, Any]) -> Any:
         return ovd_config(method, judge, **shared)
     if method.kind == "rar":
         return rar_config(method, judge, **shared)
+    if method.kind == "gad":
+        return gad_checkpoint(method)
     return None
 
 
@@ -259,7 +263,7 @@ async def _score_all(
     pool: Path,
 ) -> None:
     """Open the judge (and teacher) once, then score every method's remaining groups."""
-    needs_judge = any(todo[m.name] and m.kind != "teacher_logprob" for m in methods)
+    needs_judge = any(todo[m.name] and m.kind not in NO_JUDGE_KINDS for m in methods)
     needs_teacher = any(todo[m.name] and m.kind == "teacher_logprob" for m in methods)
     async with AsyncExitStack() as stack:
         judges = await _open(stack, judges, needs_judge, needs_teacher, probe)
@@ -268,7 +272,9 @@ async def _score_all(
             await check_teacher_logprobs(judges, todo[first.name])
         down: set[str] = set()  # endpoints found unavailable mid-run: "judge", "teacher"
         for method in methods:
-            endpoint = "teacher" if method.kind == "teacher_logprob" else "judge"
+            endpoint = {"teacher_logprob": "teacher", "gad": "discriminator"}.get(
+                method.kind, "judge"
+            )
             if not todo[method.name] or endpoint in down:
                 continue
             run_id = _run_id(traces, run.out_dir, method.name, resume)

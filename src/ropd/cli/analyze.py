@@ -51,7 +51,8 @@ RESUME_REMOVE = ("--overwrite", "--no-resume")
 METHODS_HELP = (
     f"Comma-separated methods: {', '.join(KINDS)}; ropd ablations as ropd:<switch>[+<switch>], "
     f"a switch being field=value ({', '.join(ropd_fields())}; k = num_teacher_refs) or one of "
-    f"{', '.join(sorted(SHORTCUTS))}; tjudge:num_references=N."
+    f"{', '.join(sorted(SHORTCUTS))}; tjudge:num_references=N; "
+    "gad:checkpoint=<discriminator folder> (a GAD run's final/discriminator)."
 )
 
 
