@@ -26,8 +26,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, port: int, out_dir: str, as_if_nccl: bool = False) -> None:
     import asyncio
+    import threading
 
     import torch.distributed as dist
 
@@ -40,19 +41,36 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     client = scripted_judge()
 
     reward = RopdReward(ScorerConfig(num_teacher_refs=2), client=client, num_generations=2)
+    if as_if_nccl:  # the training backend as on GPUs: the reward must bring its own gloo group
+        backend = dist.get_backend
+        dist.get_backend = lambda group=None: "nccl" if group is None else backend(group)
     mine = SLICES[rank]
     logged: dict[str, float] = {}
-    rewards = asyncio.run(
-        reward(
-            prompts=[P[i] for _, i, _ in mine],
-            completions=[[{"role": "assistant", "content": t}] for *_, t in mine],
-            ropd_id=[g for g, _, _ in mine],
-            teacher_responses=[["ref one", "ref two"] for _ in mine],  # a dataset column
-            log_metric=logged.__setitem__,
+    results: list[list[float | None]] = []
+
+    def on_background_loop() -> None:  # as TRL calls reward functions
+        results.append(
+            asyncio.run(
+                reward(
+                    prompts=[P[i] for _, i, _ in mine],
+                    completions=[[{"role": "assistant", "content": t}] for *_, t in mine],
+                    ropd_id=[g for g, _, _ in mine],
+                    teacher_responses=[["ref one", "ref two"] for _ in mine],  # a dataset column
+                    log_metric=logged.__setitem__,
+                )
+            )
         )
-    )
+
+    thread = threading.Thread(target=on_background_loop)
+    thread.start()
+    thread.join()
+    rewards = results[0]
     verifier_sizes = [len(c.json_schema.schema["required"]) for c in client.calls_for("verifier")]
+    from ropd.integrations.trl import reward as reward_module
+
+    side = reward_module._OBJECT_GROUPS.get("gloo")
     result = {
+        "side_group": None if side is None else dist.get_backend(side),
         "rewards": rewards,
         "rubricator_calls": len(client.calls_for("rubricator")),
         "verifier_sizes": verifier_sizes,
@@ -62,12 +80,20 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
-def test_two_processes_gather_score_once_and_scatter(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_if_nccl", [False, True], ids=["gloo", "nccl-training"])
+def test_two_processes_gather_score_once_and_scatter(tmp_path: Path, as_if_nccl: bool) -> None:
+    """On TRL's background thread; with an NCCL training backend (simulated: these machines
+    have no GPU) the objects travel over the reward's own gloo group."""
     mp.start_processes(
-        _worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+        _worker,
+        args=(_free_port(), str(tmp_path), as_if_nccl),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
     )
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert r0["side_group"] == r1["side_group"] == ("gloo" if as_if_nccl else None)
     assert r0["rubricator_calls"] == 3  # three whole groups, each scored once, all on rank 0
     assert r1["rubricator_calls"] == 0
     assert r0["verifier_sizes"] == [4, 4, 4]  # every group's G = 2 answers + K = 2 together

@@ -92,6 +92,29 @@ def masked_groups_note(outcome: BatchOutcome) -> str | None:
     )
 
 
+_OBJECT_GROUPS: dict[str, Any] = {}
+
+
+def _object_group() -> Any:
+    """The process group the reward's object collectives use: the default one when it is
+    gloo, else one gloo group over every rank, made once (on first use, which every rank
+    reaches at the same step).
+
+    TRL calls the reward on its background event loop thread. An NCCL object collective there
+    would stage each rank's pickle on that thread's current CUDA device, which is device 0 on
+    every rank unless the thread set its own (CUDA's current device is per thread): ranks would
+    collide on one GPU or hang. The objects are Python lists of text anyway, so they travel on
+    CPU over gloo, whatever the training backend.
+    """
+    import torch.distributed as dist
+
+    if dist.get_backend() == "gloo":
+        return None
+    if "gloo" not in _OBJECT_GROUPS:
+        _OBJECT_GROUPS["gloo"] = dist.new_group(backend="gloo")
+    return _OBJECT_GROUPS["gloo"]
+
+
 def _distributed() -> tuple[int, int]:
     try:
         import torch.distributed as dist
@@ -282,8 +305,9 @@ class RopdReward:
             return await self._score(local, step)
         import torch.distributed as dist
 
+        group = _object_group()
         slices: list[Any] = [None] * world
-        dist.all_gather_object(slices, local)
+        dist.all_gather_object(slices, local, group=group)
         sizes = [len(s) for s in slices]
         everything = [rollout for part in slices for rollout in part]
         payload: list[Any] = [None]
@@ -292,7 +316,7 @@ class RopdReward:
                 payload[0] = await self._score(everything, step)
             except Exception as exc:  # noqa: BLE001 - every rank must leave the collective
                 payload[0] = exc
-        dist.broadcast_object_list(payload, src=0)
+        dist.broadcast_object_list(payload, src=0, group=group)  # src: global rank 0
         result = payload[0]
         if isinstance(result, Exception):
             message = f"scoring failed on the main process: {result}"
