@@ -1,12 +1,15 @@
-"""Step time and peak memory of ROPD, LOPD and ExOPD on the tiny random model.
+"""Step time and peak memory of ROPD, LOPD, ExOPD and GAD on the tiny random model.
 
-`python -m ropd_dev.bench.white_box [--steps 12] [--warmup 2]` prints one JSON line per arm and
-a summary. Each arm runs in its own subprocess (peak RSS is per arm: model loading included)
+`python -m ropd_dev.bench.white_box [--steps 12] [--warmup 2] [--arms ropd,gad]` prints one JSON
+line per arm and a summary. Each arm runs in its own subprocess (peak RSS is per arm: model loading included)
 with the same student, data, sampling length and completions per step (8 of up to 32 tokens):
 ROPD as GRPO (2 prompts x G=4) scored by the in-memory scripted judge at zero latency (so the
 figure is the trainer's own cost, not a judge's), LOPD as TRL's DistillationTrainer (8 prompts,
 reverse KL over the full vocabulary) and ExOPD as its subclass (three sampled-token
-log-probabilities: student, teacher and the frozen initial student as reference). Step times
+log-probabilities: student, teacher and the frozen initial student as reference), and GAD as
+GRPO like ROPD (2 prompts x G=4) on its discriminator's scores (a LoRA copy of the student with
+a scalar head, one Bradley-Terry step per training step on 2 teacher answers a prompt; no
+discriminator-only warm-up steps, so every step is the adversarial one). Step times
 are first quartiles after the warm-up (other load only ever adds time).
 """
 
@@ -22,11 +25,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ARMS = ("ropd", "lopd", "exopd")
+ARMS = ("ropd", "lopd", "exopd", "gad")
+GRPO_ARMS = ("ropd", "gad")
 
 
 def _overrides(work: Path, arm: str, steps: int) -> dict[str, Any]:
-    grpo = arm == "ropd"
+    grpo = arm in GRPO_ARMS
     values: dict[str, Any] = {
         "output_dir": str(work / f"{arm}-{os.getpid()}"),
         "max_steps": steps,
@@ -47,6 +51,8 @@ def _overrides(work: Path, arm: str, steps: int) -> dict[str, Any]:
     }
     if grpo:
         values["num_generations"] = 4
+        if arm == "gad":
+            values["ropd.gad.warmup_discriminator_steps"] = 0
     else:
         values[f"ropd.{arm}.teacher_model"] = str(work / "teacher")
     return values
@@ -63,7 +69,7 @@ def _arm(arm: str, work: Path, steps: int) -> None:
     client = scripted_judge()
     config = load_config(None, _overrides(work, arm, steps))
     prompts = load_prompts(config.ropd.data)
-    store = prepare_teacher(config, prompts, client) if arm == "ropd" else None
+    store = prepare_teacher(config, prompts, client) if arm in GRPO_ARMS else None
     trainer, reward = build_trainer(config, prompts, store, f"bench-{arm}", client)
     times, peak_mb = timed_training(trainer, reward)
     print(json.dumps({"arm": arm, "step_s": times, "peak_rss_mb": round(peak_mb, 1)}))
@@ -79,7 +85,7 @@ def _run(arm: str, work: Path, steps: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(steps: int, warmup: int) -> None:
+def main(steps: int, warmup: int, arms: tuple[str, ...] = ARMS) -> None:
     from ropd.integrations.trl.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +93,7 @@ def main(steps: int, warmup: int) -> None:
         build_tiny_model(work / "student", seed=0)
         build_tiny_model(work / "teacher", seed=1)
         summary = {}
-        for arm in ARMS:
+        for arm in arms:
             result = _run(arm, work, steps)
             measured = result["step_s"][warmup:]
             q1 = statistics.quantiles(measured, n=4)[0] if len(measured) > 1 else measured[0]
@@ -102,8 +108,13 @@ if __name__ == "__main__":
     parser.add_argument("--work")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to measure")
     args = parser.parse_args()
     if args.arm:
         _arm(args.arm, Path(args.work), args.steps)
     else:
-        main(args.steps, args.warmup)
+        chosen = tuple(a for a in args.arms.split(",") if a)
+        unknown = set(chosen) - set(ARMS)
+        if unknown:
+            parser.error(f"--arms: unknown {sorted(unknown)}; choose from {ARMS}")
+        main(args.steps, args.warmup, chosen)
