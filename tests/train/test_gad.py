@@ -169,6 +169,9 @@ def test_gad_config_defaults_and_dry_run_line(tiny_student: Path, tmp_path: Path
     assert f"discriminator on {tiny_student} (the student)" in line
     assert "M parameters" in line and "K=4 teacher answers" in line and "no judge" in line
     assert readiness_problems(config, probe=False) == []
+    assert "does not move" not in line
+    short = load_config(None, {**overrides, "max_steps": 10})
+    assert "(all of max_steps=10: the student does not move)" in gad_line(short)
     bad = load_config(None, {**overrides, "ropd.gad.discriminator_checkpoint": str(tmp_path)})
     (problem,) = readiness_problems(bad, probe=False)
     assert "ropd.gad.discriminator_checkpoint" in problem

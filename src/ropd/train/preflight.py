@@ -168,6 +168,9 @@ def gad_line(config: TrainConfig) -> str:
         f"warm-up {gad.warmup_sft_steps} SFT steps, then {gad.warmup_discriminator_steps} "
         "discriminator-only steps (reward 0)"
     )
+    max_steps = config.trl.get("max_steps")
+    if isinstance(max_steps, int) and 0 < max_steps <= gad.warmup_discriminator_steps:
+        warm += f" (all of max_steps={max_steps}: the student does not move)"
     return (
         f"gad         {model}{sized} ({how}, lr {gad.learning_rate:g}), trained by "
         f"Bradley-Terry: K={section.k} teacher answers from the store outrank each student "

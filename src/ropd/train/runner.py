@@ -2,8 +2,11 @@
 
 Output folder layout (`output_dir`; with none named, `runs/<run id>`, e.g.
 `runs/ropd-20260101-120000-1a2b`, so every run has its own folder):
-    checkpoint-<step>/   TRL/transformers checkpoints (`--resume` continues from the newest)
-    final/               the trained student (model + tokenizer) when the run ends
+    checkpoint-<step>/   TRL/transformers checkpoints (`--resume` continues from the newest);
+                         gad: with `discriminator/`, its discriminator at that step
+    final/               the trained student (model + tokenizer) when the run ends (gad: and
+                         `final/discriminator/`)
+    warmup-sft/final/    gad with `warmup_sft_steps`: the student after the SFT warm-up
     runs/                TensorBoard logs (TRL's own logging; `report_to` chooses the backend)
     traces.db            every rubric, verdict and reward, keyed by run and step (ROPD/T-Judge)
     report.html          the run's report (ROPD/T-Judge), written when the run ends
@@ -38,6 +41,7 @@ from ropd.train.data import TrainPrompt, load_prompts
 log = redact.logger(__name__)
 
 RUN_FILE = "ropd_run.json"
+WARMUP_DIR = "warmup-sft"  # gad: the student after its SFT warm-up, in `<output_dir>/warmup-sft`
 
 
 @dataclass
@@ -277,7 +281,7 @@ def remove_run(config: TrainConfig) -> None:
     from ropd.integrations.trl.trainer import checkpoints
 
     folder = config.output_dir
-    for path in [*checkpoints(folder), folder / "final", folder / "runs"]:
+    for path in [*checkpoints(folder), folder / "final", folder / "runs", folder / WARMUP_DIR]:
         shutil.rmtree(path, ignore_errors=True)
     names = [RUN_FILE, "report.html"]
     if config.traces_path.parent == folder:  # a trace store shared with other runs stays
@@ -562,7 +566,6 @@ def make_gad_reward(config: TrainConfig, store: Any, resume_from: Path | None = 
     return GadReward(discriminator, answers.lookup, warmup_steps=gad.warmup_discriminator_steps)
 
 
-WARMUP_DIR = "warmup-sft"
 # TRL fields of the main run that the warm-up SFT does not take over (its own folder, length
 # and saving; GRPO-only meanings)
 _WARMUP_OWN = {"output_dir", "max_steps", "num_train_epochs", "save_steps", "save_strategy",
