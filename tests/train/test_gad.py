@@ -179,6 +179,29 @@ def test_gad_config_defaults_and_dry_run_line(tiny_student: Path, tmp_path: Path
         load_config(None, {"ropd.method": "gad"})
 
 
+def test_gad_from_yaml_with_line_numbered_errors(tmp_path: Path) -> None:
+    text = (
+        "learning_rate: 1.0e-6\n"
+        "num_generations: 8\n"
+        "ropd:\n"
+        "  method: gad\n"
+        "  teacher: {store: t.sqlite, build_missing: true, num_answers: 1}\n"
+        "  gad:\n"
+        "    lora: false\n"
+        "    learning_rate: 1.0e-5\n"
+        "    warmup_sft_steps: 800\n"
+    )
+    path = tmp_path / "gad.yaml"
+    path.write_text(text)
+    config = load_config(path)
+    gad = config.ropd.gad
+    assert (gad.lora, gad.learning_rate, gad.warmup_sft_steps) == (False, 1e-5, 800)
+    assert config.ropd.k == 1
+    path.write_text(text.replace("lora: false", "lora_rank: 8"))
+    with pytest.raises(Exception, match=r"gad.yaml:7.*lora_rank"):
+        load_config(path)
+
+
 def test_dry_run_names_the_discriminator(tiny_student: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
