@@ -13,7 +13,10 @@ be updated on, so no other hook is needed to see the same data. With TRL's defau
 (`steps_per_generation` = `gradient_accumulation_steps`, `num_iterations` = 1) that is once per
 optimizer step. With several processes, each process's slice is gathered (accelerate's
 `gather_object`), so every process updates its own replica on the whole batch in the same
-order, in eval mode (no dropout): the replicas stay identical without a broadcast.
+order, in eval mode (no dropout): the replicas stay identical without a broadcast. The reward
+is a plain (synchronous) callable, so TRL calls it on the training thread, whose CUDA device
+accelerate has set per rank: the gather may use the training backend (unlike `RopdReward`, which
+TRL runs on a background event-loop thread and which therefore gathers over gloo).
 """
 
 from __future__ import annotations
