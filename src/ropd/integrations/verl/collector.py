@@ -22,7 +22,9 @@ No rollout waits longer than it must:
 Training groups carry verl's step number (`global_steps`, which verl's V1 trainer hands every
 rollout); without it they are numbered into steps as they start scoring (`groups_per_step` per
 step). The trace store and the metrics carry those step numbers, and a completed step's metrics
-go to `step_log` (verl's tracking backends, `tracking.py`) at that step.
+go to `step_log` (verl's tracking backends, `tracking.py`) at that step, on a thread of their
+own: a backend's first write imports its library (verl's console and W&B adapters take about 5 s)
+and must not hold the event loop every waiting rollout is answered from.
 
 Reward health (`reward/health.py`) is judged per step, not per group: a group's answers are
 checked against their gold answers (verl's `ground_truth`) while its judges work (by the
@@ -38,6 +40,7 @@ import asyncio
 import json
 import math
 from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -148,6 +151,8 @@ class GroupCollector:
         self.failure_reward = failure_reward
         self.stop_message: str | None = None
         self.step_log = step_log
+        # one thread: steps are written in order, never on the loop
+        self._step_writer = ThreadPoolExecutor(1, thread_name_prefix="ropd-step-log")
         self.step_metrics: dict[int, dict[str, float]] = {}  # metrics of each completed step
         self._pending: dict[str, _Pending] = {}
         self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
@@ -288,14 +293,23 @@ class GroupCollector:
             del self.step_metrics[min(self.step_metrics)]
         log.info("ropd step %d metrics %s", step, json.dumps(metrics, sort_keys=True))
         if self.step_log is not None:
-            self.step_log.log(metrics, step)
+            self._step_writer.submit(self._write_step, self.step_log, metrics, step)
         self._stop(self.health.stop_message)
+
+    @staticmethod
+    def _write_step(step_log: StepLog, metrics: dict[str, float], step: int) -> None:
+        try:
+            step_log.log(metrics, step)
+        except Exception as exc:  # noqa: BLE001 - a logging backend must not stop training
+            log.warning("ropd: step %d metrics not written to verl's tracking: %s", step, exc)
 
     async def flush(self) -> None:
         """Wait until every group that started scoring is scored and counted (a step's metrics
-        are counted just after its last group's rollouts have their rewards)."""
+        are counted just after its last group's rollouts have their rewards) and every counted
+        step is written to `step_log`."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.wrap_future(self._step_writer.submit(lambda: None))
 
     async def aclose(self) -> None:
         """Fail what still waits, then close the judge and stores (on the collector's loop)."""
@@ -308,6 +322,7 @@ class GroupCollector:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._step_writer.shutdown, wait=True)
         if self.step_log is not None:
             self.step_log.close()
         await self.scorer.aclose()

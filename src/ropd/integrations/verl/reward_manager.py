@@ -73,6 +73,22 @@ def compute_score(*args: Any, **kwargs: Any) -> Any:
     return default_compute_score(*args, **kwargs)
 
 
+def _started_actor(settings: VerlSettings) -> Any:
+    """The run's scorer actor, started now (while verl sets its workers up) rather than by the
+    first rollout: starting a Ray process and importing ropd takes seconds, which would
+    otherwise hold the first step's rollouts. None outside a Ray job (then started on first use).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from ropd.integrations.verl.actor import scorer_actor
+
+    actor = scorer_actor(settings)
+    ray.get(actor.__ray_ready__.remote())
+    return actor
+
+
 class RopdRewardManager(RewardManagerBase):
     """verl's reward manager for ROPD: one reward per rollout, each group judged once, whole.
 
@@ -101,6 +117,8 @@ class RopdRewardManager(RewardManagerBase):
         if self.settings.workers == 1:
             self.collector = group_collector(self.settings, client=client)
         self._actor: Any = None
+        if self.settings.workers > 1:
+            self._actor = _started_actor(self.settings)
         for warning in self.settings.warnings():
             log.warning("%s", warning)
 
