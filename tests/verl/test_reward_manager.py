@@ -195,3 +195,72 @@ def test_validating_on_the_training_file_is_warned_about(
     other = ["data.train_files=t.parquet", "data.val_files=v.parquet"]
     manager = load_reward_manager(config(tmp_path, tokenizer_dir, *other), tokenizer)
     assert manager.settings.warnings() == []
+
+
+def method_config(tmp_path: Path, tokenizer_dir: Path, method: str) -> Any:
+    """verl's config with a ropd.yaml naming only `method` (and the traces)."""
+    ropd_yaml = tmp_path / f"{method}.yaml"
+    ropd_yaml.write_text(f"ropd:\n  method: {method}\n  traces: {tmp_path / 't.db'}\n", "utf-8")
+    return compose_verl_config(
+        tokenizer_dir, ropd_yaml, group_size=G, groups_per_step=2, workers=1,
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+
+
+async def test_method_rar_verifies_each_rows_own_rubric(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    """`method: rar` on verl: the row's `extra_info.rubric` (what prepare-data writes) is the
+    group's rubric; no Rubricator call; a row without one fails its own group."""
+    cfg = method_config(tmp_path, tokenizer_dir, "rar")
+    client = make_client("not used: the rubric comes with the row")
+    manager = load_reward_manager(cfg, tokenizer, client=client)
+
+    def rar_row(g: int, text: str, rubric: str | None) -> Any:
+        extra = {"index": g, "id": f"q{g}", "split": "train"}
+        if rubric is not None:
+            extra["rubric"] = rubric
+        return rollout_data(tokenizer, uid=f"uid-{g}", prompt=prompt_of(g), completion=text,
+                            extra_info=extra)  # fmt: skip
+
+    answers = group_answers(0, G)
+    rows = [rar_row(0, t, RUBRIC) for t, _ in answers]
+    rows += [rar_row(1, t, None) for t, _ in group_answers(1, G)]
+    outputs = await run_all(manager, rows)
+    assert [o["reward_score"] for o in outputs[:G]] == pytest.approx([r for _, r in answers])
+    assert all(o["reward_extra_info"]["ropd_failed"] == 0.0 for o in outputs[:G])
+    assert all(o["reward_extra_info"]["ropd_failed"] == 1.0 for o in outputs[G:])
+    assert client.calls_for("rubricator") == []
+    assert len(client.calls_for("verifier")) == 1
+
+
+def test_ovd_with_an_outcome_reward_is_refused_on_verl(tmp_path: Path) -> None:
+    from ropd.integrations.verl.settings import read_section
+
+    path = tmp_path / "ovd.yaml"
+    path.write_text("ropd:\n  method: ovd\n  ovd:\n    outcome_weight: 0.5\n", "utf-8")
+    with pytest.raises(ConfigError, match="outcome_weight > 0 is not available on verl"):
+        read_section(path)
+    path.write_text("ropd:\n  method: ovd\n", "utf-8")
+    assert read_section(path).method == "ovd"
+
+
+async def test_method_ovd_scores_each_rollout_zero_to_nine(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    import json
+    import re
+
+    cfg = method_config(tmp_path, tokenizer_dir, "ovd")
+
+    def by_words(messages, schema) -> str:  # 9 for an answer with "because", else 3
+        shown = re.search(r"ANSWER>>>\n(.*?)\n<<<", messages[0]["content"], re.DOTALL).group(1)
+        return json.dumps({"score": 9 if "because" in shown else 3})
+
+    client = ScriptedChatClient({"ovd": by_words})
+    manager = load_reward_manager(cfg, tokenizer, client=client)
+    answers = [t for t, _ in group_answers(0, G)]
+    outputs = await run_all(manager, [ropd_row(tokenizer, 0, t) for t in answers])
+    expected = [1.0 if "because" in t else 3 / 9 for t in answers]
+    assert [o["reward_score"] for o in outputs] == pytest.approx(expected)
+    assert len(client.calls) == G  # one call per answer (per_call: one)

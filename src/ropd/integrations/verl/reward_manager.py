@@ -11,7 +11,9 @@ it to the run's one `GroupCollector` (in this worker when `reward.num_workers=1`
 named actor of `actor.py`), which scores whole groups with ropd's engine. Rows whose
 `data_source` is not ropd's go to verl's default scorer. Every rollout answers with the same
 `reward_extra_info` keys (`collector.EXTRA_KEYS`). The row's `reward_model.ground_truth` becomes
-the rollout's gold answer, which only the reward-health metrics read. verl's `global_steps`
+the rollout's gold answer, which only the reward-health metrics read; under `method: rar` the
+row's `extra_info.rubric` (`ropd verl prepare-data` copies a dataset's rubric there) is the
+group's rubric. verl's `global_steps`
 (V1 puts it into every rollout's row) becomes the step of the rollout's group.
 
 With verl's reward-model servers on (`reward.reward_model.enable`, the judge on the cluster,
@@ -31,6 +33,7 @@ from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManage
 
 from ropd import redact
 from ropd.data.gold import gold_text
+from ropd.data.rubrics import RUBRIC_FIELD
 from ropd.errors import ConfigError
 from ropd.integrations.verl.collector import GroupCollector, RolloutScore, VerlRollout
 from ropd.integrations.verl.engine import group_collector
@@ -143,6 +146,7 @@ class RopdRewardManager(RewardManagerBase):
                 completion=text,
                 teacher_responses=_teacher(extra),
                 gold=_gold(row),
+                rubric=extra.get(RUBRIC_FIELD) if self.settings.section.method == "rar" else None,
             ),
             group_size=self.settings.val_group_size if validation else self.settings.group_size,
             validation=validation,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ropd.config_file import load_section
 from ropd.errors import ConfigError
@@ -40,7 +40,7 @@ class VerlSection(RunConfig):
     """The `ropd:` section as verl's reward manager reads it: the run configuration every
     command reads (same names, same models, same checks, the same K)."""
 
-    method: Literal["ropd", "tjudge"] = "ropd"  # type: ignore[assignment]
+    method: Literal["ropd", "tjudge", "rar", "ovd"] = "ropd"  # type: ignore[assignment]
     traces: Path | None = Field(
         default=None, description="trace store; default <trainer.default_local_dir>/traces.db"
     )
@@ -50,6 +50,18 @@ class VerlSection(RunConfig):
     lopd: Any = None
     lora: Any = None
     trl_overrides: Any = None
+
+    @model_validator(mode="after")
+    def _ovd_outcome_needs_gold_at_open(self) -> VerlSection:
+        """OVD's outcome reward reads gold answers given when the scorer opens (`ropd train`
+        has the whole dataset then); verl's rows arrive one by one."""
+        if self.method == "ovd" and self.ovd.outcome_weight > 0:
+            raise ValueError(
+                "ovd.outcome_weight > 0 is not available on verl (the gold answers are not known "
+                "when the scorer opens): set it to 0, or train OVD with an outcome reward with "
+                "`ropd train`"
+            )
+        return self
 
 
 def read_section(path: str | Path) -> VerlSection:
