@@ -10,6 +10,7 @@ import pytest
 from ropd.data.gold import math_verify_available
 from ropd.reward.batch import prompt_text_key
 from ropd.reward.config import OVDConfig
+from ropd.reward.metrics import step_metrics
 from ropd.reward.ovd import OVDScorer, combine
 from ropd.reward.schemas import OVD_SCHEMA_NAME
 from ropd.reward.types import Group
@@ -95,6 +96,12 @@ async def test_reject_below_gives_zero_and_is_recorded() -> None:
     # scores 9, 3, 0 (empty), 1: 0 and 1 are below 3
     assert result.rewards == [1.0, 3 / 9, 0.0, 0.0]
     assert result.settings["ovd"]["rejected"] == [False, False, True, True]
+    # the step's share of rejected answers, among the four scored (the empty one scores 0 too)
+    assert step_metrics([result]).as_dict()["ropd/ovd/rejected_rate"] == 2 / 4
+    unrejecting = await OVDScorer(OVDConfig(), ScriptedChatClient({"ovd": by_answer})).score_group(
+        GROUP
+    )
+    assert "ropd/ovd/rejected_rate" not in step_metrics([unrejecting]).as_dict()
 
 
 def test_combine_by_hand() -> None:

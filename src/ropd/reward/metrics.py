@@ -96,6 +96,8 @@ class StepMetrics:
     judge: dict[str, RoleUsage] = field(default_factory=dict)
     # groups judged with fewer teacher answers than K (None: the scorer uses no K, e.g. T-Judge)
     teacher_refs_short: int | None = None
+    # OVD with `reject_below`: share of the scored answers rejected (reward 0); None otherwise
+    ovd_rejected_rate: float | None = None
     health: HealthMetrics = field(default_factory=HealthMetrics)
 
     @property
@@ -133,6 +135,7 @@ class StepMetrics:
             "teacher_score_mean": self.teacher_score_mean,
             "beat_teacher_rate": self.beat_teacher_rate,
             "rubric_size": self.rubric_size,
+            "ovd/rejected_rate": self.ovd_rejected_rate,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         if self.teacher_refs_short is not None and self.groups:
@@ -212,8 +215,24 @@ def step_metrics(
         pass_rate=category_pass_rates(scored),
         judge=judge_usage(res.usage for res in results),
         teacher_refs_short=sum(map(bool, short)) if short else None,
+        ovd_rejected_rate=_ovd_rejected_rate(scored),
         health=health_metrics(results, answers, correct, teacher_fail_below=teacher_fail_below),
     )
+
+
+def _ovd_rejected_rate(scored: list[GroupResult]) -> float | None:
+    """Of the answers OVD scored (a score, not a failure), the share `reject_below` rejected;
+    None when no group was scored by OVD with rejection on."""
+    rejected = scored_answers = 0
+    for res in scored:
+        ovd = res.settings.get("ovd")
+        if not isinstance(ovd, dict) or ovd.get("reject_below") is None:
+            continue
+        for score, out in zip(ovd.get("scores", []), ovd.get("rejected", []), strict=False):
+            if score is not None:
+                scored_answers += 1
+                rejected += bool(out)
+    return rejected / scored_answers if scored_answers else None
 
 
 # The categories the Rubricator prompt names. A metric name never comes from judge-written text:

@@ -152,7 +152,12 @@ class OVDScorer(BaseScorer[OVDConfig]):
             rewards.append(reward)
             rejected.append(out)
         settings = self.settings(group)
-        settings["ovd"] = {"scores": scores, "rejected": rejected, "correct": correct}
+        settings["ovd"] = {
+            "scores": scores,
+            "rejected": rejected,
+            "correct": correct,
+            "reject_below": self.config.reject_below,
+        }
         return GroupResult(
             id=group.id, rewards=rewards, usage=book.as_dict(), error=error, settings=settings
         )
