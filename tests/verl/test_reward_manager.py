@@ -197,12 +197,15 @@ def test_validating_on_the_training_file_is_warned_about(
     assert manager.settings.warnings() == []
 
 
-def method_config(tmp_path: Path, tokenizer_dir: Path, method: str) -> Any:
-    """verl's config with a ropd.yaml naming only `method` (and the traces)."""
+def method_config(
+    tmp_path: Path, tokenizer_dir: Path, method: str, more: str = "", group_size: int = G
+) -> Any:
+    """verl's config with a ropd.yaml naming `method`, the traces and `more` (YAML lines)."""
     ropd_yaml = tmp_path / f"{method}.yaml"
-    ropd_yaml.write_text(f"ropd:\n  method: {method}\n  traces: {tmp_path / 't.db'}\n", "utf-8")
+    text = f"ropd:\n  method: {method}\n  traces: {tmp_path / 't.db'}\n{more}"
+    ropd_yaml.write_text(text, "utf-8")
     return compose_verl_config(
-        tokenizer_dir, ropd_yaml, group_size=G, groups_per_step=2, workers=1,
+        tokenizer_dir, ropd_yaml, group_size=group_size, groups_per_step=2, workers=1,
         run_dir=tmp_path / "run",
     )  # fmt: skip
 
@@ -234,17 +237,6 @@ async def test_method_rar_verifies_each_rows_own_rubric(
     assert len(client.calls_for("verifier")) == 1
 
 
-def test_ovd_with_an_outcome_reward_is_refused_on_verl(tmp_path: Path) -> None:
-    from ropd.integrations.verl.settings import read_section
-
-    path = tmp_path / "ovd.yaml"
-    path.write_text("ropd:\n  method: ovd\n  ovd:\n    outcome_weight: 0.5\n", "utf-8")
-    with pytest.raises(ConfigError, match="outcome_weight > 0 is not available on verl"):
-        read_section(path)
-    path.write_text("ropd:\n  method: ovd\n", "utf-8")
-    assert read_section(path).method == "ovd"
-
-
 async def test_method_ovd_scores_each_rollout_zero_to_nine(
     tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
 ) -> None:
@@ -264,3 +256,31 @@ async def test_method_ovd_scores_each_rollout_zero_to_nine(
     expected = [1.0 if "because" in t else 3 / 9 for t in answers]
     assert [o["reward_score"] for o in outputs] == pytest.approx(expected)
     assert len(client.calls) == G  # one call per answer (per_call: one)
+
+
+async def test_method_ovd_adds_the_outcome_reward_from_the_rows_ground_truth(
+    tmp_path: Path, tokenizer_dir: Path, tokenizer: Any
+) -> None:
+    """The gold answer travels with each rollout (verl's `reward_model.ground_truth`), so
+    OVD's outcome reward works on verl too: w * correct + (1 - w) * score / 9."""
+    pytest.importorskip("math_verify")
+    import json
+
+    more = "  ovd:\n    outcome_weight: 0.5\n"
+    cfg = method_config(tmp_path, tokenizer_dir, "ovd", more, group_size=2)
+    client = ScriptedChatClient({"ovd": lambda m, s: json.dumps({"score": 3})})
+    manager = load_reward_manager(cfg, tokenizer, client=client)
+    extra = {"index": 0, "id": "q0", "split": "train"}
+    rows = [
+        rollout_data(
+            tokenizer,
+            uid="uid-0",
+            prompt=prompt_of(0),
+            completion=text,
+            extra_info=extra,
+            ground_truth="42",
+        )
+        for text in ["The answer is $42$.", "The answer is $41$."]
+    ]
+    outputs = await run_all(manager, rows)
+    assert [o["reward_score"] for o in outputs] == pytest.approx([0.5 + 0.5 * 3 / 9, 0.5 * 3 / 9])

@@ -206,6 +206,8 @@ class BatchScorer:
             }
             if first.rubric is not None:
                 group["rubric"] = first.rubric
+            if first.gold is not None:
+                group["gold"] = first.gold
             groups.append(group)
         judged = [g for n, g in enumerate(groups) if n not in refused]
         gold = asyncio.create_task(self._check_gold(rollouts, index_groups))  # beside the judges

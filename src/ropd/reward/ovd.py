@@ -118,11 +118,14 @@ class OVDScorer(BaseScorer[OVDConfig]):
             "template": self._template.version,
         }
 
-    def gold_of(self, prompt: Prompt) -> str | None:
-        """The prompt's gold answer when the outcome reward is on and one is known."""
-        if self.config.outcome_weight == 0 or not self.gold:
+    def gold_of(self, group: Group) -> str | None:
+        """The group's gold answer when the outcome reward is on and one is known: the one it
+        carries (verl's rows, TRL's `answer` column), else the one given by prompt at open."""
+        if self.config.outcome_weight == 0:
             return None
-        return self.gold.get(prompt_text_key(prompt))
+        if group.gold is not None and group.gold.strip():
+            return group.gold
+        return self.gold.get(prompt_text_key(group.prompt)) if self.gold else None
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         """Teacher scores, then rejection and the outcome reward; a failed answer gets the
@@ -165,7 +168,7 @@ class OVDScorer(BaseScorer[OVDConfig]):
     async def _gold_checks(self, group: Group) -> list[bool | None]:
         """Each answer checked against the gold answer (None everywhere without one); math-verify
         runs in a worker thread (CPU work). An answer it cannot check is None, not wrong."""
-        gold = self.gold_of(group.prompt)
+        gold = self.gold_of(group)
         if gold is None:
             return [None] * len(group.student_responses)
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from ropd.data.gold import gold_text
 from ropd.data.rubrics import parse_rubric
 from ropd.llm.tokens import Window
 from ropd.redact import scrub
@@ -27,7 +28,8 @@ class Group(BaseModel):
     `student_correct` is each student answer checked against the row's gold answer (None: not
     checkable); no judge sees it, the trace store keeps it for the reward-health numbers.
     `rubric` is the row's own rubric (RaR, `method: rar`): a `Rubric`, or the data's form
-    (`ropd.data.rubrics.parse_rubric`); other methods ignore it.
+    (`ropd.data.rubrics.parse_rubric`); other methods ignore it. `gold` is the row's checkable
+    answer, read by OVD's outcome reward only (no judge sees it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,11 +40,18 @@ class Group(BaseModel):
     teacher_responses: list[Text] = Field(default_factory=list)
     student_correct: list[StrictBool | None] | None = None
     rubric: Rubric | None = None
+    gold: str | None = None
 
     @field_validator("id", mode="before")
     @classmethod
     def _check_id(cls, value: object) -> object:
         return check_id(value)
+
+    @field_validator("gold", mode="before")
+    @classmethod
+    def _gold_as_text(cls, value: object) -> str | None:
+        """Numbers as text (`"gold": 42` in a groups file); other values are no gold answer."""
+        return gold_text(value)
 
     @field_validator("prompt", mode="before")
     @classmethod

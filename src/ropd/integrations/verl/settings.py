@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ropd.config_file import load_section
 from ropd.errors import ConfigError
 from ropd.integrations.verl.judge_servers import JudgeServers
 from ropd.integrations.verl.judge_servers import check as check_judge_servers
 from ropd.integrations.verl.verl_config import flag, select
-from ropd.run_config import RunConfig
+from ropd.run_config import TRAIN_ONLY_KEYS, RunConfig
 
 DATA_SOURCE = "ropd"  # `data_source` of the rows ropd scores (`ropd verl prepare-data`)
 VAL_SPLIT = "val"  # `extra_info.split` of validation rows
@@ -44,24 +44,8 @@ class VerlSection(RunConfig):
     traces: Path | None = Field(
         default=None, description="trace store; default <trainer.default_local_dir>/traces.db"
     )
-    # read by `ropd train` only; accepted so one file serves both
-    student: Any = None
-    data: Any = None
-    lopd: Any = None
-    lora: Any = None
-    trl_overrides: Any = None
-
-    @model_validator(mode="after")
-    def _ovd_outcome_needs_gold_at_open(self) -> VerlSection:
-        """OVD's outcome reward reads gold answers given when the scorer opens (`ropd train`
-        has the whole dataset then); verl's rows arrive one by one."""
-        if self.method == "ovd" and self.ovd.outcome_weight > 0:
-            raise ValueError(
-                "ovd.outcome_weight > 0 is not available on verl (the gold answers are not known "
-                "when the scorer opens): set it to 0, or train OVD with an outcome reward with "
-                "`ropd train`"
-            )
-        return self
+    # Keys only `ropd train` reads (`TRAIN_ONLY_KEYS`: student, data, lora, the white-box and
+    # GAD sections...) are left alone by `read_section`, so one file serves both.
 
 
 def read_section(path: str | Path) -> VerlSection:
@@ -69,7 +53,7 @@ def read_section(path: str | Path) -> VerlSection:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: ropd config file not found (reward.reward_kwargs.ropd_config)")
-    return load_section(VerlSection, path)
+    return load_section(VerlSection, path, ignore=TRAIN_ONLY_KEYS)
 
 
 def _loggers(config: Any) -> tuple[str, ...]:
