@@ -43,7 +43,9 @@ def config(tmp_path: Path, tokenizer_dir: Path, *overrides: str) -> Any:
         "  scorer:\n"
         "    num_teacher_refs: 1\n"
         f"  traces: {tmp_path / 'traces.db'}\n"
-        "  student: Qwen/Qwen3-4B   # read by `ropd train` only: accepted here\n",
+        "  student: Qwen/Qwen3-4B   # read by `ropd train` only: accepted here\n"
+        "  gad: {lora: true}\n"
+        "  exopd: {lambda_: 1.5}\n",
         encoding="utf-8",
     )
     return compose_verl_config(
