@@ -56,7 +56,7 @@ log = redact.logger(__name__)
 # Every rollout answers with these keys, scored or not: verl stacks the extra info of a batch
 # by the keys of its first sample.
 EXTRA_KEYS = ("ropd_failed", "ropd_partial", "ropd_group_size", "ropd_step")
-REMEMBERED_GROUPS = 100_000  # finished groups kept to answer late siblings
+REMEMBERED_GROUPS = 100_000  # closed groups kept to answer late siblings
 SPREADS_KEPT = 256  # complete groups whose arrival spread sets the wait of new groups
 MIN_SPREADS = 8  # complete groups seen before the learned wait replaces the ceiling
 
@@ -155,8 +155,8 @@ class GroupCollector:
         self._step_writer = ThreadPoolExecutor(1, thread_name_prefix="ropd-step-log")
         self.step_metrics: dict[int, dict[str, float]] = {}  # metrics of each completed step
         self._pending: dict[str, _Pending] = {}
-        self._finished: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._scoring: dict[str, asyncio.Future[tuple[float, int]]] = {}
+        # each closed group's (mean reward, step), a future while it is being scored
+        self._closed: OrderedDict[str, asyncio.Future[tuple[float, int]]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._train_groups = 0
         self._step_groups: dict[int, list[_Scored]] = {}
@@ -168,12 +168,9 @@ class GroupCollector:
         """Wait for the rollout's group to be scored; its reward."""
         if self.stop_message is not None:
             raise QualityGateTripped(self.stop_message)
-        late = self._finished.get(item.uid)
-        scoring = self._scoring.get(item.uid)
-        if late is None and scoring is not None:
-            late = await asyncio.shield(scoring)
-        if late is not None:
-            reward, step = late
+        closed = self._closed.get(item.uid)
+        if closed is not None:
+            reward, step = await asyncio.shield(closed)
             log.warning("rollout of group %s arrived after its group was closed", item.uid)
             return RolloutScore(reward, failed=True, partial=True, step=step)
         loop = asyncio.get_running_loop()
@@ -218,10 +215,10 @@ class GroupCollector:
             )  # fmt: skip
         else:
             self._spreads.append(waited)
-        closed = self._scoring[uid] = loop.create_future()
+        closed = self._closed[uid] = loop.create_future()
         closed.add_done_callback(_retrieve)  # late siblings may be none: no "never retrieved"
         step = None if group.validation else self._next_step(group.items[0].global_step)
-        task = asyncio.get_running_loop().create_task(self._score(uid, group, step))
+        task = loop.create_task(self._score(uid, group, step, closed))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -231,7 +228,13 @@ class GroupCollector:
         self._train_groups += 1
         return counted if given is None else given
 
-    async def _score(self, uid: str, group: _Pending, step: int | None) -> None:
+    async def _score(
+        self,
+        uid: str,
+        group: _Pending,
+        step: int | None,
+        closed: asyncio.Future[tuple[float, int]],
+    ) -> None:
         rollouts = [item.rollout for item in group.items]
         try:
             outcome = await self.scorer.score(rollouts, group_size=len(rollouts), step=step)
@@ -239,7 +242,8 @@ class GroupCollector:
             for future in group.futures:
                 if not future.done():
                     future.set_exception(exc)
-            closed = self._scoring.pop(uid)
+            if self._closed.get(uid) is closed:  # a later sibling opens a group of its own
+                del self._closed[uid]
             if isinstance(exc, asyncio.CancelledError):
                 closed.cancel()
                 raise
@@ -250,10 +254,9 @@ class GroupCollector:
         failed = result.failed or any(r is None or math.isnan(r) for r in rewards)
         values = [self.failure_reward] * len(rewards) if failed else [float(r) for r in rewards]  # type: ignore[arg-type]
         shown_step = -1 if step is None else step
-        self._finished[uid] = (math.fsum(values) / len(values), shown_step)
-        self._scoring.pop(uid).set_result(self._finished[uid])
-        while len(self._finished) > REMEMBERED_GROUPS:
-            self._finished.popitem(last=False)
+        closed.set_result((math.fsum(values) / len(values), shown_step))
+        while len(self._closed) > REMEMBERED_GROUPS:
+            self._closed.popitem(last=False)
         partial = len(rollouts) < group.size
         for future, value in zip(group.futures, values, strict=True):
             if not future.done():
