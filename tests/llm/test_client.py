@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import random
-import threading
 import uuid
 
 import pytest
@@ -18,7 +17,7 @@ from ropd.llm.limits import estimate_prompt_tokens
 from ropd.llm.local_server import free_port
 from ropd.llm.types import JudgeError
 from ropd.reward.schemas import rubric_schema, verdicts_schema
-from ropd.testing import StubJudgeServer, schema_reply
+from ropd.testing import StubJudgeServer, held_until
 
 MESSAGES = [{"role": "user", "content": "Grade this."}]
 
@@ -237,14 +236,8 @@ async def test_in_flight_limit_is_shared_by_all_roles():
 
 async def test_many_requests_run_concurrently_without_a_low_limit():
     # each request waits at the stub until all 64 are there: a client that sent them in rounds
-    # would break the barrier (500s, retried, counted below); concurrency is counted, not timed
-    everyone = threading.Barrier(64)
-
-    def together(messages, json_schema) -> str:
-        everyone.wait(timeout=25)
-        return schema_reply(messages, json_schema)
-
-    with StubJudgeServer(0.0, policy=together) as stub:
+    # would be held to the timeout and show fewer at once; concurrency is counted, not timed
+    with StubJudgeServer(0.0, policy=held_until(64)) as stub:
         async with OpenAIChatClient(LimitsConfig(max_in_flight=256)) as client:
             await asyncio.gather(*(client.chat(role_for(stub), MESSAGES) for i in range(64)))
         assert client.max_in_flight_seen == 64 and stub.max_concurrent == 64

@@ -8,7 +8,6 @@ form of structured output the client falls back to.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from ropd.testing import (
     ScriptedChatClient,
     StubJudgeServer,
     content_policy,
+    held_until,
     rubric_reply,
     schema_reply,
 )
@@ -129,14 +129,8 @@ def test_rejects_json_schema_but_answers_json_object():
 @pytest.mark.parametrize("count", [320])
 def test_hundreds_of_concurrent_requests_each_sleep_the_latency(count: int):
     # every request waits in the reply policy until all `count` are there: a stub serving them
-    # one after another breaks the barrier (a 500 for each), so concurrency is counted, not timed
-    everyone = threading.Barrier(count)
-
-    def together(messages, json_schema) -> str:
-        everyone.wait(timeout=25)
-        return schema_reply(messages, json_schema)
-
-    with StubJudgeServer(0.05, policy=together) as stub:
+    # one after another holds each to the timeout and shows max_concurrent 1; counted, not timed
+    with StubJudgeServer(0.05, policy=held_until(count)) as stub:
         with ThreadPoolExecutor(max_workers=count) as pool:
             statuses = list(
                 pool.map(lambda _: post(stub, schema_request(rubric_schema(4, 6)))[0], range(count))
