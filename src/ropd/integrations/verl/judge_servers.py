@@ -136,7 +136,15 @@ async def served_model(base_url: str) -> str:
     """The one model verl's servers list on `/v1/models` (through the router)."""
     from openai import AsyncOpenAI, OpenAIError
 
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=60.0)
+    from ropd.llm.transport import guarded_client
+
+    client = AsyncOpenAI(  # redirects only within the origin, as for every ropd request
+        base_url=base_url,
+        api_key="EMPTY",
+        max_retries=2,
+        timeout=60.0,
+        http_client=guarded_client(),
+    )
     try:
         listed = [model.id async for model in client.models.list()]
     except OpenAIError as exc:
