@@ -33,6 +33,16 @@ from typing import Annotated, Any
 import typer
 
 ARM_MODULE = "ropd_dev.bench.train"
+# What every timed bench run sets alike: 32-token answers, no reporting, no checkpoints, a log
+# line per step, no activation checkpointing, one seed (bench white_box uses them too).
+QUIET_TRAINING: dict[str, Any] = {
+    "max_completion_length": 32,
+    "report_to": "none",
+    "save_strategy": "no",
+    "logging_steps": 1,
+    "activation_checkpointing": False,
+    "seed": 0,
+}
 
 
 def _overrides(
@@ -45,12 +55,7 @@ def _overrides(
         "steps_per_generation": spg,
         "per_device_train_batch_size": 8,
         "num_generations": 4,
-        "max_completion_length": 32,
-        "report_to": "none",
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "activation_checkpointing": False,
-        "seed": 0,
+        **QUIET_TRAINING,
         "ropd.student": str(model),
         "ropd.data.limit": 40,
         "ropd.teacher.store": str(work / "teacher.sqlite"),

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ropd_dev.bench.train import QUIET_TRAINING
+
 ARMS = ("ropd", "lopd", "exopd", "gad")
 GRPO_ARMS = ("ropd", "gad")
 
@@ -35,12 +37,7 @@ def _overrides(work: Path, arm: str, steps: int) -> dict[str, Any]:
         "output_dir": str(work / f"{arm}-{os.getpid()}"),
         "max_steps": steps,
         "per_device_train_batch_size": 8,
-        "max_completion_length": 32,
-        "report_to": "none",
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "activation_checkpointing": False,
-        "seed": 0,
+        **QUIET_TRAINING,
         "ropd.method": arm,
         "ropd.student": str(work / "student"),
         "ropd.data.limit": 8 * steps if not grpo else 2 * steps,
