@@ -238,15 +238,17 @@ class Comparison:
             "gap_closed": gaps,
         }
 
-    def as_dict(self) -> dict[str, Any]:
-        rows = {run.label: self.row(run) for run in self.runs}
+    def header(self) -> dict[str, Any]:
+        """What every row is read against, as JSON (shared by the study table's JSON)."""
         return {
             "base": self.base.label if self.base else None,
             "teacher": self.teacher.label if self.teacher else None,
             "tasks": self.tasks,
             "settings_check": self.settings_check.as_dict(),
-            "runs": rows,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.header(), "runs": {run.label: self.row(run) for run in self.runs}}
 
 
 def _pick(runs: list[RunSummary], given: Path | None, name: str) -> RunSummary | None:

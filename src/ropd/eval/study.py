@@ -140,13 +140,7 @@ class Study:
             }
             for row in self.rows
         ]
-        return {
-            "base": c.base.label if c.base else None,
-            "teacher": c.teacher.label if c.teacher else None,
-            "tasks": c.tasks,
-            "settings_check": c.settings_check.as_dict(),
-            "rows": rows,
-        }
+        return {**c.header(), "rows": rows}
 
 
 def _rank(method: str) -> tuple[int, int]:
