@@ -8,7 +8,6 @@ import re
 import pytest
 
 from ropd.data.gold import math_verify_available
-from ropd.reward.batch import prompt_text_key
 from ropd.reward.config import OVDConfig
 from ropd.reward.metrics import step_metrics
 from ropd.reward.ovd import OVDScorer, combine
@@ -114,18 +113,18 @@ def test_combine_by_hand() -> None:
 
 @pytest.mark.skipif(not math_verify_available(), reason="math-verify not installed")
 async def test_outcome_reward_mixes_in_the_gold_check() -> None:
-    gold = {prompt_text_key(PROMPT): "42"}
+    golden = GROUP.model_copy(update={"gold": "42"})
     config = OVDConfig(outcome_weight=0.5)
-    scorer = OVDScorer(config, ScriptedChatClient({"ovd": by_answer}), gold=gold)
-    result = await scorer.score_group(GROUP)
+    scorer = OVDScorer(config, ScriptedChatClient({"ovd": by_answer}))
+    result = await scorer.score_group(golden)
     assert result.settings["ovd"]["correct"] == [True, False, False, False]
     assert result.rewards == pytest.approx([1.0, 0.5 * 3 / 9, 0.0, 0.5 * 1 / 9])
-    # another prompt has no gold answer: verbal only
+    # a group without a gold answer: verbal only
     other = GROUP.model_copy(update={"prompt": "What is 7 * 6?"})
     assert (await scorer.score_group(other)).rewards == [1.0, 3 / 9, 0.0, 1 / 9]
     # weight 0 never looks at gold
-    verbal = OVDScorer(OVDConfig(), ScriptedChatClient({"ovd": by_answer}), gold=gold)
-    assert (await verbal.score_group(GROUP)).settings["ovd"]["correct"] == [None] * 4
+    verbal = OVDScorer(OVDConfig(), ScriptedChatClient({"ovd": by_answer}))
+    assert (await verbal.score_group(golden)).settings["ovd"]["correct"] == [None] * 4
 
 
 async def test_group_call_scores_every_answer_on_its_own_key() -> None:

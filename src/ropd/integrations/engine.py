@@ -6,7 +6,6 @@ trace store, teacher store), the method's scorer on it and the store's K answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,10 @@ async def open_engine(
     run_info: dict[str, Any] | None = None,
     teacher_store: TeacherStore | None = None,
     k: int | None = None,
-    gold: Mapping[str, str] | None = None,
 ) -> tuple[Scorer, ReferenceSource | None]:
     """The scorer (ROPD, T-Judge, OVD or RaR, per `run.method`) and the store's answers, closed with
     `stack`. K is `run.k` unless `k` is given; the store is `run.teacher.store` (which must
-    exist on this node) unless an open `teacher_store` is passed. `gold` (prompt text key ->
-    gold answer) feeds OVD's outcome reward (`ovd.outcome_weight`)."""
+    exist on this node) unless an open `teacher_store` is passed."""
     k = run.k if k is None else k
     access: Any = teacher_store if teacher_store is not None else "none"
     if teacher_store is None and run.teacher.store is not None and k > 0:
@@ -43,9 +40,7 @@ async def open_engine(
     if run.method == "ovd":
         from ropd.reward.ovd import OVDScorer
 
-        scorer = OVDScorer.from_session(session)
-        scorer.gold = gold
-        return scorer, session.references(k)
+        return OVDScorer.from_session(session), session.references(k)
     if run.method == "rar":
         from ropd.reward.rar import RaRScorer
 

@@ -11,8 +11,8 @@ What ropd chose where the paper is silent or its step does not fit GRPO (docs/tr
 - `reject_below`: the paper replaces a trajectory scored below the threshold with a teacher
   demonstration. TRL computes the GRPO loss on the student's own completions, so the completion
   cannot be swapped; such a trajectory gets reward 0 instead and is recorded as rejected.
-- `outcome_weight`: where the group's prompt has a gold answer (`gold`, looked up by prompt),
-  reward = w * correct + (1 - w) * score / 9, `correct` from math-verify (`data/gold.py`).
+- `outcome_weight`: where the group carries a gold answer (`Group.gold`: the data's answer
+  column, verl's `ground_truth`), reward = w * correct + (1 - w) * score / 9, `correct` from math-verify (`data/gold.py`).
   A rejected trajectory stays at 0.
 
 Per group the raw scores, rejections and gold checks are kept in `GroupResult.settings["ovd"]`.
@@ -21,7 +21,6 @@ Per group the raw scores, rejections and gold checks are kept in `GroupResult.se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
@@ -31,7 +30,6 @@ from ropd.llm.types import ChatClient, UsageBook
 from ropd.prompts import load_template
 from ropd.reward import render
 from ropd.reward.base import BaseScorer
-from ropd.reward.batch import prompt_text_key
 from ropd.reward.config import OVD_MAX_SCORE, OVDConfig
 from ropd.reward.health import GoldChecker
 from ropd.reward.judge_call import ask_json
@@ -78,8 +76,7 @@ def combine(
 class OVDScorer(BaseScorer[OVDConfig]):
     """Scores student trajectories with the teacher's 0-9 verdict (one call each, or per group).
 
-    `gold` maps a prompt's text key (`reward.batch.prompt_text_key`) to its gold answer; it is
-    read only when `outcome_weight` > 0 (a training run builds it from the data's answer column).
+    A group's `gold` answer is read only when `outcome_weight` > 0 (`gold_of`).
     """
 
     kind = "ovd"
@@ -92,10 +89,8 @@ class OVDScorer(BaseScorer[OVDConfig]):
         traces: Any | None = None,
         *,
         run_id: str | None = None,
-        gold: Mapping[str, str] | None = None,
     ):
         super().__init__(config, client, traces, run_id=run_id)
-        self.gold = gold
         self._gold_checker = GoldChecker("ovd outcome reward")
         name = "ovd_group" if config.per_call == "group" else "ovd"
         self._template = load_template(name, config.prompts_dir)
@@ -119,13 +114,11 @@ class OVDScorer(BaseScorer[OVDConfig]):
         }
 
     def gold_of(self, group: Group) -> str | None:
-        """The group's gold answer when the outcome reward is on and one is known: the one it
-        carries (verl's rows, TRL's `answer` column), else the one given by prompt at open."""
-        if self.config.outcome_weight == 0:
+        """The group's gold answer (TRL's `answer` column, verl's `ground_truth`, a groups
+        file's `gold`) when the outcome reward is on and the group has a non-empty one."""
+        if self.config.outcome_weight == 0 or group.gold is None or not group.gold.strip():
             return None
-        if group.gold is not None and group.gold.strip():
-            return group.gold
-        return self.gold.get(prompt_text_key(group.prompt)) if self.gold else None
+        return group.gold
 
     async def _score(self, group: Group, book: UsageBook) -> GroupResult:
         """Teacher scores, then rejection and the outcome reward; a failed answer gets the

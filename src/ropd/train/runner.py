@@ -435,15 +435,13 @@ def make_reward(
     run_id: str,
     store: Any | None,
     client: ChatClient | None = None,
-    prompts: Sequence[TrainPrompt] = (),
 ) -> Any:
-    """The TRL reward function for a GRPO method (ROPD, T-Judge, OVD or RaR), as configured; OVD's
-    outcome reward gets the prompts' gold answers by prompt."""
+    """The TRL reward function for a GRPO method (ROPD, T-Judge, OVD or RaR), as configured (OVD's
+    outcome reward reads each row's gold answer from the dataset's `answer` column)."""
     from ropd.integrations.trl import RopdReward
 
     return RopdReward.from_run_config(
         config.ropd,
-        gold_answers=gold_by_prompt(config, prompts),
         teacher_store=store,
         traces=config.traces_path,
         client=client,
@@ -451,16 +449,6 @@ def make_reward(
         run_info={"ropd": _scrubbed_section(config)},
         probe=False,  # the judges were probed up front by `run` (or skipped with --no-probe)
     )
-
-
-def gold_by_prompt(config: TrainConfig, prompts: Sequence[TrainPrompt]) -> dict[str, str] | None:
-    """Gold answers by prompt text key, for OVD with an outcome reward (else None)."""
-    section = config.ropd
-    if section.method != "ovd" or section.ovd.outcome_weight == 0:
-        return None
-    from ropd.reward.batch import prompt_text_key
-
-    return {prompt_text_key(p.messages): p.gold for p in prompts if p.gold is not None}
 
 
 def build_trainer(
@@ -483,7 +471,7 @@ def build_trainer(
         args.run_name = run_id
     student = resolve_student(section.student)
     if section.method in GRPO_METHODS:
-        reward = make_reward(config, run_id, store, client, prompts)
+        reward = make_reward(config, run_id, store, client)
         return trl_trainer.grpo_trainer(student, args, prompts, reward, lora=section.lora), reward
     if section.method == "sft":
         from ropd.teacher.references import StoreReferences

@@ -11,7 +11,7 @@ of its own slice. A group that could not be scored gets `None` (TRL masks it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,8 @@ class RopdReward:
     """A TRL reward function scoring each group of completions with ROPD (or T-Judge).
 
     `config` is a `ScorerConfig` (ROPD), a `TJudgeConfig` (the scalar-judge baseline) or an
-    `OVDConfig` (on-policy verbal distillation; `gold_answers` by prompt key for its outcome
-    reward). Teacher
+    `OVDConfig` (on-policy verbal distillation; its outcome reward reads the `answer` column).
+    Teacher
     answers come from a `teacher_responses` dataset column (a list of strings per row) when the
     dataset has one, otherwise from `teacher_store` by prompt. The judge is opened on first use
     inside TRL's event loop and closed by `aclose()`. Per-step metrics go through TRL's
@@ -164,10 +164,8 @@ class RopdReward:
         name: str | None = None,
         probe: bool = True,
         run_info: dict[str, Any] | None = None,
-        gold_answers: Mapping[str, str] | None = None,
     ):
         self.config = config or ScorerConfig()
-        self.gold_answers = gold_answers  # prompt text key -> gold answer (OVD outcome reward)
         self.teacher_store = teacher_store
         self.limits = limits
         self.traces = traces
@@ -243,7 +241,6 @@ class RopdReward:
             run_info={"trainer": "trl", "reward": self.__name__, **self.run_info},
             teacher_store=None if store is None or isinstance(store, str | Path) else store,
             k=self.num_teacher_refs,
-            gold=self.gold_answers,
         )
 
     async def aclose(self) -> None:
